@@ -1,0 +1,20 @@
+# AGRPO vs diffu-GRPO harness. `snakemake --cores all` runs the tiny profile end to end.
+# Rules are thin: every step calls the `agrpo` CLI; the logic lives in the package.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "workflow/config/tiny.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/eval.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        REPORT_FILES,

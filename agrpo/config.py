@@ -1,0 +1,314 @@
+"""Profile configuration: typed dataclasses, strict loading, the JSON schema Snakemake validates against.
+
+One YAML file per profile (``workflow/config/<profile>.yaml``). Every key is a dataclass field below with a
+``doc`` string; unknown keys and wrong types are rejected with the dotted key path. ``json_schema()`` derives
+the schema in ``workflow/schemas/config.schema.json`` from the same dataclasses, so the two cannot drift
+(``tests/test_config.py`` checks the committed file), and ``config_docs()`` renders ``docs/config.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the file and key. The CLI exits with code 2."""
+
+
+def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
+    kw = {"metadata": {"doc": text}}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, **kw)
+    return field(default=default, **kw)
+
+
+@dataclass
+class ModelConfig:
+    type: str = doc("model family: `tiny` (from-scratch bidirectional transformer)", "tiny")
+    d_model: int = doc("hidden size", 128)
+    n_layers: int = doc("transformer blocks", 4)
+    n_heads: int = doc("attention heads (d_model / n_heads must be even)", 4)
+    d_ff: int = doc("SwiGLU inner size", 384)
+
+
+@dataclass
+class DataConfig:
+    tasks: list[str] = doc("tasks to pretrain, RL-train and evaluate on", default_factory=lambda: ["tiny_arith", "tiny_countdown", "tiny_sudoku"])
+    train_size: int = doc("training examples per task written to the data files", 20000)
+    test_size: int = doc("test examples per task (the eval set of every cell)", 128)
+    seed: int = doc("seed of the synthetic data generator", 1234)
+
+
+@dataclass
+class PretrainConfig:
+    seed: int = doc("seed of initialisation and masking", 0)
+    steps: int = doc("optimizer steps of masked-diffusion pretraining (kept small to leave RL headroom)", 1500)
+    batch_size: int = doc("sequences per step (mixed across tasks)", 64)
+    learning_rate: float = doc("AdamW peak learning rate (linear warmup, cosine decay to 10%)", 1e-3)
+    warmup_steps: int = doc("linear warmup steps", 100)
+    weight_decay: float = doc("AdamW weight decay", 0.0)
+    gen_length: int = doc("completion canvas length; completions are padded to it with EOS (LLaDA SFT)", 40)
+    mask_eps: float = doc("p_mask = (1 − eps)·t + eps, as LLaDA", 1e-3)
+
+
+@dataclass
+class RolloutConfig:
+    gen_length: int = doc("completion length L", 40)
+    block_length: int = doc("semi-autoregressive block length", 8)
+    steps: int = doc("denoising steps m (a multiple of the number of blocks)", 20)
+    remasking: str = doc("`random` (AGRPO's training sampler) or `low_confidence` (LLaDA/d1)", "random")
+    temperature: float = doc("sampling temperature T (> 0 for RL)", 0.6)
+    top_k: int = doc("top-k filter, 0 = off", 0)
+    top_p: float = doc("top-p filter, 1.0 = off", 1.0)
+
+
+@dataclass
+class MethodConfig:
+    objective: str = doc("objective class: `agrpo` or `diffu_grpo`", "agrpo")
+    inner_iterations: int = doc("μ: optimizer steps per rollout batch (AGRPO released: 1; d1: 12/8)", 1)
+    learning_rate: float = doc("AdamW learning rate", 1e-4)
+    objective_args: dict = doc("keyword arguments of the objective (see docs/config.md, objectives)", default_factory=dict)
+    rollout: dict = doc("overrides of `rl.rollout` for this method's training rollouts", default_factory=dict)
+
+
+@dataclass
+class RLConfig:
+    seeds: list[int] = doc("RL seeds: one run per method and seed", default_factory=lambda: [0])
+    iterations: int = doc("rollout batches per run; equal for every method (equal rollout budgets)", 40)
+    checkpoint_every: int = doc("save a checkpoint every N rollout batches", 20)
+    prompts_per_batch: int = doc("prompts per rollout batch", 4)
+    group_size: int = doc("G: completions per prompt", 8)
+    weight_decay: float = doc("AdamW weight decay", 0.0)
+    adam_beta1: float = doc("AdamW β1", 0.9)
+    adam_beta2: float = doc("AdamW β2", 0.99)
+    max_grad_norm: float = doc("gradient clipping norm", 1.0)
+    warmup_ratio: float = doc("fraction of optimizer steps of linear warmup", 0.0)
+    lr_schedule: str = doc("`constant` or `cosine`", "constant")
+    scale_rewards: bool = doc("divide advantages by the group std (off in AGRPO and d1)", False)
+    rollout: RolloutConfig = doc("training rollout sampler", default_factory=RolloutConfig)
+
+
+@dataclass
+class EvalConfig:
+    gen_lengths: list[int] = doc("generation lengths of the grid", default_factory=lambda: [40])
+    block_length: int = doc("block length of evaluation sampling", 8)
+    steps_divisors: list[int] = doc("steps grid: steps = gen_length / d for each d (1 = one token per step)", default_factory=lambda: [1, 2, 4, 8])
+    remasking: str = doc("unmasking rule at evaluation", "low_confidence")
+    temperature: float = doc("evaluation temperature (0 = greedy, the d1 protocol)", 0.0)
+    seeds: list[int] = doc("evaluation seeds (matter only at temperature > 0)", default_factory=lambda: [0])
+    batch_size: int = doc("prompts per generation batch", 128)
+
+
+@dataclass
+class ProfileConfig:
+    profile: str = doc("profile name, used in result paths", "tiny")
+    work_dir: str = doc("intermediate outputs: data, models, checkpoints, eval cells", "work/tiny")
+    results_dir: str = doc("committed outputs: summary.csv, report.md, plots", "results/tiny")
+    reference_csv: str = doc("published numbers shown beside ours", "results/reference/paper_numbers.csv")
+    device: str = doc("torch device", "cpu")
+    threads: int = doc("torch CPU threads per job (fixed for bitwise-reproducible CPU runs)", 1)
+    model: ModelConfig = doc("model architecture", default_factory=ModelConfig)
+    data: DataConfig = doc("data", default_factory=DataConfig)
+    pretrain: PretrainConfig = doc("base-model pretraining", default_factory=PretrainConfig)
+    rl: RLConfig = doc("RL trainer settings shared by every method", default_factory=RLConfig)
+    methods: dict[str, MethodConfig] = doc("RL methods to train, by name", default_factory=dict)
+    eval: EvalConfig = doc("evaluation grid", default_factory=EvalConfig)
+
+
+# ---------------------------------------------------------------- strict loading
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value, tp, key: str):
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {type(value).__name__}")
+        (item_tp,) = typing.get_args(tp)
+        return [_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        args = typing.get_args(tp)
+        if not args:
+            return dict(value)
+        return {str(k): _convert(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a boolean, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp} at {key}")
+
+
+def from_dict(cls, data: dict, prefix: str = ""):
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError naming the key."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in data:
+        if k not in names:
+            path = f"{prefix}.{k}" if prefix else str(k)
+            raise ConfigError(f"unknown key '{path}' (known keys here: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> ProfileConfig:
+    """Read, validate and resolve a profile YAML (plus dotted ``overrides``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    try:
+        cfg = from_dict(ProfileConfig, data)
+        validate(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return cfg
+
+
+def validate(cfg: ProfileConfig) -> None:
+    """Cross-field checks that types alone cannot express."""
+    from agrpo.rl.objectives import objectives
+    from agrpo.sampling import SamplerConfig
+    from agrpo.tasks import TASKS
+
+    OBJECTIVES = objectives()
+
+    for t in cfg.data.tasks:
+        if t not in TASKS:
+            raise ConfigError(f"data.tasks: unknown task {t!r} (known: {', '.join(sorted(TASKS))})")
+    for name, m in cfg.methods.items():
+        if name == "base":
+            raise ConfigError("methods.base: 'base' is reserved for the pretrained model")
+        if m.objective not in OBJECTIVES:
+            raise ConfigError(f"methods.{name}.objective: unknown objective {m.objective!r} (known: {', '.join(sorted(OBJECTIVES))})")
+        try:
+            from_dict(OBJECTIVES[m.objective].Args, m.objective_args, f"methods.{name}.objective_args")
+            rollout_for(cfg, name)
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(f"methods.{name}.rollout: {e}") from None
+    if cfg.rl.iterations % cfg.rl.checkpoint_every:
+        raise ConfigError("rl.checkpoint_every must divide rl.iterations (checkpoints are known before training)")
+    if cfg.rl.lr_schedule not in ("constant", "cosine"):
+        raise ConfigError(f"rl.lr_schedule: expected 'constant' or 'cosine', got {cfg.rl.lr_schedule!r}")
+    for L in cfg.eval.gen_lengths:
+        for d in cfg.eval.steps_divisors:
+            if L % d:
+                raise ConfigError(f"eval.steps_divisors: {d} does not divide gen_length {L}")
+            try:
+                SamplerConfig(L, cfg.eval.block_length, L // d, cfg.eval.remasking, cfg.eval.temperature).validate()
+            except ValueError as e:
+                raise ConfigError(f"eval: gen_length {L}, steps {L // d}: {e}") from None
+
+
+def rollout_for(cfg: ProfileConfig, method: str):
+    """The SamplerConfig of a method's training rollouts: ``rl.rollout`` with the method's overrides."""
+    from agrpo.sampling import SamplerConfig
+
+    base = dataclasses.asdict(cfg.rl.rollout)
+    merged = from_dict(RolloutConfig, {**base, **cfg.methods[method].rollout}, f"methods.{method}.rollout")
+    sc = SamplerConfig(**dataclasses.asdict(merged))
+    sc.validate()
+    if sc.temperature <= 0:
+        raise ConfigError(f"methods.{method}.rollout.temperature must be > 0 for RL rollouts")
+    return sc
+
+
+def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
+    return [gen_length // d for d in cfg.eval.steps_divisors]
+
+
+def to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+# ---------------------------------------------------------------- schema and docs
+
+def _schema_of(tp) -> dict:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        props = {}
+        for f in dataclasses.fields(tp):
+            props[f.name] = {**_schema_of(hints[f.name]), "description": f.metadata.get("doc", "")}
+        return {"type": "object", "additionalProperties": False, "properties": props}
+    if origin is list:
+        return {"type": "array", "items": _schema_of(typing.get_args(tp)[0])}
+    if origin is dict or tp is dict:
+        args = typing.get_args(tp)
+        return {"type": "object", "additionalProperties": _schema_of(args[1]) if args else True}
+    return {"type": {bool: "boolean", int: "integer", float: "number", str: "string"}[tp]}
+
+
+def json_schema() -> dict:
+    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "agrpo profile config", **_schema_of(ProfileConfig)}
+
+
+def config_docs() -> str:
+    """Markdown reference of every key (docs/config.md)."""
+    from agrpo.rl.objectives import objectives
+
+    OBJECTIVES = objectives()
+    lines = ["# Configuration keys", "", "Generated by `agrpo config-docs` from `agrpo/config.py`; do not edit by hand.", ""]
+
+    def walk(cls, prefix):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            key = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(tp):
+                walk(tp, key + ".")
+                continue
+            inner = typing.get_args(tp)
+            if typing.get_origin(tp) is dict and inner and dataclasses.is_dataclass(inner[1]):
+                walk(inner[1], key + ".<name>.")
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lines.append(f"| `{key}` | {_type_name(tp)} | `{default!r}` | {f.metadata.get('doc', '')} |")
+
+    lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
+    walk(ProfileConfig, "")
+    for name, obj in sorted(OBJECTIVES.items()):
+        lines += ["", f"## `objective_args` of `{name}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        hints = typing.get_type_hints(obj.Args)
+        for f in dataclasses.fields(obj.Args):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            lines.append(f"| `{f.name}` | {_type_name(hints[f.name])} | `{default!r}` | {f.metadata.get('doc', '')} |")
+    return "\n".join(lines) + "\n"

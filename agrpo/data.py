@@ -1,0 +1,22 @@
+"""Task data files: written once per profile (``agrpo data``), then read by every stage by path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agrpo.io import read_jsonl, write_jsonl
+from agrpo.tasks import get_task
+
+
+def data_path(work_dir: str | Path, task: str, split: str) -> Path:
+    return Path(work_dir) / "data" / task / f"{split}.jsonl"
+
+
+def write_task_data(cfg, task: str) -> None:
+    t = get_task(task)
+    write_jsonl(data_path(cfg.work_dir, task, "train"), t.examples("train", cfg.data.train_size, cfg.data.seed))
+    write_jsonl(data_path(cfg.work_dir, task, "test"), t.examples("test", cfg.data.test_size, cfg.data.seed + 1))
+
+
+def load_split(work_dir: str | Path, task: str, split: str) -> list[dict]:
+    return read_jsonl(data_path(work_dir, task, split))

@@ -1,0 +1,34 @@
+"""The model interface shared by the tiny from-scratch dLLM and LLaDA-8B.
+
+A masked diffusion LM maps a batch of token ids (some equal to ``mask_id``) to per-position logits over the
+vocabulary; attention is bidirectional. Everything else in the harness (sampler, objectives, evaluation) talks
+to models only through this interface.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MaskedDiffusionLM(nn.Module):
+    """Abstract base: ``forward(input_ids, attention_mask) -> logits`` plus the ids the sampler needs."""
+
+    mask_id: int
+    eos_id: int
+    pad_id: int
+    tokenizer: object
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``input_ids`` (B, N) long; ``attention_mask`` (B, N) with 1 for real tokens, 0 for padding.
+
+        Returns logits (B, N, V). Padding positions neither attend nor are attended to.
+        """
+        raise NotImplementedError
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward_flops(self, seq_len: int) -> float:
+        """Estimated FLOPs of one forward pass over one sequence of ``seq_len`` tokens (2·params·tokens + attention)."""
+        raise NotImplementedError

@@ -1,0 +1,100 @@
+"""Base-model training from scratch with LLaDA's masked-diffusion SFT loss.
+
+For a prompt q and completion o (padded with EOS to the canvas length L), draw t ~ U(0, 1], mask every
+completion token independently with p_mask = (1 − ε)·t + ε (the prompt is never masked), and minimise
+
+    ℒ = 1/B Σ_b 1/L Σ_{i masked} −log p_θ(oⁱ | q, o_masked) / p_mask,
+
+an upper bound on −log p_θ(o | q) (the 1/t weighting of the masked-diffusion ELBO).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from agrpo.data import load_split
+from agrpo.io import atomic_write_text, fresh_tmp_dir, replace_dir
+from agrpo.model.tiny import init_tiny
+from agrpo.model.tokenizer import CharTokenizer
+from agrpo.provenance import seed_everything
+from agrpo.sampling import left_pad
+from agrpo.tasks import get_task
+
+
+def encode_pairs(tokenizer, pairs: list[tuple[str, str]], gen_length: int):
+    """(prompt ids, prompt mask, completion ids padded with EOS to ``gen_length``)."""
+    prompts, completions = [], []
+    for prompt, completion in pairs:
+        c = tokenizer.encode(completion)
+        if len(c) > gen_length:
+            raise ValueError(f"completion of {len(c)} tokens exceeds gen_length {gen_length}: {completion!r}")
+        prompts.append(tokenizer.encode(prompt))
+        completions.append(c + [tokenizer.eos_id] * (gen_length - len(c)))
+    ids, mask = left_pad(prompts, tokenizer.pad_id)
+    return ids, mask, torch.tensor(completions, dtype=torch.long)
+
+
+def masked_diffusion_loss(model, prompt_ids, prompt_mask, targets, generator, eps: float = 1e-3):
+    """LLaDA's SFT loss on a batch (see module docstring)."""
+    b, L = targets.shape
+    t = 1.0 - torch.rand((b, 1), generator=generator)  # (0, 1]
+    p_mask = (1 - eps) * t + eps
+    masked = torch.rand((b, L), generator=generator) < p_mask
+    noisy = targets.masked_fill(masked, model.mask_id)
+    logits = model(torch.cat([prompt_ids, noisy], 1), torch.cat([prompt_mask, torch.ones_like(noisy)], 1))
+    logits = logits[:, prompt_ids.shape[1]:]
+    ce = F.cross_entropy(logits[masked], targets[masked], reduction="none") / p_mask.expand(b, L)[masked]
+    return ce.sum() / (b * L)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
+    pc = cfg.pretrain
+    generator = seed_everything(pc.seed, cfg.threads)
+    tokenizer = CharTokenizer()
+    model = init_tiny(tokenizer, d_model=cfg.model.d_model, n_layers=cfg.model.n_layers,
+                      n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff)
+    pairs = []
+    for name in cfg.data.tasks:
+        task = get_task(name)
+        pairs += [(task.prompt(ex), task.reference_completion(ex)) for ex in load_split(cfg.work_dir, name, "train")]
+    prompt_ids, prompt_mask, targets = encode_pairs(tokenizer, pairs, pc.gen_length)
+    opt = torch.optim.AdamW(model.parameters(), lr=pc.learning_rate, weight_decay=pc.weight_decay, betas=(0.9, 0.95))
+    log, start = [], time.time()
+    bar = tqdm(range(pc.steps), desc="pretrain", disable=not progress, mininterval=2)
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps)
+        idx = torch.randint(0, len(pairs), (pc.batch_size,), generator=generator)
+        loss = masked_diffusion_loss(model, prompt_ids[idx], prompt_mask[idx], targets[idx], generator, pc.mask_eps)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"pretrain: non-finite loss at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == pc.steps - 1:
+            log.append({"step": step, "loss": round(loss.item(), 6)})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    out_dir = Path(out_dir)
+    tmp = fresh_tmp_dir(out_dir)
+    model.save_pretrained(tmp)
+    summary = {"steps": pc.steps, "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1),
+               "params": model.num_parameters(), "examples": len(pairs)}
+    atomic_write_text(tmp / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in log))
+    atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=1) + "\n")
+    replace_dir(tmp, out_dir)
+    return summary

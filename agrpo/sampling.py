@@ -1,0 +1,179 @@
+"""Blockwise masked-diffusion sampler with LLaDA's ``generate`` semantics, recording the trajectory.
+
+The completion canvas of ``gen_length`` tokens starts fully masked and is split into blocks of ``block_length``
+decoded left to right; ``steps`` are split evenly over blocks. At each step one forward pass gives logits at
+every position; a candidate token x̂ⁱ is drawn at each masked position of the current block from
+
+    p̃_θ(· | s_t) = softmax( topk/topp-filter(logits / T) )       (Gumbel-max in float64; argmax at T = 0)
+
+and the ``num_transfer`` positions with the highest confidence are committed: ``low_confidence`` uses the
+untempered probability p_θ(x̂ⁱ | s_t) (LLaDA), ``random`` uniform scores. Committed tokens are never remasked.
+The per-step counts follow LLaDA's ``get_num_transfer_tokens``: ⌊b/s⌋ per step, +1 for the first b mod s steps.
+
+For RL the sampler records, for every completion position i, the global step ``reveal_step[i]`` at which it
+was committed, log p̃_θ(oⁱ | s_t) (``token_logprobs``), the entropy of p̃_θ(· | s_t) there, and (when top-k/top-p
+are active) the allowed-vocabulary mask. With the final tokens, ``reveal_step`` rebuilds every intermediate
+state exactly: s_t = completion with every position whose reveal_step ≥ t set to ``[MASK]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+REMASKING = ("low_confidence", "random")
+
+
+@dataclass
+class SamplerConfig:
+    gen_length: int = 40
+    block_length: int = 8
+    steps: int = 40
+    remasking: str = "low_confidence"
+    temperature: float = 0.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+
+    def validate(self) -> None:
+        if self.gen_length % self.block_length:
+            raise ValueError(f"gen_length {self.gen_length} is not a multiple of block_length {self.block_length}")
+        num_blocks = self.gen_length // self.block_length
+        if self.steps % num_blocks or self.steps <= 0:
+            raise ValueError(f"steps {self.steps} must be a positive multiple of the number of blocks {num_blocks}")
+        if self.steps > self.gen_length:
+            raise ValueError(f"steps {self.steps} > gen_length {self.gen_length}: some steps would reveal nothing")
+        if self.remasking not in REMASKING:
+            raise ValueError(f"remasking must be one of {REMASKING}, got {self.remasking!r}")
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("need temperature >= 0, top_k >= 0, 0 < top_p <= 1")
+
+    @property
+    def filters_vocab(self) -> bool:
+        return self.temperature > 0 and (self.top_k > 0 or self.top_p < 1.0)
+
+
+@dataclass
+class SampleOutput:
+    prompt_ids: torch.Tensor  # (B, P) left-padded
+    prompt_mask: torch.Tensor  # (B, P) 1 = real token
+    completion_ids: torch.Tensor  # (B, L)
+    reveal_step: torch.Tensor  # (B, L) long, global step index in [0, steps)
+    token_logprobs: torch.Tensor  # (B, L) log p̃(oⁱ | s_t) at the reveal step
+    token_entropy: torch.Tensor  # (B, L) entropy of p̃(· | s_t) at the reveal step
+    sampling_mask: torch.Tensor | None  # (B, L, V) bool allowed vocabulary at the reveal step (top-k/top-p only)
+    nfe: int  # forward passes of the network for this batch (= forward passes per sequence)
+    steps: int
+
+
+def candidate_logits(model, logits: torch.Tensor) -> torch.Tensor:
+    """Logits over committable tokens: [MASK] and [PAD] can never be the committed token (float32)."""
+    logits = logits.float()
+    logits[..., model.mask_id] = float("-inf")
+    if model.pad_id != model.eos_id:
+        logits[..., model.pad_id] = float("-inf")
+    return logits
+
+
+def num_transfer_tokens(block_length: int, steps_per_block: int) -> list[int]:
+    base, extra = divmod(block_length, steps_per_block)
+    return [base + (1 if i < extra else 0) for i in range(steps_per_block)]
+
+
+def filter_logits(logits: torch.Tensor, cfg: SamplerConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Temper and truncate: returns (logits / T with disallowed entries at −inf, allowed mask or None)."""
+    scaled = logits / cfg.temperature
+    if not cfg.filters_vocab:
+        return scaled, None
+    allowed = torch.ones_like(scaled, dtype=torch.bool)
+    if cfg.top_k > 0 and cfg.top_k < scaled.shape[-1]:
+        kth = scaled.topk(cfg.top_k, dim=-1).values[..., -1:]
+        allowed &= scaled >= kth
+    if cfg.top_p < 1.0:
+        probs = scaled.masked_fill(~allowed, float("-inf")).softmax(-1)
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        mass_before = sorted_p.cumsum(-1) - sorted_p
+        keep_sorted = mass_before < cfg.top_p  # the first token is always kept
+        allowed &= torch.zeros_like(allowed).scatter(-1, order, keep_sorted)
+    return scaled.masked_fill(~allowed, float("-inf")), allowed
+
+
+def step_logprobs(logits: torch.Tensor, tokens: torch.Tensor, cfg: SamplerConfig, allowed: torch.Tensor | None = None):
+    """log p̃_θ(token | s) under the sampler's transform; ``allowed`` overrides the recomputed top-k/top-p mask.
+
+    Used by the sampler when it commits tokens and by AGRPO when it rescores them (same function, same transform).
+    """
+    if cfg.temperature == 0:
+        logp = logits.float().log_softmax(-1)
+    elif allowed is not None:
+        logp = (logits.float() / cfg.temperature).masked_fill(~allowed, float("-inf")).log_softmax(-1)
+    else:
+        logp = filter_logits(logits.float(), cfg)[0].log_softmax(-1)
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: SamplerConfig,
+             generator: torch.Generator | None = None, record: bool = True) -> SampleOutput:
+    """Sample completions for a left-padded batch of prompts. ``generator`` makes the draw reproducible."""
+    cfg.validate()
+    b, p = prompt_ids.shape
+    L, device = cfg.gen_length, prompt_ids.device
+    x = torch.cat([prompt_ids, torch.full((b, L), model.mask_id, dtype=torch.long, device=device)], dim=1)
+    attn = torch.cat([prompt_mask, torch.ones((b, L), dtype=prompt_mask.dtype, device=device)], dim=1)
+    reveal = torch.full((b, L), -1, dtype=torch.long, device=device)
+    logprobs = torch.zeros((b, L), device=device)
+    entropy = torch.zeros((b, L), device=device)
+    sampling_mask = None
+    num_blocks = L // cfg.block_length
+    steps_per_block = cfg.steps // num_blocks
+    transfer = num_transfer_tokens(cfg.block_length, steps_per_block)
+    rows = torch.arange(b, device=device)[:, None]
+    step = 0
+    for blk in range(num_blocks):
+        lo, hi = blk * cfg.block_length, (blk + 1) * cfg.block_length
+        for k in transfer:
+            logits = candidate_logits(model, model(x, attn)[:, p:])  # (B, L, V)
+            if cfg.temperature > 0:
+                filtered, allowed = filter_logits(logits, cfg)
+                u = torch.rand(filtered.shape, generator=generator, dtype=torch.float64, device=device)
+                gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
+                x0 = (filtered.double() + gumbel).argmax(-1)
+            else:
+                filtered, allowed = logits, None
+                x0 = logits.argmax(-1)
+            if cfg.remasking == "low_confidence":
+                conf = logits.softmax(-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+            else:
+                conf = torch.rand((b, L), generator=generator, device=device)
+            still_masked = x[:, p:] == model.mask_id
+            in_block = torch.zeros_like(still_masked)
+            in_block[:, lo:hi] = True
+            conf = conf.masked_fill(~(still_masked & in_block), float("-inf"))
+            chosen = conf.topk(k, dim=-1).indices  # (B, k)
+            x[:, p:][rows, chosen] = x0[rows, chosen]
+            reveal[rows, chosen] = step
+            if record:
+                logp_all = filtered.log_softmax(-1)
+                logprobs[rows, chosen] = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)[rows, chosen]
+                ent = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
+                entropy[rows, chosen] = ent[rows, chosen]
+                if allowed is not None:
+                    if sampling_mask is None:
+                        sampling_mask = torch.zeros_like(allowed)
+                    sampling_mask[rows, chosen] = allowed[rows, chosen]
+            step += 1
+    return SampleOutput(prompt_ids, prompt_mask, x[:, p:].clone(), reveal, logprobs, entropy, sampling_mask, step, cfg.steps)
+
+
+def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists into (ids, mask) tensors."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        if s:
+            ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s):] = 1
+    return ids, mask

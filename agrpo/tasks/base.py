@@ -1,0 +1,54 @@
+"""The task interface: data, prompt, reference completion, reward and judge.
+
+Every task (synthetic ones for the tiny profile; GSM8K, MATH-500, Countdown and Sudoku later) implements
+``Task``. Rewards are plain callables of (completion text, example), as in TRL; the judge returns a
+``Verdict`` whose ``score`` is the per-item accuracy contribution (1/0, or cell accuracy for Sudoku).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+Example = dict  # one task item: problem fields plus "id"; JSON-serialisable
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool  # the whole item is right
+    score: float  # accuracy contribution in [0, 1]; equals float(correct) except for partial-credit metrics
+    parsed: str | None = None  # what the judge extracted as the answer
+    reason: str = ""  # why it is wrong (empty when correct)
+    extra: dict = field(default_factory=dict)
+
+
+def split_of(key: str, test_fraction: float = 0.1) -> str:
+    """Deterministic train/test assignment of a problem by the hash of its canonical key (disjoint by construction)."""
+    bucket = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if bucket < test_fraction else "train"
+
+
+class Task(ABC):
+    name: str
+    protocol: str = "synthetic"
+
+    @abstractmethod
+    def examples(self, split: str, n: int, seed: int) -> list[Example]:
+        """``n`` distinct examples of ``split`` ("train" | "test"), deterministic in ``seed``."""
+
+    @abstractmethod
+    def prompt(self, example: Example) -> str:
+        """The prompt text the model conditions on."""
+
+    @abstractmethod
+    def reference_completion(self, example: Example) -> str:
+        """A correct completion: short reasoning trace, then ``<answer>…</answer>`` (used for pretraining/SFT)."""
+
+    @abstractmethod
+    def judge(self, completion: str, example: Example) -> Verdict:
+        """Grade a completion (text after the prompt, cut at EOS)."""
+
+    @abstractmethod
+    def reward(self, completion: str, example: Example) -> float:
+        """Scalar RL reward of a completion."""

@@ -1,0 +1,59 @@
+# Config validation, the resolved config the CLI reads, and the grid of runs, checkpoints and eval cells.
+import yaml
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from agrpo.config import ProfileConfig, from_dict, validate as validate_profile, to_dict
+from agrpo.evaluate import cell_name, grid
+from agrpo.rl.trainer import checkpoint_steps
+
+validate(config, "../schemas/config.schema.json")
+CFG = from_dict(ProfileConfig, config)
+validate_profile(CFG)
+
+WORK = CFG.work_dir
+RESULTS = CFG.results_dir
+LOGS = f"logs/{CFG.profile}"
+
+# Every rule reads this file, so `--config key=value` overrides reach the CLI too.
+RESOLVED = f"{WORK}/config.resolved.yaml"
+_text = yaml.safe_dump(to_dict(CFG), sort_keys=True)
+if not Path(RESOLVED).is_file() or Path(RESOLVED).read_text() != _text:
+    Path(RESOLVED).parent.mkdir(parents=True, exist_ok=True)
+    Path(RESOLVED).write_text(_text)
+
+TASKS = CFG.data.tasks
+RUNS = [f"{m}-seed{s}" for m in CFG.methods for s in CFG.rl.seeds]
+STEPS = checkpoint_steps(CFG)
+CELLS = [cell_name(s, seed) for s, seed in grid(CFG)]
+BASE = f"{WORK}/models/base"
+
+wildcard_constraints:
+    run=r"base|[A-Za-z0-9_]+-seed\d+",
+    step=r"\d+",
+    task=r"[A-Za-z0-9_]+",
+
+
+def run_method(run):
+    return "base" if run == "base" else run.rsplit("-seed", 1)[0]
+
+
+def run_seed(run):
+    return CFG.pretrain.seed if run == "base" else int(run.rsplit("-seed", 1)[1])
+
+
+def model_dir(wc):
+    return BASE if wc.run == "base" else f"{WORK}/runs/{wc.run}/step{wc.step}"
+
+
+def eval_cells(run, step, task):
+    return [f"{WORK}/eval/{run}/step{step}/{task}/{c}/metrics.json" for c in CELLS]
+
+
+ALL_CELLS = [m for t in TASKS for m in eval_cells("base", 0, t)] + [
+    m for r in RUNS for s in STEPS for t in TASKS for m in eval_cells(r, s, t)
+]
+REPORT_FILES = [f"{RESULTS}/summary.csv", f"{RESULTS}/report.md"] + [
+    f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")
+]

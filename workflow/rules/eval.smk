@@ -1,0 +1,17 @@
+rule eval:
+    input:
+        lambda wc: f"{model_dir(wc)}/model.safetensors",
+        f"{WORK}/data/{{task}}/test.jsonl",
+    output:
+        [f"{WORK}/eval/{{run}}/step{{step}}/{{task}}/{c}/metrics.json" for c in CELLS],
+    log:
+        f"{LOGS}/eval/{{run}}/step{{step}}/{{task}}.log",
+    params:
+        cfg=RESOLVED,
+        model=model_dir,
+        method=lambda wc: run_method(wc.run),
+        seed=lambda wc: run_seed(wc.run),
+    shell:
+        "agrpo eval --config {params.cfg} --model {params.model} --method {params.method} "
+        "--run-seed {params.seed} --train-step {wildcards.step} --task {wildcards.task} "
+        "--out {WORK}/eval/{wildcards.run}/step{wildcards.step}/{wildcards.task} > {log} 2>&1"

@@ -1,0 +1,28 @@
+rule pretrain:
+    input:
+        expand(f"{WORK}/data/{{task}}/train.jsonl", task=TASKS),
+    output:
+        f"{BASE}/model.safetensors",
+    log:
+        f"{LOGS}/pretrain.log",
+    params:
+        cfg=RESOLVED,
+    shell:
+        "agrpo pretrain --config {params.cfg} --out {BASE} > {log} 2>&1"
+
+
+rule train:
+    input:
+        f"{BASE}/model.safetensors",
+    output:
+        [f"{WORK}/runs/{{run}}/step{s}/model.safetensors" for s in STEPS],
+        log=f"{WORK}/runs/{{run}}/train_log.jsonl",
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    params:
+        cfg=RESOLVED,
+        method=lambda wc: run_method(wc.run),
+        seed=lambda wc: run_seed(wc.run),
+    shell:
+        "agrpo train --config {params.cfg} --method {params.method} --seed {params.seed} "
+        "--base {BASE} --out {WORK}/runs/{wildcards.run} > {log} 2>&1"
