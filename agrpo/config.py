@@ -124,6 +124,8 @@ class ProfileConfig:
 # ---------------------------------------------------------------- strict loading
 
 def _type_name(tp) -> str:
+    if typing.get_origin(tp) is not None:
+        return str(tp).replace("agrpo.config.", "")
     return getattr(tp, "__name__", str(tp))
 
 

@@ -117,28 +117,29 @@ class AGRPO(Objective):
         logp = step_logprobs(logits, s.completion_ids, batch.sampler, s.sampling_mask)
         return logp, s.reveal_step == t.view(-1, 1)
 
-    def losses(self, policy, ref_model, batch, inner_iteration):
+    def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int):
+        """Loss of one timestep draw (one row each): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats."""
         a, s = self.args, batch.sample
-        b, k = s.completion_ids.shape[0], a.mc_samples
-        t_all, w_all = sample_timesteps(batch.extras["agrpo_m"], k, a.timestep_sampler, self.generator,
+        logp, revealed = self.step_logprobs(policy, batch, t)
+        # old log-probs are the rollout's own: no extra forward pass (ρ ≡ 1 when μ = 1)
+        old = torch.where(revealed, s.token_logprobs, logp.detach())
+        per_tok, ratio, clipped = clipped_surrogate(logp, old, batch.advantages[:, None], a.clip_epsilon)
+        stats = {}
+        if a.beta > 0:
+            with torch.no_grad():
+                ref_logp, _ = self.step_logprobs(ref_model, batch, t)
+            kl = kl_k3(ref_logp, logp)
+            per_tok = per_tok + a.beta * ratio * kl  # KL times ρ (DeepSeek-V3.2 correction, as released)
+            stats["kl"] = (kl * revealed).sum().item() / max(revealed.sum().item(), 1)
+        loss = (per_tok * revealed * w[:, None].to(per_tok.dtype)).sum() / (k * s.completion_ids.shape[0])
+        n_tok = max(revealed.sum().item(), 1)
+        stats.update(clip_ratio=(clipped * revealed).sum().item() / n_tok,
+                     ratio_mean=(ratio.detach() * revealed).sum().item() / n_tok)
+        return loss, stats
+
+    def losses(self, policy, ref_model, batch, inner_iteration):
+        a = self.args
+        t_all, w_all = sample_timesteps(batch.extras["agrpo_m"], a.mc_samples, a.timestep_sampler, self.generator,
                                         batch.extras["agrpo_step_entropy"])
-        adv = batch.advantages[:, None]
-        for j in range(k):
-            t = t_all[:, j]
-            logp, revealed = self.step_logprobs(policy, batch, t)
-            # μ = 1: old log-probs are the rollout's own (no extra forward pass); μ > 1 keeps them fixed too
-            old = torch.where(revealed, s.token_logprobs, logp.detach())
-            per_tok, ratio, clipped = clipped_surrogate(logp, old, adv, a.clip_epsilon)
-            stats = {}
-            if a.beta > 0:
-                with torch.no_grad():
-                    ref_logp, _ = self.step_logprobs(ref_model, batch, t)
-                kl = kl_k3(ref_logp, logp)
-                per_tok = per_tok + a.beta * ratio * kl  # KL times ρ (DeepSeek-V3.2 correction, as released)
-                stats["kl"] = (kl * revealed).sum().item() / max(revealed.sum().item(), 1)
-            weighted = per_tok * revealed * w_all[:, j, None].to(per_tok.dtype)
-            loss = weighted.sum() / (k * b)
-            n_tok = max(revealed.sum().item(), 1)
-            stats.update(clip_ratio=(clipped * revealed).sum().item() / n_tok,
-                         ratio_mean=(ratio.detach() * revealed).sum().item() / n_tok)
-            yield loss, stats
+        for j in range(a.mc_samples):
+            yield self.step_loss(policy, ref_model, batch, t_all[:, j], w_all[:, j], a.mc_samples)

@@ -1,0 +1,29 @@
+"""Confidence intervals for per-item accuracies.
+
+Binary scores (0/1): the Wilson score interval, with p̂ = k/n and z the normal quantile,
+    centre = (p̂ + z²/2n) / (1 + z²/n),  half = z·sqrt(p̂(1 − p̂)/n + z²/4n²) / (1 + z²/n).
+Fractional scores (e.g. Sudoku cell accuracy): the normal approximation mean ± z·s/√n, clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Sequence
+
+
+def mean_ci(scores: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of per-item scores in [0, 1]."""
+    n = len(scores)
+    if n == 0:
+        raise ValueError("mean_ci of no scores")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    mean = sum(scores) / n
+    if all(s in (0, 1) for s in scores):
+        denom = 1 + z * z / n
+        centre = (mean + z * z / (2 * n)) / denom
+        half = z * math.sqrt(mean * (1 - mean) / n + z * z / (4 * n * n)) / denom
+        return mean, max(0.0, centre - half), min(1.0, centre + half)
+    var = sum((s - mean) ** 2 for s in scores) / (n - 1) if n > 1 else 0.0
+    half = z * math.sqrt(var / n)
+    return mean, max(0.0, mean - half), min(1.0, mean + half)
