@@ -1,7 +1,11 @@
-"""Aggregation: eval cells → summary.csv, report.md and plots (``agrpo report``).
+"""Aggregation: eval cells → ``summary.csv``, ``report.md`` and ``plots/*.png``.
 
-Every cell is reported; nothing is selected as "best". Aggregation refuses incomplete cells (n below the test-set
-size) and duplicates, naming the cell. Outputs are written atomically; identical cells give identical bytes.
+Every cell is reported; no checkpoint is selected as "best". ``check_complete`` refuses incomplete cells (n below
+the test-set size) and duplicates, naming the cell. Outputs are written atomically, and identical cells give
+byte-identical ``summary.csv`` and ``report.md`` (cell creation times are left out).
+
+Aggregates ("last checkpoint", "mean over seeds") average the cells' accuracies over run seeds and eval seeds; the
+interval shown is the mean of the cells' 95% CIs, and ± is the standard deviation across cells when there are several.
 """
 
 from __future__ import annotations
@@ -18,240 +22,496 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
-from agrpo.io import atomic_write_text  # noqa: E402
-
+REQUIRED_KEYS = ["method", "run_seed", "checkpoint", "train_step", "task", "protocol", "gen_length", "block_length",
+                 "steps", "remasking", "temperature", "seed", "n", "n_expected", "accuracy", "n_correct", "ci_low",
+                 "ci_high", "nfe", "tokens_generated", "seconds", "flops", "params", "device", "git_sha",
+                 "config_hash", "profile", "versions", "created_at"]
+# what identifies a cell: two metrics.json files with equal values here are duplicates
 CELL_KEYS = ["method", "run_seed", "checkpoint", "task", "protocol", "gen_length", "block_length", "steps",
              "remasking", "temperature", "seed"]
 FIRST_COLUMNS = ["method", "task", "checkpoint", "train_step", "run_seed", "gen_length", "block_length", "steps",
                  "seed", "accuracy", "ci_low", "ci_high", "n", "n_correct", "nfe", "seconds", "flops", "device",
                  "git_sha", "config_hash"]
-# the real task each synthetic task miniaturises (for the claims table)
+# sampler settings other than steps; when one varies across cells, tables and lines are split by it
+VARIANT_KEYS = {"gen_length": "L", "block_length": "B", "remasking": "remask", "temperature": "T"}
+METHOD_ORDER = ["base", "agrpo", "diffu_grpo", "d1"]
+# our method / task → its name in paper_numbers.csv
+PAPER_METHOD = {"base": "LLaDA-8B-Instruct", "agrpo": "AGRPO", "diffu_grpo": "diffu-GRPO", "d1": "d1-LLaDA"}
 PAPER_TASK = {"tiny_arith": "gsm8k", "tiny_countdown": "countdown", "tiny_sudoku": "sudoku",
               "gsm8k": "gsm8k", "math500": "math500", "countdown": "countdown", "sudoku": "sudoku"}
-METHOD_ORDER = ["base", "agrpo", "diffu_grpo", "d1"]
+REFERENCE_COLUMNS = ["source", "method", "task", "gen_length", "metric", "value", "flag", "note"]
+SCALE_NOTE = ("**Different scale:** synthetic tiny tasks on a from-scratch model vs LLaDA-8B on "
+              "GSM8K/MATH-500/Countdown/Sudoku — compare directions, not magnitudes.")
 
 
 class IncompleteCellError(ValueError):
-    """A cell has fewer items than its test set, or appears twice."""
+    """A cell has fewer (or more) items than its test set, or appears twice."""
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+def _metric_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(p.rglob("metrics.json"))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such metrics.json file or directory")
+    unique = list(dict.fromkeys(f.resolve() for f in files))  # a file reached twice is read once
+    if not unique:
+        raise FileNotFoundError("no metrics.json found under " + ", ".join(map(str, paths)))
+    return unique
+
+
+def _read_cell(f: Path) -> dict:
+    try:
+        row = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{f}: unreadable cell metrics ({e})") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{f}: cell metrics must be a JSON object, got {type(row).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in row]
+    if missing:
+        raise ValueError(f"{f}: cell metrics lack {', '.join(missing)}")
+    versions = row.pop("versions")
+    if not isinstance(versions, dict):
+        raise ValueError(f"{f}: 'versions' must be an object of name → version")
+    for name, v in sorted(versions.items()):
+        row[f"version_{name}"] = str(v)
+    row["file"] = str(f)
+    return row
 
 
 def load_cells(paths: Iterable[Path]) -> pd.DataFrame:
-    files = []
-    for p in map(Path, paths):
-        files += sorted(p.rglob("metrics.json")) if p.is_dir() else [p]
-    if not files:
-        raise FileNotFoundError(f"no metrics.json found under {', '.join(map(str, paths))}")
-    rows = []
-    for f in files:
-        try:
-            row = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{f}: unreadable cell metrics ({e})") from None
-        missing = [k for k in CELL_KEYS + FIRST_COLUMNS if k not in row]
-        if missing:
-            raise ValueError(f"{f}: cell metrics lack {', '.join(missing)}")
-        for k, v in row.pop("versions", {}).items():
-            row[f"version_{k}"] = v
-        row["file"] = str(f)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per cell from metrics.json files (a path may be a file or a directory searched recursively).
+
+    ``versions`` becomes ``version_<name>`` columns and ``file`` records where each row came from. Raises
+    FileNotFoundError when a path is missing or nothing is found, ValueError (naming the file) on unreadable JSON
+    or missing keys.
+    """
+    paths = list(paths)
+    return pd.DataFrame([_read_cell(f) for f in _metric_files(paths)])
+
+
+def _cell_name(r) -> str:
+    return (f"{r['method']} run_seed={r['run_seed']} checkpoint={r['checkpoint']} task={r['task']} "
+            f"L={r['gen_length']} steps={r['steps']} seed={r['seed']}")
 
 
 def check_complete(df: pd.DataFrame) -> None:
-    for r in df.itertuples():
-        if r.n != r.n_expected:
-            raise IncompleteCellError(f"incomplete cell {r.method}/{r.checkpoint}/{r.task} steps={r.steps} seed={r.seed}: "
-                                      f"{r.n} of {r.n_expected} items ({r.file})")
+    """Raise IncompleteCellError for the first cell with n != n_expected, or for duplicate cells."""
+    if df.empty:
+        raise IncompleteCellError("no cells to report")
+    for _, r in df.iterrows():
+        if r["n"] != r["n_expected"]:
+            raise IncompleteCellError(f"incomplete cell {_cell_name(r)}: {r['n']} of {r['n_expected']} items "
+                                      f"({r.get('file', '?')})")
     dup = df[df.duplicated(CELL_KEYS, keep=False)]
     if len(dup):
-        raise IncompleteCellError(f"duplicate cell {dict(dup.iloc[0][CELL_KEYS])}: {', '.join(dup.file)}")
+        first = dup.iloc[0]
+        same = dup[(dup[CELL_KEYS] == first[CELL_KEYS]).all(axis=1)]
+        files = ", ".join(same["file"]) if "file" in same else "?"
+        raise IncompleteCellError(f"duplicate cell {_cell_name(first)}: {files}")
 
 
-def _order(methods) -> list[str]:
-    return sorted(set(methods), key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else 99, m))
+# ---------------------------------------------------------------------------------------------------- tables
+
+def _method_rank(m: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
+
+
+def _methods(values) -> list[str]:
+    return sorted(set(values), key=_method_rank)
 
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell, FIRST_COLUMNS then the other keys alphabetically, in a fixed order (no file, no created_at)."""
     rest = sorted(c for c in df.columns if c not in FIRST_COLUMNS and c not in ("file", "created_at"))
     out = df[FIRST_COLUMNS + rest].copy()
-    out["_m"] = out.method.map(lambda m: _order(out.method).index(m))
-    out = out.sort_values(["_m", "run_seed", "train_step", "task", "gen_length", "steps", "seed"]).drop(columns="_m")
-    return out.reset_index(drop=True)
+    out.insert(0, "_rank", out["method"].map(lambda m: _method_rank(m)[0]))
+    keys = ["_rank", "method", "run_seed", "train_step", "task"] + [k for k in CELL_KEYS if k not in
+                                                                   ("method", "run_seed", "task")]
+    return out.sort_values(keys, kind="mergesort").drop(columns="_rank").reset_index(drop=True)
 
 
-def final_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
-    """Each method's last checkpoint (base: step 0), averaged over run and eval seeds."""
-    last = df.groupby("method").train_step.transform("max")
-    d = df[df.train_step == last]
-    g = d.groupby(["method", "task", "gen_length", "steps"], as_index=False)
-    return g.agg(accuracy=("accuracy", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
-                 flops_per_item=("flops", "sum"), n=("n", "sum"), train_step=("train_step", "first"),
-                 runs=("run_seed", "nunique"))
+def _with_variant(df: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``variant`` label naming the sampler settings (other than steps) that vary across cells."""
+    varying = [k for k in VARIANT_KEYS if df[k].nunique() > 1]
+    label = df.apply(lambda r: ", ".join(f"{VARIANT_KEYS[k]}={r[k]:g}" if isinstance(r[k], float) else
+                                         f"{VARIANT_KEYS[k]}={r[k]}" for k in varying), axis=1) if varying else ""
+    return df.assign(variant=label)
 
 
-def _md(df: pd.DataFrame) -> str:
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+def _aggregate(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    out = d.groupby(by, as_index=False, sort=True).agg(
+        accuracy=("accuracy", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
+        acc_sd=("accuracy", "std"), cells=("accuracy", "size"), runs=("run_seed", "nunique"),
+        flops=("flops", "sum"), items=("n", "sum"), train_step=("train_step", "max"))
+    out["flops_per_item"] = out["flops"] / out["items"]
+    return out
+
+
+def last_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
+    """Each method's last checkpoint (largest train_step; base: 0), averaged over run and eval seeds,
+    per method, task, variant and steps."""
+    d = _with_variant(df)
+    d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
+    return _aggregate(d, ["method", "task", "variant", "gen_length", "steps"])
+
+
+def _full_steps(d: pd.DataFrame) -> pd.Series:
+    """Per row: the full steps value of its (task, variant) — steps = gen_length if evaluated, else the largest."""
+    full = d.groupby(["task", "variant"])["steps"].transform("max")
+    has_l = (d["steps"] == d["gen_length"]).groupby([d["task"], d["variant"]]).transform("any")
+    return full.where(~has_l, d["gen_length"])
+
+
+def training_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy at full steps per method, task, variant and train_step (mean over seeds). Base also appears at
+    train_step 0 of every other method lacking its own step-0 cell (column ``from_base``)."""
+    d = _with_variant(df)
+    cur = _aggregate(d[d["steps"] == _full_steps(d)], ["method", "task", "variant", "gen_length", "steps",
+                                                       "train_step"])
+    cur["from_base"] = False
+    base = cur[(cur["method"] == "base") & (cur["train_step"] == 0)]
+    parts = [cur]
+    for m in _methods(cur["method"]):
+        if m == "base":
+            continue
+        own = cur[(cur["method"] == m) & (cur["train_step"] == 0)][["task", "variant"]]
+        b = base.merge(own, on=["task", "variant"], how="left", indicator=True)
+        parts.append(b[b["_merge"] == "left_only"].drop(columns="_merge").assign(method=m, from_base=True))
+    out = pd.concat(parts, ignore_index=True)
+    out["_rank"] = out["method"].map(lambda m: _method_rank(m)[0])
+    return (out.sort_values(["_rank", "method", "task", "variant", "train_step"], kind="mergesort")
+            .drop(columns="_rank").reset_index(drop=True))
+
+
+def step_robustness(last: pd.DataFrame) -> pd.DataFrame:
+    """Per method, task and variant: accuracy at full steps, at full/4 steps, and the change (fractions)."""
+    rows = []
+    for (m, task, var, L), d in last.groupby(["method", "task", "variant", "gen_length"], sort=True):
+        acc = d.set_index("steps")["accuracy"]
+        full = L if L in acc.index else acc.index.max()
+        quarter = full // 4 if full % 4 == 0 and full // 4 in acc.index else None
+        q_acc = acc[quarter] if quarter else float("nan")
+        rows.append({"method": m, "task": task, "variant": var, "full_steps": full, "acc_full": acc[full],
+                     "quarter_steps": quarter, "acc_quarter": q_acc, "change": q_acc - acc[full]})
+    cols = ["method", "task", "variant", "full_steps", "acc_full", "quarter_steps", "acc_quarter", "change"]
+    out = pd.DataFrame(rows, columns=cols)
+    out["_rank"] = out["method"].map(lambda m: _method_rank(m)[0])
+    return out.sort_values(["task", "variant", "_rank"], kind="mergesort").drop(columns="_rank").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------- reference numbers
+
+def load_reference(path: Path) -> pd.DataFrame:
+    """Published numbers (results/reference/paper_numbers.csv); raises naming the file if malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference numbers not found: {path}")
+    ref = pd.read_csv(path, dtype={"task": str, "method": str, "source": str, "flag": str, "note": str})
+    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+    if missing:
+        raise ValueError(f"{path}: reference CSV lacks columns {', '.join(missing)}")
+    return ref.fillna({"task": "", "note": "", "flag": ""})
+
+
+def _ref(ref: pd.DataFrame | None, **eq) -> pd.DataFrame:
+    if ref is None:
+        return pd.DataFrame(columns=REFERENCE_COLUMNS)
+    keep = pd.Series(True, index=ref.index)
+    for col, v in eq.items():
+        keep &= ref[col].str.contains(v, regex=False) if col == "source" else ref[col] == v
+    return ref[keep]
+
+
+def _src(rows: pd.DataFrame) -> str:
+    """'source [flag/flag]; …' for the reference rows behind a paper number."""
+    return "; ".join(f"{src} [{'/'.join(sorted(set(d['flag'])))}]"
+                     for src, d in rows.groupby("source", sort=False))
+
+
+def _paper_gain(ref, method: str, task: str) -> tuple[str, str]:
+    """Paper gain of `method` over base LLaDA on `task`: AGRPO's abstract number, else d1 Table 1 per length."""
+    g = _ref(ref, method=PAPER_METHOD.get(method, method), task=task, metric="gain_over_base_points",
+             source="v2 abstract")
+    if len(g):
+        return f"{g['value'].iloc[0]:+.1f} (length not stated)", _src(g)
+    a = _ref(ref, method=PAPER_METHOD.get(method, method), task=task, metric="accuracy", source="d1 paper Table 1")
+    b = _ref(ref, method=PAPER_METHOD["base"], task=task, metric="accuracy", source="d1 paper Table 1")
+    pairs = a.merge(b, on="gen_length", suffixes=("", "_base")).sort_values("gen_length")
+    if not len(pairs):
+        return "–", ""
+    gains = " / ".join(f"{v:+.1f}" for v in pairs["value"] - pairs["value_base"])
+    lengths = " / ".join(str(int(L)) for L in pairs["gen_length"])
+    return f"{gains} (L = {lengths}; derived)", _src(pd.concat([a, b]))
+
+
+def _paper_head_to_head(ref, task: str) -> tuple[str, str]:
+    """AGRPO − diffu-GRPO as the papers state it: only a direction and task-less ratios, plus a derived
+    difference where an absolute AGRPO accuracy exists."""
+    ratios = _ref(ref, method="AGRPO", metric="ratio_over_diffu_grpo")
+    text = "> 0 (direction)" + "".join(f"; {v:g}× ({s.replace('AGRPO ', '')}, task not stated)"
+                                      for v, s in zip(ratios["value"], ratios["source"]))
+    rows = [ratios]
+    a = _ref(ref, method="AGRPO", task=task, metric="accuracy")
+    d = _ref(ref, method="diffu-GRPO", task=task, metric="accuracy", source="d1 paper Table 1", gen_length=256)
+    if len(a) and len(d):
+        text += (f"; {a['value'].iloc[0]:g} − {d['value'].iloc[0]:g} (diffu-GRPO, L = 256) = "
+                 f"{a['value'].iloc[0] - d['value'].iloc[0]:+.1f} (derived, AGRPO length unverified)")
+        rows += [a, d]
+    return (text, _src(pd.concat(rows))) if ref is not None else ("–", "")
+
+
+def _paper_speedup(ref) -> tuple[str, str]:
+    s = _ref(ref, method="AGRPO", metric="sampling_speedup_x")
+    if not len(s):
+        return "–", ""
+    return f"small loss at {s['value'].iloc[0]:g}x fewer steps ('minimal'; no number)", _src(s)
+
+
+def claims_table(last: pd.DataFrame, ref: pd.DataFrame | None) -> pd.DataFrame:
+    """The papers' claims beside the same comparisons measured here (last checkpoints, full steps, points)."""
+    full = last[last["steps"] == _full_steps(last)].set_index(["method", "task", "variant"])["accuracy"]
+    rob = step_robustness(last).set_index(["method", "task", "variant"])["change"]
+
+    def diff(a, b, key):
+        if (a, *key) in full.index and (b, *key) in full.index:
+            return f"{100 * (full[(a, *key)] - full[(b, *key)]):+.1f}"
+        return "not run"
+
+    def drops(key):
+        parts = [f"{m} {100 * rob[(m, *key)]:+.1f}" for m in _methods(last["method"])
+                 if (m, *key) in rob.index and rob[(m, *key)] == rob[(m, *key)]]
+        return ", ".join(parts) or "not run"
+
+    rows = []
+    for task, var in sorted(set(zip(last["task"], last["variant"]))):
+        t = PAPER_TASK.get(task, "")
+        ours_task = f"{task} ({var})" if var else task
+        key = (task, var)
+        for claim, (paper, src), ours in [
+            ("base → AGRPO gain", _paper_gain(ref, "agrpo", t), diff("agrpo", "base", key)),
+            ("base → diffu-GRPO gain", _paper_gain(ref, "diffu_grpo", t), diff("diffu_grpo", "base", key)),
+            ("AGRPO − diffu-GRPO", _paper_head_to_head(ref, t), diff("agrpo", "diffu_grpo", key)),
+            ("accuracy change at 4x fewer steps", _paper_speedup(ref), drops(key)),
+        ]:
+            rows.append([claim, ours_task, t or "–", paper, src or "–", ours])
+    return pd.DataFrame(rows, columns=["claim", "our task", "paper task", "paper (points)", "paper source [flag]",
+                                       "ours (points)"])
+
+
+# ------------------------------------------------------------------------------------------------ markdown
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub markdown table ('|' in cells escaped)."""
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
+    return "–" if x != x else f"{100 * x:.1f}"
 
 
-def _accuracy_tables(fin: pd.DataFrame) -> list[str]:
+def _acc_ci(r) -> str:
+    sd = f" ± {100 * r['acc_sd']:.1f}" if r["cells"] > 1 else ""
+    return f"{_pct(r['accuracy'])}{sd} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+
+
+def _suffix(var: str) -> str:
+    return f" ({var})" if var else ""
+
+
+def _table1(last: pd.DataFrame) -> list[str]:
     out = []
-    for (task, L), d in fin.groupby(["task", "gen_length"]):
-        steps = sorted(d.steps.unique(), reverse=True)
+    tasks = sorted(last["task"].unique())
+    for var, dv in last.groupby("variant", sort=True):
+        for steps in sorted(dv["steps"].unique(), reverse=True):
+            d = dv[dv["steps"] == steps].set_index(["method", "task"])
+            rows = []
+            for m in _methods(d.index.get_level_values("method")):
+                dm = d.loc[m]
+                rows.append([m, f"step{int(dm['train_step'].max())}", int(dm["runs"].max())]
+                            + [_acc_ci(dm.loc[t]) if t in dm.index else "–" for t in tasks])
+            L = sorted(dv["gen_length"].unique())
+            tokens = L[0] / steps if len(L) == 1 else None
+            per_step = f", {tokens:g} token{'s' if tokens != 1 else ''} per step" if tokens else ""
+            out += [f"### {steps} sampling steps{per_step}{_suffix(var)}", "",
+                    md_table(["method", "checkpoint", "run seeds"] + tasks, rows), ""]
+    return out
+
+
+def _table2(curves: pd.DataFrame) -> list[str]:
+    out = []
+    for (task, var), d in curves.groupby(["task", "variant"], sort=True):
+        steps = sorted(d["train_step"].unique())
         rows = []
-        for m in _order(d.method):
-            dm = d[d.method == m].set_index("steps")
-            rows.append([m, int(dm.train_step.iloc[0])] + [
-                f"{_pct(dm.accuracy[s])} [{_pct(dm.ci_low[s])}, {_pct(dm.ci_high[s])}]" if s in dm.index else "–" for s in steps])
-        out += [f"**{task}**, generation length {L} (accuracy %, 95% CI; columns = sampling steps)", "",
-                _md(pd.DataFrame(rows, columns=["method", "checkpoint step"] + [f"{s} steps" for s in steps])), ""]
-    return out
+        for m in _methods(d["method"]):
+            dm = d[d["method"] == m].set_index("train_step")
+            rows.append([m] + ["–" if s not in dm.index else
+                               _pct(dm.loc[s, "accuracy"]) + ("*" if dm.loc[s, "from_base"] else "") for s in steps])
+        out += [f"**{task}**, {int(d['steps'].iloc[0])} sampling steps{_suffix(var)}", "",
+                md_table(["method"] + [f"step {s}" for s in steps], rows), ""]
+    return out + ["\\* the base model (train step 0), shown as the starting point of each RL run.", ""]
 
 
-def _training_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy at full steps (steps = gen_length) per method, task and train_step; base at step 0 for all."""
-    full = df[df.steps == df.gen_length]
-    curves = full.groupby(["method", "task", "gen_length", "train_step"], as_index=False).accuracy.mean()
-    base = curves[curves.method == "base"]
-    parts = [curves[curves.method != "base"]]
-    for m in set(curves.method) - {"base"}:
-        parts.append(base.assign(method=m))
-    return pd.concat(parts).sort_values(["method", "task", "gen_length", "train_step"]).reset_index(drop=True)
+def _table3(rob: pd.DataFrame) -> str:
+    rows = [[r.method, r.task + _suffix(r.variant), r.full_steps, _pct(r.acc_full),
+             r.quarter_steps if r.quarter_steps else "not in grid", _pct(r.acc_quarter),
+             "–" if r.change != r.change else f"{100 * r.change:+.1f}"] for r in rob.itertuples()]
+    return md_table(["method", "task", "full steps", "accuracy (%)", "steps / 4", "accuracy (%)", "change (points)"],
+                    rows)
 
 
-def _robustness(fin: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    for (m, task, L), d in fin.groupby(["method", "task", "gen_length"]):
-        acc = d.set_index("steps").accuracy
-        if L in acc.index and L // 4 in acc.index:
-            rows.append([m, task, L, _pct(acc[L]), _pct(acc[L // 4]), f"{100 * (acc[L // 4] - acc[L]):+.1f}"])
-    out = pd.DataFrame(rows, columns=["method", "task", "gen length", "acc @ L steps", "acc @ L/4 steps", "change (points)"])
-    if len(out):
-        out["_m"] = out.method.map(lambda m: _order(out.method).index(m))
-        out = out.sort_values(["task", "_m"]).drop(columns="_m")
-    return out
+def _provenance(df: pd.DataFrame, profile: str) -> str:
+    def uniq(col):
+        return ", ".join(f"`{v}`" for v in sorted(df[col].astype(str).unique()))
+    versions = "; ".join(f"{c[len('version_'):]} {', '.join(sorted(df[c].dropna().astype(str).unique()))}"
+                         for c in sorted(c for c in df.columns if c.startswith("version_")))
+    cell_profiles = sorted(df["profile"].astype(str).unique())
+    other = f" (cells say {', '.join(cell_profiles)})" if cell_profiles != [profile] else ""
+    return (f"Provenance: profile `{profile}`{other}; {len(df)} cells ({df['method'].nunique()} methods, "
+            f"{df['task'].nunique()} tasks, {df['checkpoint'].nunique()} checkpoints); git {uniq('git_sha')}; "
+            f"config {uniq('config_hash')}; device {uniq('device')}; versions: {versions or 'not recorded'}.")
 
 
-def _claims(fin: pd.DataFrame, ref: pd.DataFrame | None) -> pd.DataFrame:
-    """Paper claims (direction and size) beside the same comparison measured here."""
-    full = fin[fin.steps == fin.gen_length].groupby(["method", "task"]).accuracy.mean()
-    rob = fin.groupby(["method", "task", "gen_length"]).apply(
-        lambda d: d.set_index("steps").accuracy.get(d.name[2] // 4, float("nan")) - d.set_index("steps").accuracy.get(d.name[2], float("nan")),
-        include_groups=False).groupby(["method", "task"]).mean()
-
-    def ours(a, b, task):
-        if (a, task) in full.index and (b, task) in full.index:
-            return f"{100 * (full[(a, task)] - full[(b, task)]):+.1f}"
-        return "not run"
-
-    def paper(method, task, metric="gain_over_base_points", base="LLaDA-8B-Instruct", L=256):
-        if ref is None:
-            return "–", ""
-        t = PAPER_TASK.get(task, task)
-        r = ref[(ref.method == method) & (ref.task == t) & (ref.metric == metric)]
-        if len(r):
-            return f"{r.value.iloc[0]:+.1f}", f"{r.source.iloc[0]} ({r.flag.iloc[0]})"
-        a = ref[(ref.method == method) & (ref.task == t) & (ref.metric == "accuracy") & (ref.gen_length == L)]
-        b = ref[(ref.method == base) & (ref.task == t) & (ref.metric == "accuracy") & (ref.gen_length == L) & (ref.source == a.source.iloc[0] if len(a) else False)]
-        if len(a) and len(b):
-            return f"{a.value.iloc[0] - b.value.iloc[0]:+.1f} (L={L})", f"{a.source.iloc[0]} ({a.flag.iloc[0]}/{b.flag.iloc[0]})"
-        return "–", ""
-
-    rows = []
-    for task in sorted(fin.task.unique()):
-        t = PAPER_TASK.get(task, task)
-        p, src = paper("AGRPO", task)
-        rows.append(["AGRPO improves on the base model", task, t, p, src, ours("agrpo", "base", task)])
-        p, src = paper("diffu-GRPO", task)
-        rows.append(["diffu-GRPO improves on the base model", task, t, p, src, ours("diffu_grpo", "base", task)])
-        rows.append(["AGRPO beats diffu-GRPO at equal rollouts", task, t, "> 0 (abstract; no per-task number available)",
-                     "AGRPO v2 abstract", ours("agrpo", "diffu_grpo", task)])
-        drops = {m: rob.get((m, task)) for m in ("agrpo", "diffu_grpo", "base")}
-        txt = ", ".join(f"{m} {100 * v:+.1f}" for m, v in drops.items() if v is not None and v == v) or "not run"
-        rows.append(["4x fewer sampling steps cost little (AGRPO)", task, t, "'minimal' (abstract; figure not available)",
-                     "AGRPO v2 abstract", txt])
-    return pd.DataFrame(rows, columns=["claim", "our task", "paper task", "paper (points)", "paper source", "ours (points)"])
+def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None) -> str:
+    """The text of report.md (pure: depends only on the cells and the reference numbers)."""
+    last = last_checkpoints(df)
+    lines = [f"# {title or f'AGRPO vs diffu-GRPO — {profile} profile'}", "", _provenance(df, profile), "",
+             "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
+             "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "
+             "mean of the cells' 95% CIs in brackets and ± the standard deviation across cells where there are "
+             "several.", "",
+             "## Table 1. Accuracy (%) by method and task, 95% CI", ""]
+    lines += _table1(last)
+    lines += ["## Table 2. Accuracy (%) vs RL training step, at full sampling steps", ""]
+    lines += _table2(training_curves(df))
+    lines += ["## Table 3. Step robustness (AGRPO v2: \"4x faster with minimal performance sacrifices\")", "",
+              _table3(step_robustness(last)), "",
+              "## Table 4. The paper's claims beside ours", "", SCALE_NOTE, "",
+              "Paper numbers come from `results/reference/paper_numbers.csv` (flags as in its README); 'derived' "
+              "marks arithmetic done here on those numbers. Ours: last checkpoints at full sampling steps, "
+              "accuracy points." + ("" if ref is not None else " No reference CSV was given."), "",
+              md_table(*_frame_rows(claims_table(last, ref))), "",
+              "## Plots", "",
+              "![accuracy vs sampling steps](plots/acc_vs_steps.png)", "",
+              "![accuracy vs estimated FLOPs per item](plots/acc_vs_flops.png)", "",
+              "![accuracy vs RL training step](plots/acc_vs_train_step.png)", ""]
+    return "\n".join(lines)
 
 
-def _savefig(fig, path: Path) -> None:
+def _frame_rows(d: pd.DataFrame) -> tuple[list[str], list[list]]:
+    return list(d.columns), d.values.tolist()
+
+
+# ---------------------------------------------------------------------------------------------------- plots
+
+def _colors(methods) -> dict[str, str]:
+    palette = plt.get_cmap("tab10").colors
+    return {m: palette[i % len(palette)] for i, m in enumerate(_methods(methods))}
+
+
+def _task_axes(tasks: list[str]):
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.3 * len(tasks), 3.6), squeeze=False)
+    return fig, dict(zip(tasks, axes[0]))
+
+
+def _finish(fig, axes: dict, suptitle: str) -> bytes:
+    handles, labels = next(iter(axes.values())).get_legend_handles_labels()
+    for ax in axes.values():
+        ax.grid(alpha=0.3)
+        h, lab = ax.get_legend_handles_labels()
+        if len(lab) > len(labels):
+            handles, labels = h, lab
+    fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False)
+    fig.suptitle(suptitle, fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
+    return buf.getvalue()
+
+
+def _plot_vs(last: pd.DataFrame, x: str, xlabel: str, base: int, profile: str) -> bytes:
+    fig, axes = _task_axes(sorted(last["task"].unique()))
+    colors = _colors(last["method"])
+    for task, ax in axes.items():
+        for (m, var), d in sorted(last[last["task"] == task].groupby(["method", "variant"]),
+                                  key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
+            d = d.sort_values(x)
+            y = 100 * d["accuracy"]
+            err = [(y - 100 * d["ci_low"]).clip(lower=0), (100 * d["ci_high"] - y).clip(lower=0)]
+            ax.errorbar(d[x], y, yerr=err, marker="o", capsize=3, color=colors[m],
+                        label=f"{m} (step{int(d['train_step'].max())}){_suffix(var)}")
+        ax.set_xscale("log", base=base)
+        if x == "steps":
+            ticks = sorted(last["steps"].unique())
+            ax.xaxis.set_major_locator(FixedLocator(ticks))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticklabels([str(t) for t in ticks])
+        ax.set(title=task, xlabel=xlabel, ylabel="accuracy (%)")
+    return _finish(fig, axes, f"{profile}: last checkpoint of each method, mean over seeds, 95% CI")
+
+
+def _plot_train(curves: pd.DataFrame, profile: str) -> bytes:
+    fig, axes = _task_axes(sorted(curves["task"].unique()))
+    colors = _colors(curves["method"])
+    for task, ax in axes.items():
+        for (m, var), d in sorted(curves[curves["task"] == task].groupby(["method", "variant"]),
+                                  key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
+            d = d.sort_values("train_step")
+            ax.plot(d["train_step"], 100 * d["accuracy"], marker="s" if m == "base" else "o", color=colors[m],
+                    label=f"{m}{_suffix(var)}")
+        steps = sorted(curves.loc[curves["task"] == task, "steps"].unique())
+        ax.set(title=task, xlabel="RL train step (rollout batches)",
+               ylabel=f"accuracy (%) at {'/'.join(map(str, steps))} steps")
+    return _finish(fig, axes, f"{profile}: accuracy vs training step at full sampling steps (base = step 0)")
+
+
+# ---------------------------------------------------------------------------------------------------- writing
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same directory, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _plots(df: pd.DataFrame, fin: pd.DataFrame, out: Path) -> None:
-    tasks = sorted(fin.task.unique())
-    for name, x, xlabel, logx in (("acc_vs_steps", "steps", "sampling steps", 2), ("acc_vs_flops", "flops_per_item", "estimated FLOPs per item", 10)):
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
-        for ax, task in zip(axes[0], tasks):
-            for m in _order(fin.method):
-                for L, d in fin[(fin.task == task) & (fin.method == m)].groupby("gen_length"):
-                    d = d.sort_values("steps")
-                    xs = d[x] / d.n * d.runs if x == "flops_per_item" else d[x]
-                    label = m if fin.gen_length.nunique() == 1 else f"{m} L={L}"
-                    ax.errorbar(xs, 100 * d.accuracy, yerr=[100 * (d.accuracy - d.ci_low), 100 * (d.ci_high - d.accuracy)],
-                                marker="o", capsize=3, label=label)
-            ax.set_xscale("log", base=logx)
-            ax.set(title=task, xlabel=xlabel, ylabel="accuracy (%)")
-            ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=8)
-        fig.suptitle("last checkpoint of each method (95% CI)", fontsize=9)
-        fig.tight_layout()
-        _savefig(fig, out / "plots" / f"{name}.png")
-    curves = _training_curves(df)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for m in _order(curves.method):
-            for L, d in curves[(curves.task == task) & (curves.method == m)].groupby("gen_length"):
-                ax.plot(d.train_step, 100 * d.accuracy, marker="o", label=m if curves.gen_length.nunique() == 1 else f"{m} L={L}")
-        ax.set(title=task, xlabel="RL training step (rollout batches)", ylabel="accuracy (%) at steps = L")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    _savefig(fig, out / "plots" / "acc_vs_train_step.png")
+def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
+                 title: str | None = None) -> None:
+    """Write summary.csv, report.md and plots/acc_vs_{steps,flops,train_step}.png under `out_dir`, atomically.
 
-
-def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str, title: str | None = None) -> None:
+    `df` comes from load_cells (run check_complete first). A given reference_csv must exist; None omits the
+    papers' numbers from the claims table.
+    """
+    if df.empty:
+        raise ValueError("no cells to report")
     out_dir = Path(out_dir)
-    summary = summary_table(df)
-    atomic_write_text(out_dir / "summary.csv", summary.to_csv(index=False, float_format="%.10g"))
-    fin = final_checkpoints(df)
-    ref = pd.read_csv(reference_csv) if reference_csv and Path(reference_csv).is_file() else None
-    _plots(df, fin, out_dir)
-    curves = _training_curves(df)
-    version_cols = sorted(c for c in df.columns if c.startswith("version_"))
-    lines = [f"# {title or f'Results: {profile} profile'}", "",
-             f"{len(df)} eval cells; methods {', '.join(_order(df.method))}; tasks {', '.join(sorted(df.task.unique()))}.",
-             f"Provenance: git {', '.join(sorted(df.git_sha.unique()))}; config {', '.join(sorted(df.config_hash.unique()))}; "
-             f"device {', '.join(sorted(df.device.unique()))}; "
-             + "; ".join(f"{c[8:]} {', '.join(sorted(df[c].astype(str).unique()))}" for c in version_cols) + ".",
-             "", "All checkpoints are reported (summary.csv); no best-of selection. Tables below use each method's "
-             "last checkpoint unless they say otherwise; with several RL seeds, accuracies are means over seeds.", "",
-             "## Accuracy by method, task and sampling steps", ""] + _accuracy_tables(fin)
-    lines += ["## Accuracy vs RL training step (steps = generation length)", ""]
-    for (task, L), d in curves.groupby(["task", "gen_length"]):
-        piv = d.pivot_table(index="method", columns="train_step", values="accuracy").reindex(_order(d.method))
-        piv = piv.map(lambda v: _pct(v) if v == v else "–")
-        piv.insert(0, "method", piv.index)
-        piv.columns = ["method"] + [f"step {c}" for c in piv.columns[1:]]
-        lines += [f"**{task}**, L = {L} (accuracy %)", "", _md(piv), ""]
-    lines += ["## Step robustness (the paper's \"4x fewer steps\" claim)", "", _md(_robustness(fin)), "",
-              "## The papers' claims beside ours", "",
-              "**Different scale:** ours are synthetic tiny tasks on a from-scratch model; the papers use LLaDA-8B-Instruct "
-              "on GSM8K / MATH-500 / Countdown / Sudoku. Compare directions, not magnitudes. Paper numbers and their "
-              "provenance flags: `results/reference/paper_numbers.csv`.", "", _md(_claims(fin, ref)), "",
-              "## Plots", "", "![accuracy vs steps](plots/acc_vs_steps.png)", "",
-              "![accuracy vs FLOPs](plots/acc_vs_flops.png)", "", "![accuracy vs training step](plots/acc_vs_train_step.png)", ""]
-    atomic_write_text(out_dir / "report.md", "\n".join(lines))
+    ref = load_reference(reference_csv) if reference_csv is not None else None
+    last = last_checkpoints(df)
+    csv_text = summary_table(df).to_csv(index=False, lineterminator="\n")
+    md_text = render_markdown(df, ref, profile, title)
+    plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
+             "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),
+             "acc_vs_train_step": _plot_train(training_curves(df), profile)}
+    for name, png in plots.items():
+        _atomic_write(out_dir / "plots" / f"{name}.png", png)
+    _atomic_write(out_dir / "summary.csv", csv_text.encode("utf-8"))
+    _atomic_write(out_dir / "report.md", md_text.encode("utf-8"))

@@ -17,7 +17,7 @@ def task(request):
 
 def test_tasks_reference_completions_are_correct(task):
     for split, seed in (("train", 0), ("test", 1)):
-        for ex in task.examples(split, 150, seed):
+        for ex in task.examples(split, 100, seed):
             v = task.judge(task.reference_completion(ex), ex)
             assert v.correct and v.score == 1.0, (ex, v)
             assert task.reward(task.reference_completion(ex), ex) == pytest.approx(1.1)

@@ -1,6 +1,6 @@
 """tiny_countdown: reach a target with three small numbers, a miniature of Countdown (cd3).
 
-Prompt ``3 5 7 to 22``; completion ``3*5=15 15+7=22<answer>3*5+7</answer>``. Synthetic: numbers in 1..9, the
+Prompt ``3 5 7 to 22``; completion ``3*5=15 15+7=22<answer>3*5+7</answer>``. Synthetic: numbers in 1..8, the
 target is built from a random left-to-right expression ((a ∘ b) ∘ c) with + − *, so a solution always exists.
 """
 
@@ -81,11 +81,11 @@ def evaluate_expression(text: str) -> tuple[float, list[int]]:
 
 class TinyCountdown(Task):
     """Three numbers in [1, max_number] and a non-negative target ((a ∘ b) ∘ c), ∘ ∈ {+, −, *}.
-    Knobs: ``max_number`` (default 9), ``max_target`` (default 99)."""
+    Knobs: ``max_number`` (default 8), ``max_target`` (default 64)."""
 
     name = "tiny_countdown"
 
-    def __init__(self, max_number: int = 9, max_target: int = 99):
+    def __init__(self, max_number: int = 8, max_target: int = 64):
         self.max_number, self.max_target = max_number, max_target
 
     def _random(self, rng: random.Random) -> dict:

@@ -1,0 +1,232 @@
+"""Aggregation: fake eval cells → summary.csv, report.md, plots; mean_ci on known values."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from agrpo import report
+from agrpo.report import IncompleteCellError, check_complete, load_cells, write_report
+from agrpo.stats import mean_ci
+
+REF = Path(__file__).resolve().parents[1] / "results" / "reference" / "paper_numbers.csv"
+L, N = 16, 50
+STEPS = [16, 8, 4]
+TASKS = ["tiny_arith", "tiny_countdown"]
+BASE_ACC = {"tiny_arith": 0.40, "tiny_countdown": 0.20}
+GAIN_AT_40 = {"base": 0.0, "agrpo": 0.30, "diffu_grpo": 0.10}   # gain over base after 40 RL steps, at full steps
+LOSS_PER_HALVING = {"base": 0.08, "agrpo": 0.02, "diffu_grpo": 0.06}
+
+
+def true_acc(method, train_step, task, steps, run_seed=0):
+    halvings = {16: 0, 8: 1, 4: 2}[steps]
+    return (BASE_ACC[task] + GAIN_AT_40[method] * train_step / 40 - LOSS_PER_HALVING[method] * halvings
+            + 0.04 * run_seed)
+
+
+def write_cell(root: Path, method, run_seed, train_step, task, steps, seed=0, n=N, n_expected=N) -> Path:
+    k = round(true_acc(method, train_step, task, steps, run_seed) * n)
+    acc, lo, hi = mean_ci([1.0] * k + [0.0] * (n - k))
+    cell = {
+        "method": method, "run_seed": run_seed, "checkpoint": f"step{train_step}", "train_step": train_step,
+        "task": task, "protocol": "synthetic", "gen_length": L, "block_length": 8, "steps": steps,
+        "remasking": "low_confidence", "temperature": 0.0, "seed": seed, "n": n, "n_expected": n_expected,
+        "accuracy": acc, "n_correct": k, "ci_low": lo, "ci_high": hi, "nfe": float(steps),
+        "tokens_generated": n * L, "seconds": 0.1 * steps, "flops": 1.0e6 * steps * n, "params": 1000,
+        "device": "cpu", "git_sha": "abc1234", "config_hash": "cfg0001", "profile": "tiny",
+        "versions": {"python": "3.11.7", "torch": "2.13.0", "agrpo": "0.1.0"},
+        "created_at": f"2026-01-01T00:00:{len(list(root.rglob('metrics.json'))) % 60:02d}+00:00",
+    }
+    d = root / method / f"seed{run_seed}" / f"step{train_step}" / task / f"S{steps}_seed{seed}"
+    d.mkdir(parents=True)
+    (d / "metrics.json").write_text(json.dumps(cell))
+    return d / "metrics.json"
+
+
+def make_grid(root: Path, methods=("agrpo", "diffu_grpo"), run_seeds=(0,), tasks=TASKS, steps=STEPS) -> Path:
+    for task in tasks:
+        for s in steps:
+            write_cell(root, "base", 0, 0, task, s)
+            for m in methods:
+                for r in run_seeds:
+                    for t in (20, 40):
+                        write_cell(root, m, r, t, task, s)
+    return root
+
+
+@pytest.fixture
+def cells(tmp_path):
+    return make_grid(tmp_path / "cells")
+
+
+def build(cells_dir: Path, out: Path, ref=REF) -> pd.DataFrame:
+    df = load_cells([cells_dir])
+    check_complete(df)
+    write_report(df, out, ref, "tiny")
+    return df
+
+
+# ------------------------------------------------------------------------------------------------- stats
+
+def test_mean_ci_wilson_known_values():
+    mean, lo, hi = mean_ci([1] * 5 + [0] * 5)
+    assert mean == 0.5
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    mean, lo, hi = mean_ci([1] * 10)  # Wilson does not collapse at p̂ = 1
+    assert mean == 1.0 and hi == 1.0 and lo == pytest.approx(0.7225, abs=1e-4)
+
+
+def test_mean_ci_fractional_scores_normal_approximation():
+    mean, lo, hi = mean_ci([0.25, 0.75])  # s = 0.3536, half = 1.96 · s / √2 = 0.49
+    assert mean == 0.5 and lo == pytest.approx(0.01, abs=1e-3) and hi == pytest.approx(0.99, abs=1e-3)
+    assert mean_ci([0.5]) == (0.5, 0.5, 0.5)
+    assert mean_ci([0.1, 0.9, 0.95, 0.99])[2] <= 1.0
+
+
+def test_mean_ci_rejects_empty():
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+# ------------------------------------------------------------------------------------------------- loading
+
+def test_load_cells_flattens_versions_and_accepts_files(cells):
+    df = load_cells([cells])
+    assert len(df) == 2 * 3 * (1 + 2 * 2)
+    assert "versions" not in df.columns and set(df["version_torch"]) == {"2.13.0"}
+    one = next((cells / "base").rglob("metrics.json"))
+    assert len(load_cells([one, cells / "base"])) == 6  # the same file reached twice is read once
+
+
+def test_load_cells_names_bad_files(tmp_path):
+    bad = tmp_path / "a" / "metrics.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=str(bad)):
+        load_cells([tmp_path / "a"])
+    f = write_cell(tmp_path / "b", "base", 0, 0, "tiny_arith", 16)
+    cell = json.loads(f.read_text())
+    del cell["flops"]
+    f.write_text(json.dumps(cell))
+    with pytest.raises(ValueError, match="lack flops"):
+        load_cells([f])
+    with pytest.raises(FileNotFoundError):
+        load_cells([tmp_path / "nowhere"])
+
+
+def test_check_complete_names_incomplete_cell(tmp_path):
+    root = make_grid(tmp_path / "c", tasks=["tiny_arith"], steps=[16])
+    f = write_cell(root, "agrpo", 0, 60, "tiny_arith", 8, seed=3, n=49)
+    with pytest.raises(IncompleteCellError) as e:
+        check_complete(load_cells([root]))
+    msg = str(e.value)
+    for part in ("agrpo", "step60", "tiny_arith", "steps=8", "seed=3", "49 of 50", str(f)):
+        assert part in msg
+
+
+def test_check_complete_rejects_duplicates(cells, tmp_path):
+    src = cells / "agrpo" / "seed0" / "step20" / "tiny_arith" / "S8_seed0" / "metrics.json"
+    copy = tmp_path / "elsewhere" / "metrics.json"
+    copy.parent.mkdir()
+    shutil.copy(src, copy)
+    with pytest.raises(IncompleteCellError, match="duplicate cell agrpo.*step20.*tiny_arith") as e:
+        check_complete(load_cells([cells, copy.parent]))
+    assert str(copy) in str(e.value) and str(src) in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------------- outputs
+
+def test_summary_csv_rows_columns_values(cells, tmp_path):
+    df = build(cells, tmp_path / "out")
+    s = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert len(s) == len(df) == 30
+    assert list(s.columns[:len(report.FIRST_COLUMNS)]) == report.FIRST_COLUMNS
+    assert {"n_expected", "protocol", "version_python", "profile"} <= set(s.columns)
+    assert "created_at" not in s.columns and "file" not in s.columns
+    assert list(s["method"].unique()) == ["base", "agrpo", "diffu_grpo"]
+    row = s[(s.method == "agrpo") & (s.train_step == 40) & (s.task == "tiny_countdown") & (s.steps == 4)].iloc[0]
+    assert row["accuracy"] == pytest.approx(true_acc("agrpo", 40, "tiny_countdown", 4))
+    assert row["n_correct"] == round(row["accuracy"] * N)
+    # floats round-trip exactly
+    orig = df.set_index(["method", "train_step", "task", "steps"]).sort_index()
+    back = s.set_index(["method", "train_step", "task", "steps"]).sort_index()
+    assert (orig["ci_low"] == back["ci_low"]).all() and (orig["ci_high"] == back["ci_high"]).all()
+
+
+def test_outputs_are_deterministic(cells, tmp_path):
+    build(cells, tmp_path / "a")
+    build(cells, tmp_path / "a")  # rewrite in place
+    df = load_cells(sorted(cells.rglob("metrics.json"), reverse=True))  # other input order
+    write_report(df, tmp_path / "b", REF, "tiny")
+    for name in ("summary.csv", "report.md"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_plots_exist(cells, tmp_path):
+    build(cells, tmp_path / "out")
+    for name in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step"):
+        png = (tmp_path / "out" / "plots" / f"{name}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+
+
+def test_report_md_tables_and_claims(cells, tmp_path):
+    build(cells, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "no best-of selection" in md and "`abc1234`" in md and "`cfg0001`" in md and "torch 2.13.0" in md
+    for heading in ("Table 1.", "Table 2.", "Table 3. Step robustness", "Table 4. The paper's claims beside ours"):
+        assert heading in md
+    assert "compare directions, not magnitudes" in md
+    claims = md.split("Table 4.")[1].split("## Plots")[0]
+    # reference numbers: AGRPO v2 abstract gains; d1 Table 1 diffu-GRPO − LLaDA (72.6−68.7, 79.8−76.7, 81.9−78.2)
+    assert "+9.9" in claims and "+59.4" in claims and "+3.9 / +3.1 / +3.7" in claims and "86.3" in claims
+    # ours: agrpo − base = +30.0 points, diffu-GRPO − base = +10.0, agrpo − diffu = +20.0 at full steps
+    arith = [line for line in claims.splitlines() if "| tiny_arith |" in line]
+    assert len(arith) == 4
+    assert arith[0].endswith("| +30.0 |") and arith[1].endswith("| +10.0 |") and arith[2].endswith("| +20.0 |")
+    assert "agrpo -4.0" in arith[3] and "base -16.0" in arith[3] and "diffu_grpo -12.0" in arith[3]
+    # table 3: agrpo on tiny_countdown at 16 and 4 steps
+    assert "| agrpo | tiny_countdown | 16 | 50.0 | 4 | 46.0 | -4.0 |" in md
+    # table 1 at full steps: the last checkpoint (step40) of agrpo: 70.0 on tiny_arith
+    t1 = md.split("### 16 sampling steps")[1].split("###")[0]
+    assert "| agrpo | step40 | 1 | 70.0 [" in t1
+    # table 2: base is the step-0 point of each RL method
+    t2 = md.split("Table 2.")[1].split("Table 3.")[0]
+    mid = 100 * round(true_acc("agrpo", 20, "tiny_arith", 16) * N) / N
+    assert f"| agrpo | 40.0* | {mid:.1f} | 70.0 |" in t2 and "| base | 40.0 | – | – |" in t2
+    for p in ("plots/acc_vs_steps.png", "plots/acc_vs_flops.png", "plots/acc_vs_train_step.png"):
+        assert f"]({p})" in md
+
+
+def test_run_seeds_are_averaged(tmp_path):
+    root = make_grid(tmp_path / "c", methods=("agrpo",), run_seeds=(0, 1), tasks=["tiny_arith"])
+    build(root, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    t1 = md.split("### 16 sampling steps")[1].split("###")[0]
+    assert "| agrpo | step40 | 2 | 72.0 ± 2.8 [" in t1  # seeds 70 and 74: mean 72, sd 2.83
+
+
+def test_partial_grid_one_task_one_steps_no_reference(tmp_path):
+    root = make_grid(tmp_path / "c", methods=("agrpo",), tasks=["tiny_countdown"], steps=[8])
+    build(root, tmp_path / "out", ref=None)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "not run" in md and "not in grid" in md and "No reference CSV" in md
+    assert all((tmp_path / "out" / "plots" / f"{n}.png").stat().st_size > 0
+               for n in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step"))
+
+
+def test_writes_are_atomic(cells, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    build(cells, out)
+    before = (out / "summary.csv").read_bytes()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    df = load_cells([cells]).assign(accuracy=0.0)
+
+    def fail(*_):
+        raise OSError("disk full")
+    monkeypatch.setattr(report.os, "replace", fail)
+    with pytest.raises(OSError):
+        write_report(df, out, REF, "tiny")
+    assert (out / "summary.csv").read_bytes() == before
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
