@@ -55,6 +55,7 @@ class PretrainConfig:
     weight_decay: float = doc("AdamW weight decay", 0.0)
     gen_length: int = doc("completion canvas length; completions are padded to it with EOS (LLaDA SFT)", 40)
     mask_eps: float = doc("p_mask = (1 − eps)·t + eps, as LLaDA", 1e-3)
+    threads: int = doc("torch CPU threads of the pretraining job (it runs alone; fixed for reproducibility)", 2)
 
 
 @dataclass

@@ -63,7 +63,7 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 
 def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
     pc = cfg.pretrain
-    generator = seed_everything(pc.seed, cfg.threads)
+    generator = seed_everything(pc.seed, pc.threads)
     tokenizer = CharTokenizer()
     model = init_tiny(tokenizer, d_model=cfg.model.d_model, n_layers=cfg.model.n_layers,
                       n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff)

@@ -17,11 +17,11 @@ _VERBS = [("gets", "+"), ("buys", "+"), ("finds", "+"), ("eats", "-"), ("gives",
 
 class TinyArith(Task):
     """Start with a in [1, max_number], apply two operations (+/- b, c in [1, max_number]); the running value
-    stays in [0, 99]. Knobs: ``max_number`` (default 9)."""
+    stays in [0, 99]. Knobs: ``max_number`` (default 6)."""
 
     name = "tiny_arith"
 
-    def __init__(self, max_number: int = 9):
+    def __init__(self, max_number: int = 6):
         self.max_number = max_number
 
     def _random(self, rng: random.Random) -> dict:

@@ -1,7 +1,7 @@
 """tiny_countdown: reach a target with three small numbers, a miniature of Countdown (cd3).
 
-Prompt ``3 5 7 to 22``; completion ``3*5=15 15+7=22<answer>3*5+7</answer>``. Synthetic: numbers in 1..8, the
-target is built from a random left-to-right expression ((a ∘ b) ∘ c) with + − *, so a solution always exists.
+Prompt ``3 5 7 to 15``; completion ``3+5=8 8+7=15<answer>3+5+7</answer>``. Synthetic: numbers in 1..12, the
+target is built from a random left-to-right expression ((a ∘ b) ∘ c) with + and − by default, so a solution always exists.
 """
 
 from __future__ import annotations
@@ -81,17 +81,18 @@ def evaluate_expression(text: str) -> tuple[float, list[int]]:
 
 class TinyCountdown(Task):
     """Three numbers in [1, max_number] and a non-negative target ((a ∘ b) ∘ c), ∘ ∈ {+, −, *}.
-    Knobs: ``max_number`` (default 8), ``max_target`` (default 64)."""
+    Knobs: ``max_number`` (default 12), ``max_target`` (default 40),
+    ``ops`` (default "+-"; "+-*" for multiplication too)."""
 
     name = "tiny_countdown"
 
-    def __init__(self, max_number: int = 8, max_target: int = 64):
-        self.max_number, self.max_target = max_number, max_target
+    def __init__(self, max_number: int = 12, max_target: int = 40, ops: str = "+-"):
+        self.max_number, self.max_target, self.ops = max_number, max_target, ops
 
     def _random(self, rng: random.Random) -> dict:
         while True:
             a, b, c = (rng.randint(1, self.max_number) for _ in range(3))
-            o1, o2 = rng.choice("+-*"), rng.choice("+-*")
+            o1, o2 = rng.choice(self.ops), rng.choice(self.ops)
             mid = _OPS[o1](a, b)
             target = _OPS[o2](mid, c)
             if mid < 0 or not 0 <= target <= self.max_target:

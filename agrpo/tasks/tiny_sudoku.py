@@ -2,7 +2,7 @@
 
 Prompt ``sudoku 1034341221034301`` (16 digits, 0 = blank); completion lists the fills of the blanks by cell
 letter (a..p in reading order), then the full grid: ``b2 j4 o2<answer>1234341221434321</answer>``. Synthetic:
-4 blanks with a unique completion. The metric is d1's: the fraction of blank cells filled correctly.
+6 blanks with a unique completion. The metric is d1's: the fraction of blank cells filled correctly.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ def completions(puzzle: str) -> list[str]:
 
 
 class TinySudoku(Task):
-    """A random valid grid with ``min_blanks``..``max_blanks`` cells blanked (default 4, so the trace has a fixed
+    """A random valid grid with ``min_blanks``..``max_blanks`` cells blanked (default 6, so the trace has a fixed
     length and the answer grid a fixed offset from the puzzle), unique solution."""
 
     name = "tiny_sudoku"
 
-    def __init__(self, min_blanks: int = 4, max_blanks: int = 4):
+    def __init__(self, min_blanks: int = 6, max_blanks: int = 6):
         self.min_blanks, self.max_blanks = min_blanks, max_blanks
 
     def _random(self, rng: random.Random) -> dict:

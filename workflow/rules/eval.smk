@@ -6,6 +6,7 @@ rule eval:
         [f"{WORK}/eval/{{run}}/step{{step}}/{{task}}/{c}/metrics.json" for c in CELLS],
     log:
         f"{LOGS}/eval/{{run}}/step{{step}}/{{task}}.log",
+    threads: CFG.threads
     params:
         cfg=RESOLVED,
         model=model_dir,

@@ -5,6 +5,7 @@ rule pretrain:
         f"{BASE}/model.safetensors",
     log:
         f"{LOGS}/pretrain.log",
+    threads: CFG.pretrain.threads
     params:
         cfg=RESOLVED,
     shell:
@@ -19,6 +20,7 @@ rule train:
         log=f"{WORK}/runs/{{run}}/train_log.jsonl",
     log:
         f"{LOGS}/train/{{run}}.log",
+    threads: CFG.threads
     params:
         cfg=RESOLVED,
         method=lambda wc: run_method(wc.run),
