@@ -1,9 +1,9 @@
 """CI regression: a reduced tiny pipeline through Snakemake, compared with committed expectations.
 
-Tolerance (also in tests/regression/README.md): the run is seeded and single-threaded, so on the same CPU every
+Tolerance (also in tests/regression/README.md): the run is seeded with fixed CPU thread counts, so on the same CPU every
 number is reproduced exactly. Across CPU micro-architectures float reduction order may flip an argmax, so each
 cell's accuracy may differ from the expectation by at most one item (1/n), and the pretraining loss by 1e-4
-relative. Regenerate expectations with ``AGRPO_UPDATE_REGRESSION=1 pytest tests/test_regression.py``.
+relative; the RL losses of every update (which exercise both objectives) by 1e-3 relative. Regenerate expectations with ``AGRPO_UPDATE_REGRESSION=1 pytest tests/test_regression.py``.
 """
 
 import json
@@ -38,7 +38,9 @@ def test_regression_reduced_tiny_pipeline(tmp_path):
     assert set(summary.method) == {"base", "agrpo", "diffu_grpo"}
     assert not any(os.path.isabs(c) for c in summary.checkpoint)
     pretrain = json.loads((tmp_path / "work/models/base/summary.json").read_text())
-    got = {"pretrain_final_loss": pretrain["final_loss"],
+    rl = {run.name: [round(json.loads(l)["loss"], 6) for l in (run / "train_log.jsonl").read_text().splitlines()]
+          for run in sorted((tmp_path / "work/runs").iterdir())}
+    got = {"pretrain_final_loss": pretrain["final_loss"], "rl_losses": rl,
            "accuracy": {f"{r.method}/{r.checkpoint}/{r.task}/S{r.steps}": round(float(r.accuracy), 6)
                         for r in summary.itertuples()}}
     if os.environ.get("AGRPO_UPDATE_REGRESSION"):
@@ -46,6 +48,9 @@ def test_regression_reduced_tiny_pipeline(tmp_path):
     expected = json.loads(EXPECTED.read_text())
     assert got["pretrain_final_loss"] == pytest.approx(expected["pretrain_final_loss"], rel=1e-4)
     assert set(got["accuracy"]) == set(expected["accuracy"])
+    assert set(got["rl_losses"]) == set(expected["rl_losses"])
+    for run, losses in got["rl_losses"].items():  # the objectives' losses at every update
+        assert losses == pytest.approx(expected["rl_losses"][run], rel=1e-3, abs=1e-5), run
     n = int(summary.n.iloc[0])
     off = {k: (v, expected["accuracy"][k]) for k, v in got["accuracy"].items() if abs(v - expected["accuracy"][k]) > 1 / n + 1e-9}
     assert not off, f"cells off by more than one item: {off}"

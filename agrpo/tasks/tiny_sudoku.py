@@ -1,8 +1,10 @@
 """tiny_sudoku: 4x4 Sudoku with a few blanks, a miniature of d1's 4x4 Sudoku task.
 
-Prompt ``sudoku 1034341221034301`` (16 digits, 0 = blank); completion lists the fills of the blanks by cell
-letter (a..p in reading order), then the full grid: ``b2 j4 o2<answer>1234341221434321</answer>``. Synthetic:
-6 blanks with a unique completion. The metric is d1's: the fraction of blank cells filled correctly.
+Prompt ``sudoku 1034341221034301`` (the grid in reading order, 0 = blank); completion lists the fills of the blanks
+by cell letter (a..p in reading order), then the full grid: ``b2 j4 o2<answer>1234341221434321</answer>``.
+Synthetic: a random valid grid (one of all 288) with a few cells blanked, kept only if the completion is unique.
+d1's puzzles come from a fixed dataset with more blanks and no trace; the metric is d1's: the fraction of the
+blank cells filled correctly.
 """
 
 from __future__ import annotations
@@ -31,39 +33,51 @@ def all_grids() -> tuple[str, ...]:
 
 
 def completions(puzzle: str) -> list[str]:
+    """The valid grids that agree with ``puzzle`` on its given (non-'0') cells."""
     return [g for g in all_grids() if all(p == "0" or p == c for p, c in zip(puzzle, g))]
 
 
 class TinySudoku(Task):
-    """A random valid grid with ``min_blanks``..``max_blanks`` cells blanked (default 6, so the trace has a fixed
-    length and the answer grid a fixed offset from the puzzle), unique solution."""
+    """A random valid grid with ``min_blanks``..``max_blanks`` cells blanked, kept only if its completion is unique.
+
+    Knobs: ``min_blanks``, ``max_blanks`` (default 6 and 6, so the trace has a fixed length and the answer grid a
+    fixed offset; at most 7 so the completion fits 38 tokens). Reward: the judge's score (cell accuracy over the
+    blanks, partial credit as in d1/AGRPO) plus a 0.1 format bonus when the completion has exactly one ``<answer>``
+    followed by exactly one ``</answer>``.
+    """
 
     name = "tiny_sudoku"
 
     def __init__(self, min_blanks: int = 6, max_blanks: int = 6):
+        if not 1 <= min_blanks <= max_blanks <= 7:
+            raise ValueError(f"tiny_sudoku: need 1 <= min_blanks <= max_blanks <= 7 (got {min_blanks}, {max_blanks})")
         self.min_blanks, self.max_blanks = min_blanks, max_blanks
 
     def _random(self, rng: random.Random) -> dict:
         grids = all_grids()
         while True:
             solution = grids[rng.randrange(len(grids))]
-            blanks = sorted(rng.sample(range(16), rng.randint(self.min_blanks, self.max_blanks)))
+            blanks = set(rng.sample(range(16), rng.randint(self.min_blanks, self.max_blanks)))
             puzzle = "".join("0" if i in blanks else c for i, c in enumerate(solution))
             if len(completions(puzzle)) == 1:
                 return {"id": puzzle, "puzzle": puzzle, "solution": solution}
 
     def examples(self, split, n, seed):
+        # Every split holds at least ~0.1 * 288 * 16 (one blank) distinct puzzles, ~200k or more with the
+        # defaults, too many to enumerate cheaply; so draw, and give up after a generous budget.
         if split not in ("train", "test"):
             raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-        rng, seen, out = random.Random(seed), set(), []
+        rng, out = random.Random(seed), {}
         for _ in range(200 * n + 10_000):
+            if len(out) == n:
+                return list(out.values())
             ex = self._random(rng)
-            if ex["id"] not in seen and split_of(ex["id"]) == split:
-                seen.add(ex["id"])
-                out.append(ex)
-                if len(out) == n:
-                    return out
-        raise ValueError(f"tiny_sudoku: could not draw {n} distinct {split} problems (only {len(out)} found)")
+            if split_of(ex["id"]) == split:
+                out.setdefault(ex["id"], ex)
+        if len(out) == n:
+            return list(out.values())
+        raise ValueError(f"tiny_sudoku: could not draw {n} distinct {split} puzzles with {self.min_blanks}.."
+                         f"{self.max_blanks} blanks (found {len(out)}); the split is too small for that many")
 
     def prompt(self, ex):
         return f"sudoku {ex['puzzle']}"
@@ -76,14 +90,14 @@ class TinySudoku(Task):
         ans = last_answer(completion)
         if ans is None:
             return Verdict(False, 0.0, None, "no answer block")
-        digits = "".join(ch for ch in ans[:100] if ch.isdigit())
+        digits = "".join(ch for ch in ans[:200] if ch in "0123456789")
         grid = (digits + "0" * 16)[:16]
         blanks = [i for i, p in enumerate(ex["puzzle"]) if p == "0"]
         right = sum(grid[i] == ex["solution"][i] for i in blanks)
-        score = right / len(blanks)
-        correct = grid == ex["solution"]
-        return Verdict(correct, score, grid, "" if correct else f"{len(blanks) - right} of {len(blanks)} blanks wrong",
-                       {"cells_right": right, "blanks": len(blanks)})
+        correct = right == len(blanks) and grid == ex["solution"]
+        reason = "" if correct else f"{len(blanks) - right} of {len(blanks)} blanks wrong" if right < len(blanks) \
+            else "blanks right but a given cell was changed"
+        return Verdict(correct, right / len(blanks), grid, reason, {"cells_right": right, "blanks": len(blanks)})
 
     def reward(self, completion, ex):
         """Cell accuracy over the blanks (partial credit, as d1/AGRPO) plus a 0.1 format bonus."""
