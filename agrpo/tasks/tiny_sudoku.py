@@ -26,7 +26,8 @@ def all_grids() -> tuple[str, ...]:
     grids = []
     for r in itertools.product(rows, repeat=4):
         cols_ok = all(len({r[i][j] for i in range(4)}) == 4 for j in range(4))
-        boxes_ok = all(len({r[i][j] for i in (bi, bi + 1) for j in (bj, bj + 1)}) == 4 for bi in (0, 2) for bj in (0, 2))
+        boxes_ok = all(len({r[i][j] for i in (bi, bi + 1) for j in (bj, bj + 1)}) == 4
+                       for bi in (0, 2) for bj in (0, 2))
         if cols_ok and boxes_ok:
             grids.append("".join(r))
     return tuple(grids)
