@@ -9,7 +9,6 @@ the schema in ``workflow/schemas/config.schema.json`` from the same dataclasses,
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path

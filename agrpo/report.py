@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -23,6 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
+
+from agrpo.io import atomic_write_bytes  # noqa: E402
 
 REQUIRED_KEYS = ["method", "run_seed", "checkpoint", "train_step", "task", "protocol", "gen_length", "block_length",
                  "steps", "remasking", "temperature", "seed", "n", "n_expected", "accuracy", "n_correct", "ci_low",
@@ -479,21 +479,6 @@ def _plot_train(curves: pd.DataFrame, profile: str) -> bytes:
 
 # ---------------------------------------------------------------------------------------------------- writing
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
                  title: str | None = None) -> None:
     """Write summary.csv, report.md and plots/acc_vs_{steps,flops,train_step}.png under `out_dir`, atomically.
@@ -512,6 +497,6 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),
              "acc_vs_train_step": _plot_train(training_curves(df), profile)}
     for name, png in plots.items():
-        _atomic_write(out_dir / "plots" / f"{name}.png", png)
-    _atomic_write(out_dir / "summary.csv", csv_text.encode("utf-8"))
-    _atomic_write(out_dir / "report.md", md_text.encode("utf-8"))
+        atomic_write_bytes(out_dir / "plots" / f"{name}.png", png)
+    atomic_write_bytes(out_dir / "summary.csv", csv_text.encode("utf-8"))
+    atomic_write_bytes(out_dir / "report.md", md_text.encode("utf-8"))

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import agrpo.io as agrpo_io
+
 from agrpo import report
 from agrpo.report import IncompleteCellError, check_complete, load_cells, write_report
 from agrpo.stats import mean_ci
@@ -225,7 +227,7 @@ def test_writes_are_atomic(cells, tmp_path, monkeypatch):
 
     def fail(*_):
         raise OSError("disk full")
-    monkeypatch.setattr(report.os, "replace", fail)
+    monkeypatch.setattr(agrpo_io.os, "replace", fail)
     with pytest.raises(OSError):
         write_report(df, out, REF, "tiny")
     assert (out / "summary.csv").read_bytes() == before

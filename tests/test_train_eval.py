@@ -46,7 +46,7 @@ def test_trainer_writes_checkpoints_and_is_deterministic(setup, method, monkeypa
     for cls in TASKS.values():  # an untrained model earns no reward; give the groups something to rank
         monkeypatch.setattr(cls, "reward", lambda self, completion, ex: completion.count("1") / 10)
     train(cfg, method, 0, tmp / "base", tmp / f"{method}-a", progress=False)
-    train(cfg, method, 0, tmp / f"base", tmp / f"{method}-b", progress=False)
+    train(cfg, method, 0, tmp / "base", tmp / f"{method}-b", progress=False)
     for step in (1, 2):
         a = (tmp / f"{method}-a/step{step}/model.safetensors").read_bytes()
         assert a == (tmp / f"{method}-b/step{step}/model.safetensors").read_bytes()

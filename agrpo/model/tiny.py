@@ -8,7 +8,6 @@ real tokens only, so left-padding a prompt does not change its logits.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 

@@ -8,6 +8,7 @@ Every task (synthetic ones for the tiny profile; GSM8K, MATH-500, Countdown and 
 from __future__ import annotations
 
 import hashlib
+import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -27,6 +28,29 @@ def split_of(key: str, test_fraction: float = 0.1) -> str:
     """Deterministic train/test assignment of a problem by the hash of its canonical key (disjoint by construction)."""
     bucket = int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return "test" if bucket < test_fraction else "train"
+
+
+def draw_from_pool(task: str, split: str, pool: dict[str, Example], n: int, seed: int, draw, refill=None) -> list[Example]:
+    """``n`` distinct examples of a fully enumerated ``pool`` (id → example), deterministic in ``seed``.
+
+    Examples are drawn with ``draw(rng)`` (the generator's own distribution) and kept if they belong to the pool;
+    only near the pool's capacity are the remaining ids filled in, shuffled, through ``refill(example, rng)``.
+    """
+    if n > len(pool):
+        raise ValueError(f"{task}: asked for {n} {split} problems but the split holds only "
+                         f"{len(pool)} distinct ones with these settings")
+    rng, out = random.Random(seed), {}
+    for _ in range(200 * n + 10_000):
+        if len(out) == n:
+            break
+        ex = draw(rng)
+        if ex["id"] in pool:
+            out.setdefault(ex["id"], ex)
+    rest = sorted(pool.keys() - out.keys())
+    rng.shuffle(rest)
+    for k in rest[:n - len(out)]:
+        out[k] = refill(pool[k], rng) if refill else pool[k]
+    return list(out.values())
 
 
 class Task(ABC):

@@ -14,7 +14,7 @@ import re
 from functools import cached_property
 
 from agrpo.tasks._answer import last_answer, well_formed
-from agrpo.tasks.base import Task, Verdict, split_of
+from agrpo.tasks.base import Task, Verdict, draw_from_pool, split_of
 
 # (verb, operator): what happens to the quantity. Order matters: the default data depend on it.
 _VERBS = [("gets", "+"), ("buys", "+"), ("finds", "+"), ("eats", "-"), ("gives", "-"), ("loses", "-"), ("times", "*")]
@@ -84,20 +84,8 @@ class TinyArith(Task):
         return len(self._pools[split])
 
     def examples(self, split, n, seed):
-        if n > self.split_size(split):
-            raise ValueError(f"tiny_arith: asked for {n} {split} problems but the split holds only "
-                             f"{self.split_size(split)} distinct ones with these settings")
-        pool, rng, out = self._pools[split], random.Random(seed), {}
-        for _ in range(200 * n + 10_000):  # draw from the generator's distribution...
-            if len(out) == n:
-                break
-            ex = self._random(rng)
-            if ex["id"] in pool:
-                out.setdefault(ex["id"], ex)
-        rest = sorted(pool.keys() - out.keys())  # ...and, only near capacity, fill up from what is left
-        rng.shuffle(rest)
-        out.update((k, pool[k]) for k in rest[:n - len(out)])
-        return list(out.values())
+        self.split_size(split)  # validates the split name
+        return draw_from_pool(self.name, split, self._pools[split], n, seed, self._random)
 
     def prompt(self, ex):
         parts = ", ".join(f"{v} {n}" for v, _, n in ex["steps"])

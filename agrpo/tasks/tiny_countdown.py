@@ -15,7 +15,7 @@ import re
 from functools import cached_property
 
 from agrpo.tasks._answer import last_answer, well_formed
-from agrpo.tasks.base import Task, Verdict, split_of
+from agrpo.tasks.base import Task, Verdict, draw_from_pool, split_of
 
 _ALLOWED = re.compile(r"[0-9+\-*/() ]{1,40}")
 
@@ -149,21 +149,9 @@ class TinyCountdown(Task):
         return len(self._pools[split])
 
     def examples(self, split, n, seed):
-        if n > self.split_size(split):
-            raise ValueError(f"tiny_countdown: asked for {n} {split} problems but the split holds only "
-                             f"{self.split_size(split)} distinct ones with these settings")
-        pool, rng, out = self._pools[split], random.Random(seed), {}
-        for _ in range(200 * n + 10_000):  # draw from the generator's distribution...
-            if len(out) == n:
-                break
-            ex = self._random(rng)
-            if ex["id"] in pool:
-                out.setdefault(ex["id"], ex)
-        rest = sorted(pool.keys() - out.keys())  # ...and, only near capacity, fill up from what is left
-        rng.shuffle(rest)
-        for k in rest[:n - len(out)]:
-            out[k] = dict(pool[k], numbers=rng.sample(pool[k]["numbers"], 3))
-        return list(out.values())
+        self.split_size(split)  # validates the split name
+        return draw_from_pool(self.name, split, self._pools[split], n, seed, self._random,
+                              lambda ex, rng: dict(ex, numbers=rng.sample(ex["numbers"], 3)))
 
     def prompt(self, ex):
         return " ".join(map(str, ex["numbers"])) + f" to {ex['target']}"
