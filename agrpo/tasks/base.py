@@ -76,3 +76,26 @@ class Task(ABC):
     @abstractmethod
     def reward(self, completion: str, example: Example) -> float:
         """Scalar RL reward of a completion."""
+
+
+class PooledTask(Task):
+    """A task whose problems are all enumerated per split in ``_pools`` (id → example) and drawn with ``_random``."""
+
+    _pools: dict[str, dict[str, Example]]
+
+    def _random(self, rng: random.Random) -> Example:
+        raise NotImplementedError
+
+    def _refill(self, ex: Example, rng: random.Random) -> Example:
+        """How an example taken straight from the pool (near capacity) is presented; identity by default."""
+        return ex
+
+    def split_size(self, split: str) -> int:
+        """How many distinct problems ``split`` holds with these settings."""
+        if split not in ("train", "test"):
+            raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+        return len(self._pools[split])
+
+    def examples(self, split, n, seed):
+        self.split_size(split)  # validates the split name
+        return draw_from_pool(self.name, split, self._pools[split], n, seed, self._random, self._refill)

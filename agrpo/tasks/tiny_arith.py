@@ -14,7 +14,7 @@ import re
 from functools import cached_property
 
 from agrpo.tasks._answer import last_answer, well_formed
-from agrpo.tasks.base import Task, Verdict, draw_from_pool, split_of
+from agrpo.tasks.base import PooledTask, Verdict, split_of
 
 # (verb, operator): what happens to the quantity. Order matters: the default data depend on it.
 _VERBS = [("gets", "+"), ("buys", "+"), ("finds", "+"), ("eats", "-"), ("gives", "-"), ("loses", "-"), ("times", "*")]
@@ -25,7 +25,7 @@ def _apply(op: str, x: int, y: int) -> int:
     return x + y if op == "+" else x - y if op == "-" else x * y
 
 
-class TinyArith(Task):
+class TinyArith(PooledTask):
     """Start with ``a`` in [1, max_number] and apply two operations, each + or - a number in [1, max_number] or,
     when ``ops`` has "*", "times 2"/"times 3". Every running value stays in [0, 99].
 
@@ -76,16 +76,6 @@ class TinyArith(Task):
                 if ex := self._make(a, [(v1, o1, n1), (v2, o2, n2)]):
                     pools[split_of(ex["id"])][ex["id"]] = ex
         return pools
-
-    def split_size(self, split: str) -> int:
-        """How many distinct problems ``split`` holds with these settings."""
-        if split not in ("train", "test"):
-            raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-        return len(self._pools[split])
-
-    def examples(self, split, n, seed):
-        self.split_size(split)  # validates the split name
-        return draw_from_pool(self.name, split, self._pools[split], n, seed, self._random)
 
     def prompt(self, ex):
         parts = ", ".join(f"{v} {n}" for v, _, n in ex["steps"])

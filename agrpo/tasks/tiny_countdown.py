@@ -15,7 +15,7 @@ import re
 from functools import cached_property
 
 from agrpo.tasks._answer import last_answer, well_formed
-from agrpo.tasks.base import Task, Verdict, draw_from_pool, split_of
+from agrpo.tasks.base import PooledTask, Verdict, split_of
 
 _ALLOWED = re.compile(r"[0-9+\-*/() ]{1,40}")
 
@@ -95,7 +95,7 @@ def evaluate_expression(text: str) -> tuple[float, list[int]]:
     return p.parse(), p.numbers
 
 
-class TinyCountdown(Task):
+class TinyCountdown(PooledTask):
     """Three numbers in [1, max_number] and a target in [0, max_target] equal to ``(a o b) o c`` with o from
     ``ops`` (intermediate value non-negative; "/" only when exact). A problem is (sorted numbers, target).
 
@@ -142,16 +142,8 @@ class TinyCountdown(Task):
                 pools[split_of(ex["id"])][ex["id"]] = ex
         return pools
 
-    def split_size(self, split: str) -> int:
-        """How many distinct problems ``split`` holds with these settings."""
-        if split not in ("train", "test"):
-            raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-        return len(self._pools[split])
-
-    def examples(self, split, n, seed):
-        self.split_size(split)  # validates the split name
-        return draw_from_pool(self.name, split, self._pools[split], n, seed, self._random,
-                              lambda ex, rng: dict(ex, numbers=rng.sample(ex["numbers"], 3)))
+    def _refill(self, ex, rng):
+        return dict(ex, numbers=rng.sample(ex["numbers"], 3))  # shuffle the shown order, as _random does
 
     def prompt(self, ex):
         return " ".join(map(str, ex["numbers"])) + f" to {ex['target']}"
