@@ -84,7 +84,8 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         written.append(cell_dir)
         if cell_is_complete(cell_dir, len(examples)):
             continue
-        model = model or load_model(model_dir)
+        if model is None:
+            model = load_model(model_dir)
         rows, tot = run_cell(model, task, examples, sampler, seed, cfg.eval.batch_size, progress)
         acc, lo, hi = mean_ci([r["score"] for r in rows])
         metrics = {
