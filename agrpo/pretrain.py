@@ -10,7 +10,6 @@ an upper bound on −log p_θ(o | q) (the 1/t weighting of the masked-diffusion 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from agrpo.data import load_split
-from agrpo.io import atomic_write_text, fresh_tmp_dir, replace_dir
+from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
 from agrpo.model.tiny import init_tiny
 from agrpo.model.tokenizer import CharTokenizer
 from agrpo.provenance import seed_everything
@@ -94,7 +93,7 @@ def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
     model.save_pretrained(tmp)
     summary = {"steps": pc.steps, "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1),
                "params": model.num_parameters(), "examples": len(pairs)}
-    atomic_write_text(tmp / "pretrain_log.jsonl", "".join(json.dumps(r) + "\n" for r in log))
-    atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=1) + "\n")
+    write_jsonl(tmp / "pretrain_log.jsonl", log)
+    atomic_write_json(tmp / "summary.json", summary)
     replace_dir(tmp, out_dir)
     return summary

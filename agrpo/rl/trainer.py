@@ -9,7 +9,6 @@ Budgets are counted in rollout batches, so every method sees the same number of 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from agrpo.config import from_dict, rollout_for
 from agrpo.data import load_split
-from agrpo.io import atomic_write_json, atomic_write_text, fresh_tmp_dir, replace_dir
+from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
 from agrpo.model.tiny import load_model
 from agrpo.provenance import seed_everything
 from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
@@ -131,5 +130,5 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
             atomic_write_json(tmp / "trainer_state.json", {"method": method, "seed": seed, "iteration": it,
                                                            "optimizer_steps": it * mu, "sampler": asdict(sampler)})
             replace_dir(tmp, ckpt)
-    atomic_write_text(out_dir / "train_log.jsonl", "".join(json.dumps(r) + "\n" for r in log))
+    write_jsonl(out_dir / "train_log.jsonl", log)
     return {"seconds": time.time() - start, "final_reward": log[-1]["reward_mean"]}
