@@ -59,38 +59,43 @@ class PretrainConfig:
 
 @dataclass
 class RolloutConfig:
-    gen_length: int = doc("completion length L", 40)
-    block_length: int = doc("semi-autoregressive block length", 8)
-    steps: int = doc("denoising steps m (a multiple of the number of blocks)", 20)
-    remasking: str = doc("`random` (AGRPO's training sampler) or `low_confidence` (LLaDA/d1)", "random")
-    temperature: float = doc("sampling temperature T (> 0 for RL)", 0.6)
-    top_k: int = doc("top-k filter, 0 = off", 0)
-    top_p: float = doc("top-p filter, 1.0 = off", 1.0)
+    """Training-rollout sampler. Defaults are the released AGRPO training sampler (train.yaml)."""
+    gen_length: int = doc("completion length L (released: 384)", 384)
+    block_length: int = doc("semi-autoregressive block length (released: 12)", 12)
+    steps: int = doc("denoising steps m, a multiple of the number of blocks (released: 128, 3 tokens per step)", 128)
+    remasking: str = doc("`random` (released AGRPO) or `low_confidence` (LLaDA/d1)", "random")
+    temperature: float = doc("sampling temperature T, > 0 for RL (released: 0.6; d1: 0.9)", 0.6)
+    top_k: int = doc("top-k filter, 0 = off (released: 150)", 150)
+    top_p: float = doc("top-p filter: keep tokens whose inclusive cumulative mass is ≤ top_p, and the first; 1.0 = off (released: 0.99)", 0.99)
+    eos_early_exit: bool = doc("fill the rest of a row with EOS once a whole block is EOS and stop decoding it (released AGRPO: true; LLaDA/d1: false)", True)
+    confidence: str = doc("`low_confidence` score: `model` = untempered p_θ(x̂) (LLaDA/d1) or `sampling` = tempered, truncated p̃_θ(x̂) (released AGRPO code)", "model")
+    ban_special_tokens: bool = doc("never commit [MASK]/[PAD] (ours; LLaDA and released AGRPO: false, their models put negligible mass there)", True)
 
 
 @dataclass
 class MethodConfig:
     objective: str = doc("objective class: `agrpo` or `diffu_grpo`", "agrpo")
     inner_iterations: int = doc("μ: optimizer steps per rollout batch (AGRPO released: 1; d1: 12/8)", 1)
-    learning_rate: float = doc("AdamW learning rate", 1e-4)
+    learning_rate: float = doc("AdamW learning rate (released AGRPO: 5e-6; d1: 3e-6)", 5e-6)
     objective_args: dict = doc("keyword arguments of the objective (see docs/config.md, objectives)", default_factory=dict)
     rollout: dict = doc("overrides of `rl.rollout` for this method's training rollouts", default_factory=dict)
 
 
 @dataclass
 class RLConfig:
+    """Shared trainer settings. Defaults follow the released AGRPO train.yaml where it sets them."""
     seeds: list[int] = doc("RL seeds: one run per method and seed", default_factory=lambda: [0])
     iterations: int = doc("rollout batches per run; equal for every method (equal rollout budgets)", 40)
-    checkpoint_every: int = doc("save a checkpoint every N rollout batches", 20)
-    prompts_per_batch: int = doc("prompts per rollout batch", 4)
-    group_size: int = doc("G: completions per prompt", 8)
-    weight_decay: float = doc("AdamW weight decay", 0.0)
+    checkpoint_every: int = doc("save a checkpoint every N rollout batches (released: every 15 optimizer steps)", 20)
+    prompts_per_batch: int = doc("prompts per rollout batch (released AGRPO: 16 per optimizer step)", 16)
+    group_size: int = doc("G: completions per prompt (released AGRPO: 8; d1: 6)", 8)
+    weight_decay: float = doc("AdamW weight decay (released: 0.01)", 0.01)
     adam_beta1: float = doc("AdamW β1", 0.9)
-    adam_beta2: float = doc("AdamW β2", 0.99)
+    adam_beta2: float = doc("AdamW β2 (released: 0.99)", 0.99)
     max_grad_norm: float = doc("gradient clipping norm", 1.0)
-    warmup_ratio: float = doc("fraction of optimizer steps of linear warmup", 0.0)
-    lr_schedule: str = doc("`constant` or `cosine`", "constant")
-    scale_rewards: bool = doc("divide advantages by the group std (off in AGRPO and d1)", False)
+    warmup_ratio: float = doc("fraction of optimizer steps of linear warmup (released: 0.01)", 0.01)
+    lr_schedule: str = doc("`constant` or `cosine` (released: cosine)", "cosine")
+    scale_rewards: bool = doc("divide advantages by the group std (+1e-4); off in released AGRPO and d1 (Dr.GRPO-style Â = R − mean)", False)
     rollout: RolloutConfig = doc("training rollout sampler", default_factory=RolloutConfig)
 
 
@@ -103,6 +108,8 @@ class EvalConfig:
     temperature: float = doc("evaluation temperature (0 = greedy, the d1 protocol)", 0.0)
     seeds: list[int] = doc("evaluation seeds (matter only at temperature > 0)", default_factory=lambda: [0])
     batch_size: int = doc("prompts per generation batch", 128)
+    eos_early_exit: bool = doc("stop decoding a row once a whole block is EOS (AGRPO's eval: true; d1/LLaDA: false); NFE is counted per row", False)
+    confidence: str = doc("`low_confidence` score at T > 0: `model` (LLaDA/d1) or `sampling` (released AGRPO); irrelevant when greedy", "model")
 
 
 @dataclass
@@ -206,7 +213,6 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ProfileConfi
 def validate(cfg: ProfileConfig) -> None:
     """Cross-field checks that types alone cannot express."""
     from agrpo.rl.objectives import objectives
-    from agrpo.sampling import SamplerConfig
     from agrpo.tasks import TASKS
 
     OBJECTIVES = objectives()
@@ -235,7 +241,7 @@ def validate(cfg: ProfileConfig) -> None:
             if L % d:
                 raise ConfigError(f"eval.steps_divisors: {d} does not divide gen_length {L}")
             try:
-                SamplerConfig(L, cfg.eval.block_length, L // d, cfg.eval.remasking, cfg.eval.temperature).validate()
+                eval_sampler(cfg, L, L // d).validate()
             except ValueError as e:
                 raise ConfigError(f"eval: gen_length {L}, steps {L // d}: {e}") from None
 
@@ -251,6 +257,15 @@ def rollout_for(cfg: ProfileConfig, method: str):
     if sc.temperature <= 0:
         raise ConfigError(f"methods.{method}.rollout.temperature must be > 0 for RL rollouts")
     return sc
+
+
+def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int):
+    """The SamplerConfig of one evaluation cell."""
+    from agrpo.sampling import SamplerConfig
+
+    e = cfg.eval
+    return SamplerConfig(gen_length, e.block_length, steps, e.remasking, e.temperature,
+                         eos_early_exit=e.eos_early_exit, confidence=e.confidence)
 
 
 def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:

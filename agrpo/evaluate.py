@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from agrpo.config import eval_steps, to_dict
+from agrpo.config import eval_sampler, eval_steps, to_dict
 from agrpo.data import load_split
 from agrpo.io import atomic_write_json, write_jsonl
 from agrpo.model.tiny import load_model
@@ -28,30 +28,32 @@ from agrpo.tasks import get_task
 
 
 def cell_name(s: SamplerConfig, seed: int) -> str:
-    return f"L{s.gen_length}_B{s.block_length}_S{s.steps}_{s.remasking}_T{s.temperature:g}_seed{seed}"
+    exit_ = "_eosx" if s.eos_early_exit else ""
+    return f"L{s.gen_length}_B{s.block_length}_S{s.steps}_{s.remasking}_T{s.temperature:g}{exit_}_seed{seed}"
 
 
-def cell_is_complete(cell_dir: Path, n_expected: int) -> bool:
+def cell_is_complete(cell_dir: Path, n_expected: int, sampler: SamplerConfig | None = None) -> bool:
+    """Complete = both files present, all items judged, and (if given) produced by the same sampler settings."""
     m = cell_dir / "metrics.json"
     if not m.is_file() or not (cell_dir / "generations.jsonl").is_file():
         return False
     try:
-        return json.loads(m.read_text()).get("n") == n_expected
+        metrics = json.loads(m.read_text())
+        return metrics.get("n") == n_expected and (sampler is None or metrics.get("sampler") == asdict(sampler))
     except json.JSONDecodeError:
         return False
 
 
 def grid(cfg) -> list[tuple[SamplerConfig, int]]:
-    e = cfg.eval
-    return [(SamplerConfig(L, e.block_length, steps, e.remasking, e.temperature), seed)
-            for L in e.gen_lengths for steps in eval_steps(cfg, L) for seed in e.seeds]
+    return [(eval_sampler(cfg, L, steps), seed)
+            for L in cfg.eval.gen_lengths for steps in eval_steps(cfg, L) for seed in cfg.eval.seeds]
 
 
 def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_size: int, progress: bool = False):
     """Generate and judge every example; returns (rows, totals)."""
     tok = model.tokenizer
     generator = torch.Generator().manual_seed(seed)
-    rows, seconds, flops, nfe = [], 0.0, 0.0, 0
+    rows, seconds, flops, row_nfe = [], 0.0, 0.0, []
     model.eval()
     for lo in tqdm(range(0, len(examples), batch_size), desc=f"{task.name} S={sampler.steps}", disable=not progress):
         chunk = examples[lo:lo + batch_size]
@@ -60,15 +62,16 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
         t0 = time.perf_counter()
         out = generate(model, ids, mask, sampler, generator, record=False)
         seconds += time.perf_counter() - t0
-        nfe += out.nfe
         for i, ex in enumerate(chunk):
-            flops += out.nfe * model.forward_flops(int(mask[i].sum()) + sampler.gen_length)
+            n_i = int(out.row_nfe[i])
+            row_nfe.append(n_i)
+            flops += n_i * model.forward_flops(int(mask[i].sum()) + sampler.gen_length)
             completion = tok.decode(out.completion_ids[i])
             v = task.judge(completion, ex)
             rows.append({"id": ex["id"], "prompt": prompts[i], "completion": completion, "correct": v.correct,
                          "score": v.score, "parsed": v.parsed, "reason": v.reason,
-                         "reveal_step": out.reveal_step[i].tolist()})
-    return rows, {"seconds": seconds, "flops": flops, "nfe_batches": nfe}
+                         "nfe": n_i, "reveal_step": out.reveal_step[i].tolist()})
+    return rows, {"seconds": seconds, "flops": flops, "nfe": sum(row_nfe) / max(len(row_nfe), 1)}
 
 
 def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: int, task_name: str,
@@ -82,7 +85,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
     for sampler, seed in grid(cfg):
         cell_dir = Path(out_dir) / cell_name(sampler, seed)
         written.append(cell_dir)
-        if cell_is_complete(cell_dir, len(examples)):
+        if cell_is_complete(cell_dir, len(examples), sampler):
             continue
         if model is None:
             model = load_model(model_dir)
@@ -90,9 +93,10 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         acc, lo, hi = mean_ci([r["score"] for r in rows])
         metrics = {
             "method": method, "run_seed": run_seed, "checkpoint": f"step{train_step}", "train_step": train_step,
-            "task": task_name, "protocol": task.protocol, **{k: v for k, v in asdict(sampler).items() if k not in ("top_k", "top_p")},
+            "task": task_name, "protocol": task.protocol, "sampler": asdict(sampler),
+            **{k: v for k, v in asdict(sampler).items() if k in ("gen_length", "block_length", "steps", "remasking", "temperature", "eos_early_exit")},
             "seed": seed, "n": len(rows), "n_expected": len(examples), "accuracy": acc, "ci_low": lo, "ci_high": hi,
-            "n_correct": sum(r["correct"] for r in rows), "nfe": sampler.steps, "tokens_generated": len(rows) * sampler.gen_length,
+            "n_correct": sum(r["correct"] for r in rows), "nfe": tot["nfe"], "tokens_generated": len(rows) * sampler.gen_length,
             "seconds": round(tot["seconds"], 4), "flops": tot["flops"], "params": model.num_parameters(),
             "device": device_name(cfg.device), "git_sha": git_sha(), "config_hash": config_hash(to_dict(cfg)),
             "profile": cfg.profile, "versions": versions(), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -14,6 +14,16 @@ For RL the sampler records, for every completion position i, the global step ``r
 was committed, log p̃_θ(oⁱ | s_t) (``token_logprobs``), the entropy of p̃_θ(· | s_t) there, and (when top-k/top-p
 are active) the allowed-vocabulary mask. With the final tokens, ``reveal_step`` rebuilds every intermediate
 state exactly: s_t = completion with every position whose reveal_step ≥ t set to ``[MASK]``.
+
+Options that reproduce one reference or the other (each documented in docs/agrpo.md):
+- ``eos_early_exit`` (released AGRPO sampler): when a whole block came out EOS, the rest of that row is filled
+  with EOS (reveal_step = the current step, log-prob and entropy 0) and the row leaves the batch; LLaDA/d1 keep
+  decoding every block.
+- ``confidence``: ``model`` ranks low-confidence candidates by the untempered p_θ(x̂ⁱ | s_t) (LLaDA/d1);
+  ``sampling`` by the tempered, truncated log p̃_θ(x̂ⁱ | s_t) (the released AGRPO code). Identical at T = 0.
+- ``ban_special_tokens``: [MASK] and [PAD] can never be committed (ours); off = LLaDA and the released code,
+  which let the model's own (negligible) mass on them stand.
+- top-p keeps the tokens whose inclusive cumulative mass is ≤ top_p, and always the most likely one (released).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 REMASKING = ("low_confidence", "random")
+CONFIDENCE = ("model", "sampling")
 
 
 @dataclass
@@ -34,6 +45,9 @@ class SamplerConfig:
     temperature: float = 0.0
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1.0 = off
+    eos_early_exit: bool = False  # released AGRPO: True; LLaDA/d1: False
+    confidence: str = "model"  # low_confidence score: "model" (LLaDA/d1) or "sampling" (released AGRPO)
+    ban_special_tokens: bool = True  # never commit [MASK]/[PAD] (LLaDA and released AGRPO: False)
 
     def validate(self) -> None:
         if self.gen_length % self.block_length:
@@ -45,6 +59,8 @@ class SamplerConfig:
             raise ValueError(f"steps {self.steps} > gen_length {self.gen_length}: some steps would reveal nothing")
         if self.remasking not in REMASKING:
             raise ValueError(f"remasking must be one of {REMASKING}, got {self.remasking!r}")
+        if self.confidence not in CONFIDENCE:
+            raise ValueError(f"confidence must be one of {CONFIDENCE}, got {self.confidence!r}")
         if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ValueError("need temperature >= 0, top_k >= 0, 0 < top_p <= 1")
 
@@ -62,13 +78,21 @@ class SampleOutput:
     token_logprobs: torch.Tensor  # (B, L) log p̃(oⁱ | s_t) at the reveal step
     token_entropy: torch.Tensor  # (B, L) entropy of p̃(· | s_t) at the reveal step
     sampling_mask: torch.Tensor | None  # (B, L, V) bool allowed vocabulary at the reveal step (top-k/top-p only)
-    nfe: int  # forward passes of the network for this batch (= forward passes per sequence)
+    nfe: int  # batched forward passes of the network (= the most any row needed)
     steps: int
+    row_nfe: torch.Tensor | None = None  # (B,) forward passes each row took part in (< nfe after an early exit)
+    filled: torch.Tensor | None = None  # (B, L) bool: EOS written by the early exit, not sampled (not an action)
+
+    @property
+    def mean_nfe(self) -> float:
+        return float(self.row_nfe.double().mean()) if self.row_nfe is not None else float(self.nfe)
 
 
-def candidate_logits(model, logits: torch.Tensor) -> torch.Tensor:
-    """Logits over committable tokens: [MASK] and [PAD] can never be the committed token (float32)."""
+def candidate_logits(model, logits: torch.Tensor, ban_special_tokens: bool = True) -> torch.Tensor:
+    """Logits over committable tokens (float32): [MASK] and [PAD] banned unless ``ban_special_tokens`` is off."""
     logits = logits.float()
+    if not ban_special_tokens:
+        return logits
     logits[..., model.mask_id] = float("-inf")
     if model.pad_id != model.eos_id:
         logits[..., model.pad_id] = float("-inf")
@@ -90,10 +114,11 @@ def filter_logits(logits: torch.Tensor, cfg: SamplerConfig) -> tuple[torch.Tenso
         kth = scaled.topk(cfg.top_k, dim=-1).values[..., -1:]
         allowed &= scaled >= kth
     if cfg.top_p < 1.0:
+        # released rule: drop every token whose inclusive cumulative mass exceeds top_p, never the first
         probs = scaled.masked_fill(~allowed, float("-inf")).softmax(-1)
         sorted_p, order = probs.sort(dim=-1, descending=True)
-        mass_before = sorted_p.cumsum(-1) - sorted_p
-        keep_sorted = mass_before < cfg.top_p  # the first token is always kept
+        keep_sorted = sorted_p.cumsum(-1) <= cfg.top_p
+        keep_sorted[..., 0] = True
         allowed &= torch.zeros_like(allowed).scatter(-1, order, keep_sorted)
     return scaled.masked_fill(~allowed, float("-inf")), allowed
 
@@ -124,16 +149,30 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
     reveal = torch.full((b, L), -1, dtype=torch.long, device=device)
     logprobs = torch.zeros((b, L), device=device)
     entropy = torch.zeros((b, L), device=device)
+    row_nfe = torch.zeros(b, dtype=torch.long, device=device)
+    filled = torch.zeros((b, L), dtype=torch.bool, device=device)
+    active = torch.ones(b, dtype=torch.bool, device=device)
     sampling_mask = None
     num_blocks = L // cfg.block_length
-    steps_per_block = cfg.steps // num_blocks
-    transfer = num_transfer_tokens(cfg.block_length, steps_per_block)
-    rows = torch.arange(b, device=device)[:, None]
-    step = 0
+    transfer = num_transfer_tokens(cfg.block_length, cfg.steps // num_blocks)
+    step = nfe = 0
     for blk in range(num_blocks):
         lo, hi = blk * cfg.block_length, (blk + 1) * cfg.block_length
+        if cfg.eos_early_exit and blk > 0:
+            done = active & (x[:, p + lo - cfg.block_length:p + lo] == model.eos_id).all(1)
+            x[done, p + lo:] = model.eos_id
+            reveal[done, lo:] = step
+            filled[done, lo:] = True
+            active &= ~done
+            if not active.any():
+                break
+        rows_idx = active.nonzero().squeeze(1)
+        r = rows_idx[:, None]
         for k in transfer:
-            logits = candidate_logits(model, model(x, attn)[:, p:])  # (B, L, V)
+            xa = x[rows_idx]
+            logits = candidate_logits(model, model(xa, attn[rows_idx])[:, p:], cfg.ban_special_tokens)  # (b', L, V)
+            nfe += 1
+            row_nfe[rows_idx] += 1
             if cfg.temperature > 0:
                 filtered, allowed = filter_logits(logits, cfg)
                 u = torch.rand(filtered.shape, generator=generator, dtype=torch.float64, device=device)
@@ -142,28 +181,31 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
             else:
                 filtered, allowed = logits, None
                 x0 = logits.argmax(-1)
-            if cfg.remasking == "low_confidence":
+            logp_all = filtered.log_softmax(-1) if record or cfg.confidence == "sampling" else None
+            if cfg.remasking == "random":
+                conf = torch.rand(x0.shape, generator=generator, device=device)
+            elif cfg.confidence == "model":
                 conf = logits.softmax(-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
             else:
-                conf = torch.rand((b, L), generator=generator, device=device)
-            still_masked = x[:, p:] == model.mask_id
-            in_block = torch.zeros_like(still_masked)
-            in_block[:, lo:hi] = True
-            conf = conf.masked_fill(~(still_masked & in_block), float("-inf"))
-            chosen = conf.topk(k, dim=-1).indices  # (B, k)
-            x[:, p:][rows, chosen] = x0[rows, chosen]
-            reveal[rows, chosen] = step
+                conf = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+            open_ = reveal[rows_idx] == -1
+            open_[:, :lo] = False
+            open_[:, hi:] = False
+            chosen = conf.masked_fill(~open_, float("-inf")).topk(k, dim=-1).indices  # (b', k)
+            local = torch.arange(len(rows_idx), device=device)[:, None]
+            x[r, p + chosen] = x0[local, chosen]
+            reveal[r, chosen] = step
             if record:
-                logp_all = filtered.log_softmax(-1)
-                logprobs[rows, chosen] = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)[rows, chosen]
+                logprobs[r, chosen] = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)[local, chosen]
                 ent = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
-                entropy[rows, chosen] = ent[rows, chosen]
+                entropy[r, chosen] = ent[local, chosen]
                 if allowed is not None:
                     if sampling_mask is None:
-                        sampling_mask = torch.zeros_like(allowed)
-                    sampling_mask[rows, chosen] = allowed[rows, chosen]
+                        sampling_mask = torch.zeros((b, L, allowed.shape[-1]), dtype=torch.bool, device=device)
+                    sampling_mask[r, chosen] = allowed[local, chosen]
             step += 1
-    return SampleOutput(prompt_ids, prompt_mask, x[:, p:].clone(), reveal, logprobs, entropy, sampling_mask, step, cfg.steps)
+    return SampleOutput(prompt_ids, prompt_mask, x[:, p:].clone(), reveal, logprobs, entropy, sampling_mask, nfe,
+                        cfg.steps, row_nfe, filled)
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

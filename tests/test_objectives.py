@@ -1,8 +1,6 @@
 
-import pytest
 import torch
 
-from agrpo.rl.agrpo import AGRPO, sample_timesteps, step_entropies, steps_per_trajectory
 from agrpo.rl.objectives import RolloutBatch, completion_mask
 from agrpo.rl.trainer import group_advantages
 from agrpo.sampling import SamplerConfig, generate, left_pad
@@ -36,64 +34,6 @@ def test_completion_mask_includes_first_eos(tokenizer):
     e = tokenizer.eos_id
     ids = torch.tensor([[7, 8, e, e], [7, 7, 7, 7]])
     assert completion_mask(ids, e).tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
-
-
-def test_agrpo_exact_ratio_is_one_with_mu1(tiny_model, tokenizer):
-    batch = make_batch(tiny_model, tokenizer)
-    obj = AGRPO(AGRPO.Args(mc_samples=4, timestep_sampler="uniform"), torch.Generator().manual_seed(0))
-    obj.prepare(tiny_model, None, batch, 1)
-    for loss, stats in obj.losses(tiny_model, None, batch, 0):
-        assert abs(stats["ratio_mean"] - 1.0) < 1e-5 and stats["clip_ratio"] == 0.0
-
-
-def test_agrpo_exact_k_equals_m_gives_full_step_objective_and_plain_policy_gradient(tiny_model, tokenizer):
-    """Enumerating every step once (k = m) gives the full step-level objective; at ρ = 1 its gradient is
-    −1/(m·B) Σ_i Â_i Σ_t ∇ log π_θ(a_{i,t} | s_{i,t}) (the plain policy gradient)."""
-    batch = make_batch(tiny_model, tokenizer)
-    m, b = batch.sample.steps, batch.rewards.shape[0]
-    obj = AGRPO(AGRPO.Args(mc_samples=m, restrict_to_content_steps=False), torch.Generator().manual_seed(0))
-    total = sum(obj.step_loss(tiny_model, None, batch, torch.full((b,), t), torch.ones(b), m)[0] for t in range(m))
-    g_agrpo = grads(tiny_model, total)
-    pg = 0.0
-    for t in range(m):
-        logp, revealed = obj.step_logprobs(tiny_model, batch, torch.full((b,), t))
-        pg = pg - (batch.advantages[:, None] * logp * revealed).sum() / (m * b)
-    g_pg = grads(tiny_model, pg)
-    assert g_agrpo.abs().max() > 0
-    assert torch.allclose(g_agrpo, g_pg, atol=1e-6, rtol=1e-4)
-
-
-@pytest.mark.parametrize("kind", ["uniform", "stratified", "entropy"])
-def test_agrpo_unbiased_timestep_estimator(kind):
-    """E over draws of w·f(t) equals the uniform average of f over t < m_i, for every sampler (MC, 5σ)."""
-    m = torch.tensor([5, 3])
-    ent = torch.tensor([[0.1, 2.0, 0.5, 1.0, 0.3, 9.0], [1.0, 0.2, 3.0, 7.0, 7.0, 7.0]])
-    f = torch.tensor([[1.0, -2.0, 3.0, 0.5, 4.0, 100.0], [2.0, -1.0, 5.0, 100.0, 100.0, 100.0]], dtype=torch.float64)
-    t, w = sample_timesteps(m, 100_000, kind, torch.Generator().manual_seed(0), ent)
-    assert (t < m[:, None]).all()
-    est = (w * f.gather(1, t)).mean(1)
-    exact = torch.stack([f[i, : m[i]].mean() for i in range(2)])
-    se = (w * f.gather(1, t)).std(1) / 100_000 ** 0.5
-    assert ((est - exact).abs() < 5 * se + 1e-9).all(), (est, exact)
-
-
-def test_agrpo_entropy_weights_are_exact_importance_ratios():
-    m = torch.tensor([4])
-    ent = torch.tensor([[1.0, 3.0, 0.0, 4.0]])
-    t, w = sample_timesteps(m, 2000, "entropy", torch.Generator().manual_seed(1), ent)
-    q = (ent[0].double() + 1e-8) / (ent[0].double() + 1e-8).sum()
-    assert torch.allclose(w[0], 0.25 / q[t[0]])
-
-
-def test_agrpo_steps_per_trajectory_stop_at_last_content_step(tiny_model, tokenizer):
-    batch = make_batch(tiny_model, tokenizer)
-    s = batch.sample
-    s.completion_ids[0, :] = tokenizer.eos_id
-    s.completion_ids[0, 0] = 7
-    m = steps_per_trajectory(batch, tokenizer.eos_id, restrict=True)
-    assert m[0] == s.reveal_step[0, 0] + 1
-    assert (steps_per_trajectory(batch, tokenizer.eos_id, restrict=False) == s.steps).all()
-    assert torch.allclose(step_entropies(batch).sum(1), s.token_entropy.double().sum(1))
 
 
 def _diffu(beta=0.0, p=0.5):

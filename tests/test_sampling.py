@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from agrpo.rl.agrpo import rebuild_state
-from agrpo.sampling import SamplerConfig, candidate_logits, generate, left_pad, num_transfer_tokens, step_logprobs
+from agrpo.sampling import (SamplerConfig, candidate_logits, filter_logits, generate, left_pad, num_transfer_tokens,
+                            step_logprobs)
 
 
 def _prompts(tokenizer):
@@ -81,3 +82,84 @@ def test_sampler_top_k_restricts_tokens(tiny_model, tokenizer):
 def test_sampler_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         SamplerConfig(**kwargs).validate()
+
+
+class EosAfter(torch.nn.Module):
+    """Wraps a model: from completion position ``start`` on, EOS gets a huge logit."""
+
+    def __init__(self, model, start, gen_length):
+        super().__init__()
+        self.model, self.start, self.gen_length = model, start, gen_length
+        self.mask_id, self.eos_id, self.pad_id, self.tokenizer = model.mask_id, model.eos_id, model.pad_id, model.tokenizer
+
+    def forward(self, ids, attn=None):
+        logits = self.model(ids, attn).clone()
+        logits[:, ids.shape[1] - self.gen_length + self.start:, self.eos_id] = 100.0
+        return logits
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_sampler_eos_early_exit(tiny_model, tokenizer, temperature):
+    """Released AGRPO: once a block is all EOS the rest of the row is EOS (revealed at the next block's first
+    step, not sampled) and the row stops costing forward passes; the text before it is unchanged."""
+    ids, mask = _prompts(tokenizer)
+    model = EosAfter(tiny_model, start=4, gen_length=16)
+    cfg = SamplerConfig(gen_length=16, block_length=4, steps=8, remasking="random", temperature=temperature)
+    full = generate(model, ids, mask, cfg, torch.Generator().manual_seed(0))
+    cfg.eos_early_exit = True
+    out = generate(model, ids, mask, cfg, torch.Generator().manual_seed(0))
+    assert (out.completion_ids[:, 4:] == tokenizer.eos_id).all() and torch.equal(out.completion_ids, full.completion_ids)
+    assert out.nfe == 4 and out.row_nfe.tolist() == [4, 4, 4] and full.row_nfe.tolist() == [8, 8, 8]
+    assert (out.reveal_step[:, 8:] == 4).all() and out.filled[:, 8:].all() and not out.filled[:, :8].any()
+    assert [tokenizer.decode(c) for c in out.completion_ids] == [tokenizer.decode(c) for c in full.completion_ids]
+
+
+def test_sampler_top_p_is_the_released_rule():
+    """Keep tokens whose inclusive cumulative mass is ≤ top_p (and always the first): with probabilities
+    0.5/0.3/0.15/0.05 and top_p = 0.85 that is two tokens (the usual nucleus rule would keep three)."""
+    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    _, allowed = filter_logits(logits, SamplerConfig(temperature=1.0, top_p=0.85))
+    assert allowed.tolist() == [[True, True, False, False]]
+    _, allowed = filter_logits(logits, SamplerConfig(temperature=1.0, top_p=0.3))
+    assert allowed.tolist() == [[True, False, False, False]]
+
+
+class FixedLogits(torch.nn.Module):
+    def __init__(self, tokenizer, completion_logits):
+        super().__init__()
+        self.mask_id, self.eos_id, self.pad_id, self.tokenizer = tokenizer.mask_id, tokenizer.eos_id, tokenizer.pad_id, tokenizer
+        self.completion_logits = completion_logits  # (L, V)
+
+    def forward(self, ids, attn=None):
+        b, n = ids.shape
+        L, v = self.completion_logits.shape
+        return torch.cat([torch.zeros(b, n - L, v), self.completion_logits.expand(b, L, v)], 1)
+
+
+def test_sampler_confidence_option_changes_low_confidence_order(tokenizer):
+    """`model` ranks by the untempered p_θ(x̂) (LLaDA/d1), `sampling` by the tempered, truncated p̃_θ(x̂)."""
+    v = tokenizer.vocab_size
+    logits = torch.zeros(2, v)
+    logits[0, 10] = 2.0  # flat tail: p_θ(x̂) ≈ 0.13, but p̃_θ(x̂) ≈ 1 once T = 0.2 and top-2 cut the tail
+    logits[1] = -30.0
+    logits[1, 11], logits[1, 12] = 1.0, 0.9  # two candidates: p_θ(x̂) ≈ 0.52, p̃_θ(x̂) ≈ 0.62
+    model = FixedLogits(tokenizer, logits)
+    ids, mask = torch.tensor([[5]]), torch.ones(1, 1, dtype=torch.long)
+    order = {}
+    for conf in ("model", "sampling"):
+        cfg = SamplerConfig(2, 2, 2, "low_confidence", temperature=0.2, top_k=2, confidence=conf)
+        order[conf] = generate(model, ids, mask, cfg, torch.Generator().manual_seed(0)).reveal_step[0].tolist()
+    assert order == {"model": [1, 0], "sampling": [0, 1]}
+
+
+def test_sampler_ban_special_tokens_option(tokenizer):
+    """On (ours): [MASK]/[PAD] are never committed. Off (LLaDA, released AGRPO): the model's own mass stands, and
+    a committed [MASK] still counts as revealed (positions are tracked by reveal step, not by token)."""
+    logits = torch.zeros(4, tokenizer.vocab_size)
+    logits[:, tokenizer.mask_id] = 50.0
+    model = FixedLogits(tokenizer, logits)
+    ids, mask = torch.tensor([[5]]), torch.ones(1, 1, dtype=torch.long)
+    banned = generate(model, ids, mask, SamplerConfig(4, 4, 2))
+    allowed = generate(model, ids, mask, SamplerConfig(4, 4, 2, ban_special_tokens=False))
+    assert not (banned.completion_ids == tokenizer.mask_id).any()
+    assert (allowed.completion_ids == tokenizer.mask_id).all() and sorted(allowed.reveal_step[0].tolist()) == [0, 0, 1, 1]

@@ -51,7 +51,7 @@ def test_trainer_writes_checkpoints_and_is_deterministic(setup, method, monkeypa
         a = (tmp / f"{method}-a/step{step}/model.safetensors").read_bytes()
         assert a == (tmp / f"{method}-b/step{step}/model.safetensors").read_bytes()
     log = [json.loads(l) for l in (tmp / f"{method}-a/train_log.jsonl").read_text().splitlines()]
-    assert [r["iteration"] for r in log] == [1, 2] and all(r["nfe_rollout"] == 20 for r in log)
+    assert [r["iteration"] for r in log] == [1, 2] and all(0 < r["nfe_rollout"] <= 20 for r in log)
     assert (tmp / f"{method}-a/step1/model.safetensors").read_bytes() != (tmp / "base/model.safetensors").read_bytes()
 
 
@@ -64,7 +64,7 @@ def test_eval_cells_written_skipped_and_partial_redone(setup):
     for key in ("method", "task", "checkpoint", "gen_length", "steps", "accuracy", "nfe", "seconds", "flops",
                 "device", "git_sha", "config_hash", "ci_low", "ci_high", "n"):
         assert key in m
-    assert m["checkpoint"] == "step0" and m["n"] == 8 and m["nfe"] == m["steps"]
+    assert m["checkpoint"] == "step0" and m["n"] == 8 and 0 < m["nfe"] <= m["steps"]
     rows = [json.loads(l) for l in (cells[0] / "generations.jsonl").read_text().splitlines()]
     assert len(rows) == 8 and {"prompt", "completion", "correct", "score"} <= set(rows[0])
     # complete cells are skipped: their files are untouched

@@ -12,14 +12,18 @@ The inner average over steps is an expectation over t ~ U{0..m_i−1}; AGRPO est
 trajectory (unbiased), each one forward/backward pass on the rebuilt state s_{i,t} (every position with
 reveal_step ≥ t re-masked). m_i counts steps up to the last one that revealed a non-EOS token (released code).
 
-Timestep samplers (``timestep_sampler``):
-- ``uniform``: t = ⌊u·m_i⌋ with u i.i.d. U[0,1).
-- ``stratified``: the B·k uniforms of a batch are u_s = (π(s) + U_s)/(B·k) for a random permutation π
-  (low-discrepancy, as released), then t = ⌊u·m_i⌋.
-- ``entropy``: proposal q_i(t) ∝ H_{i,t} + 1e-8, H the summed rollout entropies of the tokens revealed at t;
-  t = inverse-CDF(u) with stratified u; importance weight w = (1/m_i) / q_i(t) keeps the estimator unbiased.
+Timestep samplers (``importance_sampling`` × ``low_discrepancy``, as released):
+- u: i.i.d. U[0,1) (``low_discrepancy: false``), or the B·k uniforms of a batch u_s = (π(s) + U_s)/(B·k) for
+  a random permutation π (``low_discrepancy: true``, arXiv:2409.02908 App. G.2), reshaped B × k.
+- ``importance_sampling: uniform``: t = ⌊u·m_i⌋, weight w = 1.
+- ``importance_sampling: entropy``: proposal q_i(t) ∝ H_{i,t} + 1e-8 for t < m_i (0 beyond), H the summed
+  rollout entropies of the tokens revealed at t; t = inverse-CDF_q(u); w = (1/m_i) / q_i(t) keeps the estimator
+  unbiased for the uniform average over steps.
+The named presets of ``TIMESTEP_SAMPLERS`` are the three the paper discusses plus the fourth combination.
 
-Loss of draw j (released normalisation): L_j = 1/(k·B) Σ_i w_ij Σ_{tok revealed at t_ij} ℓ_tok.
+Loss of draw j (released normalisation): L_j = 1/(k·B) Σ_i w_ij Σ_{tok revealed at t_ij} ℓ_tok. The released
+code divides each device micro-batch's sum by k·G with one prompt group per micro-batch and averages over
+micro-batches and devices, which is the same 1/(k·B) over the whole rollout batch.
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from agrpo.config import doc
 from agrpo.rl.objectives import Objective, RolloutBatch, clipped_surrogate, kl_k3
 from agrpo.sampling import candidate_logits, step_logprobs
 
-TIMESTEP_SAMPLERS = ("uniform", "stratified", "entropy")
+IMPORTANCE_SAMPLING = ("uniform", "entropy")
+# preset name -> (importance_sampling, low_discrepancy)
+TIMESTEP_SAMPLERS = {"uniform": ("uniform", False), "stratified": ("uniform", True),
+                     "entropy": ("entropy", True), "entropy_iid": ("entropy", False)}
 
 
 def rebuild_state(completion_ids: torch.Tensor, reveal_step: torch.Tensor, t: torch.Tensor, mask_id: int):
@@ -41,37 +48,43 @@ def rebuild_state(completion_ids: torch.Tensor, reveal_step: torch.Tensor, t: to
 
 
 def steps_per_trajectory(batch: RolloutBatch, eos_id: int, restrict: bool) -> torch.Tensor:
-    """m_i: steps up to and including the last that revealed a non-EOS token (all m steps if ``restrict`` is off)."""
+    """m_i: steps up to and including the last that revealed a non-EOS token (``restrict``, released), else every
+    step the row ran. A completion that is EOS only (the released code asserts it never happens) keeps every step."""
     s = batch.sample
-    m = torch.full((s.completion_ids.shape[0],), s.steps, dtype=torch.long)
+    ran = s.row_nfe if s.row_nfe is not None else torch.full((s.completion_ids.shape[0],), s.steps, dtype=torch.long)
     if not restrict:
-        return m
+        return ran.clone()
     content = s.completion_ids != eos_id
     last = s.reveal_step.masked_fill(~content, -1).max(1).values
-    return torch.where(last >= 0, last + 1, m)
+    return torch.where(last >= 0, last + 1, ran)
 
 
-def sample_timesteps(m: torch.Tensor, k: int, kind: str, generator: torch.Generator,
-                     step_entropy: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw (t, w), each (B, k): timesteps in [0, m_i) and importance weights (1 except for ``entropy``)."""
+def draw_uniforms(b: int, k: int, low_discrepancy: bool, generator: torch.Generator) -> torch.Tensor:
+    """(B, k) uniforms: i.i.d., or stratified over the whole batch ((randperm(S) + U)/S, S = B·k)."""
+    if not low_discrepancy:
+        return torch.rand((b, k), generator=generator, dtype=torch.float64)
+    s = b * k
+    perm = torch.randperm(s, generator=generator).double()
+    return ((perm + torch.rand(s, generator=generator, dtype=torch.float64)) / s).view(b, k)
+
+
+def sample_timesteps(m: torch.Tensor, k: int, importance_sampling: str, low_discrepancy: bool,
+                     generator: torch.Generator, step_entropy: torch.Tensor | None = None):
+    """Draw (t, w), each (B, k): timesteps in [0, m_i) and importance weights (1 unless ``entropy``)."""
+    if importance_sampling not in IMPORTANCE_SAMPLING:
+        raise ValueError(f"unknown importance_sampling {importance_sampling!r}; choose from {IMPORTANCE_SAMPLING}")
     b = m.shape[0]
-    if kind == "uniform":
-        u = torch.rand((b, k), generator=generator, dtype=torch.float64)
-    elif kind in ("stratified", "entropy"):
-        s = b * k
-        u = ((torch.randperm(s, generator=generator).double() + torch.rand(s, generator=generator, dtype=torch.float64)) / s).view(b, k)
-    else:
-        raise ValueError(f"unknown timestep_sampler {kind!r}; choose from {TIMESTEP_SAMPLERS}")
-    if kind != "entropy":
+    u = draw_uniforms(b, k, low_discrepancy, generator)
+    if importance_sampling == "uniform":
         t = (u * m[:, None].double()).floor().long().clamp(max=(m - 1)[:, None])
         return t, torch.ones((b, k), dtype=torch.float64)
     steps = step_entropy.shape[1]
     valid = torch.arange(steps)[None, :] < m[:, None]
-    h = (step_entropy.double() + 1e-8) * valid
-    q = h / h.sum(1, keepdim=True)
+    q = (step_entropy.double() + 1e-8) * valid
+    q = q / q.sum(1, keepdim=True)
     cdf = q.cumsum(1)
-    cdf[torch.arange(b), m - 1] = 1.0  # guard against round-off at the top
-    t = torch.searchsorted(cdf, u, right=True).clamp(max=(m - 1)[:, None])
+    cdf[torch.arange(b), m - 1] = 1.0  # round-off guard: never land past m_i − 1
+    t = torch.searchsorted(cdf, u).clamp(max=(m - 1)[:, None])
     w = (1.0 / m[:, None].double()) / q.gather(1, t)
     return t, w
 
@@ -79,8 +92,8 @@ def sample_timesteps(m: torch.Tensor, k: int, kind: str, generator: torch.Genera
 def step_entropies(batch: RolloutBatch) -> torch.Tensor:
     """H_{i,t}: summed rollout entropies of the tokens revealed at each step, (B, m)."""
     s = batch.sample
-    out = torch.zeros((s.reveal_step.shape[0], s.steps), dtype=torch.float64)
-    return out.scatter_add(1, s.reveal_step, s.token_entropy.double())
+    out = torch.zeros((s.reveal_step.shape[0], s.steps + 1), dtype=torch.float64)  # +1: early-exit fill step
+    return out.scatter_add(1, s.reveal_step.clamp(max=s.steps), s.token_entropy.double())[:, : s.steps]
 
 
 class AGRPO(Objective):
@@ -89,57 +102,72 @@ class AGRPO(Objective):
     @dataclass
     class Args:
         mc_samples: int = doc("k: timesteps sampled per trajectory per update (released: 24)", 24)
-        timestep_sampler: str = doc("`uniform`, `stratified` (low-discrepancy) or `entropy` (importance sampling; released)", "entropy")
-        clip_epsilon: float = doc("PPO clip ε (released: 0.2)", 0.2)
-        beta: float = doc("KL coefficient to the reference (base) model (released: 0)", 0.0)
+        importance_sampling: str = doc("timestep proposal: `uniform` or `entropy` (∝ step entropy, importance-weighted; released)", "entropy")
+        low_discrepancy: bool = doc("stratify the B·k timestep uniforms across the batch (released: true)", True)
+        clip_epsilon: float = doc("PPO clip ε, symmetric (released: 0.2)", 0.2)
+        beta: float = doc("KL coefficient to the reference = base model (released: 0)", 0.0)
+        kl_ratio_correction: bool = doc("multiply the k3 KL by ρ (released v2, arXiv:2512.02556); false = plain k3 (v1 text)", True)
         restrict_to_content_steps: bool = doc("sample t only up to the last step that revealed a non-EOS token (released)", True)
 
     def __init__(self, args, generator):
         super().__init__(args, generator)
-        if args.timestep_sampler not in TIMESTEP_SAMPLERS:
-            raise ValueError(f"timestep_sampler must be one of {TIMESTEP_SAMPLERS}")
+        if args.importance_sampling not in IMPORTANCE_SAMPLING:
+            raise ValueError(f"importance_sampling must be one of {IMPORTANCE_SAMPLING}, got {args.importance_sampling!r}")
         if args.mc_samples < 1:
             raise ValueError("mc_samples must be >= 1")
 
     def prepare(self, policy, ref_model, batch, inner_iterations):
         m = steps_per_trajectory(batch, policy.eos_id, self.args.restrict_to_content_steps)
-        ent = step_entropies(batch) if self.args.timestep_sampler == "entropy" else None
+        ent = step_entropies(batch) if self.args.importance_sampling == "entropy" else None
         batch.extras["agrpo_m"] = m
         batch.extras["agrpo_step_entropy"] = ent
 
     def step_logprobs(self, model, batch: RolloutBatch, t: torch.Tensor):
-        """log p̃_θ(oⁱ | s_t) at every completion position (B, L) and the mask of positions revealed at t."""
+        """log p̃_θ(oⁱ | s_t) at every completion position (B, L) and the mask of tokens revealed (sampled) at t."""
         s = batch.sample
         state = rebuild_state(s.completion_ids, s.reveal_step, t, model.mask_id)
         ids = torch.cat([s.prompt_ids, state], 1)
         attn = torch.cat([s.prompt_mask, torch.ones_like(state)], 1)
-        logits = candidate_logits(model, model(ids, attn)[:, s.prompt_ids.shape[1]:])
-        logp = step_logprobs(logits, s.completion_ids, batch.sampler, s.sampling_mask)
-        return logp, s.reveal_step == t.view(-1, 1)
+        logits = candidate_logits(model, model(ids, attn)[:, s.prompt_ids.shape[1]:], batch.sampler.ban_special_tokens)
+        revealed = s.reveal_step == t.view(-1, 1)
+        if s.filled is not None:
+            revealed &= ~s.filled
+        allowed = s.sampling_mask
+        if allowed is not None:  # positions that are not scored may have no allowed token: keep their logp finite
+            allowed = allowed | ~revealed[..., None]
+        logp = step_logprobs(logits, s.completion_ids, batch.sampler, allowed)
+        return logp, revealed
 
     def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int):
-        """Loss of one timestep draw (one row each): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats."""
+        """Loss of one timestep draw (one per row): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats."""
         a, s = self.args, batch.sample
         logp, revealed = self.step_logprobs(policy, batch, t)
         # old log-probs are the rollout's own: no extra forward pass (ρ ≡ 1 when μ = 1)
         old = torch.where(revealed, s.token_logprobs, logp.detach())
-        per_tok, ratio, clipped = clipped_surrogate(logp, old, batch.advantages[:, None], a.clip_epsilon)
+        adv = batch.advantages[:, None]
+        per_tok, ratio, _ = clipped_surrogate(logp, old, adv, a.clip_epsilon)
         stats = {}
+        n_tok = max(revealed.sum().item(), 1)
         if a.beta > 0:
             with torch.no_grad():
                 ref_logp, _ = self.step_logprobs(ref_model, batch, t)
             kl = kl_k3(ref_logp, logp)
-            per_tok = per_tok + a.beta * ratio * kl  # KL times ρ (DeepSeek-V3.2 correction, as released)
-            stats["kl"] = (kl * revealed).sum().item() / max(revealed.sum().item(), 1)
-        loss = (per_tok * revealed * w[:, None].to(per_tok.dtype)).sum() / (k * s.completion_ids.shape[0])
-        n_tok = max(revealed.sum().item(), 1)
-        stats.update(clip_ratio=(clipped * revealed).sum().item() / n_tok,
-                     ratio_mean=(ratio.detach() * revealed).sum().item() / n_tok)
+            if a.kl_ratio_correction:
+                kl = kl * ratio  # DeepSeek-V3.2 importance-sampling correction, as released
+            per_tok = per_tok + a.beta * kl
+            stats["kl"] = (kl.detach() * revealed).sum().item() / n_tok
+        per_tok = torch.where(revealed, per_tok, torch.zeros_like(per_tok))
+        loss = (per_tok * w[:, None].to(per_tok.dtype)).sum() / (k * s.completion_ids.shape[0])
+        r = ratio.detach()
+        low = (r < 1 - a.clip_epsilon) & (adv < 0) & revealed
+        high = (r > 1 + a.clip_epsilon) & (adv > 0) & revealed
+        stats.update(clip_ratio_low=low.sum().item() / n_tok, clip_ratio_high=high.sum().item() / n_tok,
+                     clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=(r * revealed).sum().item() / n_tok)
         return loss, stats
 
     def losses(self, policy, ref_model, batch, inner_iteration):
         a = self.args
-        t_all, w_all = sample_timesteps(batch.extras["agrpo_m"], a.mc_samples, a.timestep_sampler, self.generator,
-                                        batch.extras["agrpo_step_entropy"])
+        t_all, w_all = sample_timesteps(batch.extras["agrpo_m"], a.mc_samples, a.importance_sampling,
+                                        a.low_discrepancy, self.generator, batch.extras["agrpo_step_entropy"])
         for j in range(a.mc_samples):
             yield self.step_loss(policy, ref_model, batch, t_all[:, j], w_all[:, j], a.mc_samples)
