@@ -51,7 +51,7 @@ def test_agrpo_exact_rebuilt_state_logprob_equals_rollout_logprob(tiny_model, to
     with torch.no_grad():
         for t in range(s.steps):
             logp, revealed = obj.step_logprobs(tiny_model, batch, torch.full((s.completion_ids.shape[0],), t))
-            assert torch.allclose(logp[revealed], s.token_logprobs[revealed], atol=1e-5, rtol=0)
+            assert torch.allclose(logp, s.token_logprobs[revealed], atol=1e-5, rtol=0)
             scored |= revealed
     assert torch.equal(scored, ~s.filled)  # every sampled token is scored exactly at its own step
 
@@ -69,7 +69,8 @@ def test_agrpo_exact_k_equals_m_gives_full_objective_and_plain_policy_gradient(t
     objective = 0.0
     for t in range(m):
         logp, revealed = obj.step_logprobs(tiny_model, batch, torch.full((b,), t))
-        objective = objective + (batch.advantages[:, None] * logp * revealed).sum() / (m * b)
+        rows = revealed.nonzero(as_tuple=True)[0]
+        objective = objective + (batch.advantages[rows] * logp).sum() / (m * b)
     g_pg = flat_grad(tiny_model, -objective)
     assert g_agrpo.abs().max() > 0
     assert torch.allclose(g_agrpo, g_pg, atol=1e-7, rtol=1e-5)

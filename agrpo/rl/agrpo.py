@@ -51,7 +51,8 @@ def steps_per_trajectory(batch: RolloutBatch, eos_id: int, restrict: bool) -> to
     """m_i: steps up to and including the last that revealed a non-EOS token (``restrict``, released), else every
     step the row ran. A completion that is EOS only (the released code asserts it never happens) keeps every step."""
     s = batch.sample
-    ran = s.row_nfe if s.row_nfe is not None else torch.full((s.completion_ids.shape[0],), s.steps, dtype=torch.long)
+    ran = s.row_nfe if s.row_nfe is not None else torch.full((s.completion_ids.shape[0],), s.steps, dtype=torch.long,
+                                                            device=s.completion_ids.device)
     if not restrict:
         return ran.clone()
     content = s.completion_ids != eos_id
@@ -73,17 +74,17 @@ def sample_timesteps(m: torch.Tensor, k: int, importance_sampling: str, low_disc
     """Draw (t, w), each (B, k): timesteps in [0, m_i) and importance weights (1 unless ``entropy``)."""
     if importance_sampling not in IMPORTANCE_SAMPLING:
         raise ValueError(f"unknown importance_sampling {importance_sampling!r}; choose from {IMPORTANCE_SAMPLING}")
-    b = m.shape[0]
-    u = draw_uniforms(b, k, low_discrepancy, generator)
+    b, device = m.shape[0], m.device
+    u = draw_uniforms(b, k, low_discrepancy, generator).to(device)  # drawn on the generator's device (CPU)
     if importance_sampling == "uniform":
         t = (u * m[:, None].double()).floor().long().clamp(max=(m - 1)[:, None])
-        return t, torch.ones((b, k), dtype=torch.float64)
+        return t, torch.ones((b, k), dtype=torch.float64, device=device)
     steps = step_entropy.shape[1]
-    valid = torch.arange(steps)[None, :] < m[:, None]
+    valid = torch.arange(steps, device=device)[None, :] < m[:, None]
     q = (step_entropy.double() + 1e-8) * valid
     q = q / q.sum(1, keepdim=True)
     cdf = q.cumsum(1)
-    cdf[torch.arange(b), m - 1] = 1.0  # round-off guard: never land past m_i − 1
+    cdf[torch.arange(b, device=device), m - 1] = 1.0  # round-off guard: never land past m_i − 1
     t = torch.searchsorted(cdf, u).clamp(max=(m - 1)[:, None])
     w = (1.0 / m[:, None].double()) / q.gather(1, t)
     return t, w
@@ -92,7 +93,7 @@ def sample_timesteps(m: torch.Tensor, k: int, importance_sampling: str, low_disc
 def step_entropies(batch: RolloutBatch) -> torch.Tensor:
     """H_{i,t}: summed rollout entropies of the tokens revealed at each step, (B, m)."""
     s = batch.sample
-    out = torch.zeros((s.reveal_step.shape[0], s.steps + 1), dtype=torch.float64)  # +1: early-exit fill step
+    out = torch.zeros((s.reveal_step.shape[0], s.steps + 1), dtype=torch.float64, device=s.reveal_step.device)  # +1: fill step
     return out.scatter_add(1, s.reveal_step.clamp(max=s.steps), s.token_entropy.double())[:, : s.steps]
 
 
@@ -123,31 +124,31 @@ class AGRPO(Objective):
         batch.extras["agrpo_step_entropy"] = ent
 
     def step_logprobs(self, model, batch: RolloutBatch, t: torch.Tensor):
-        """log p̃_θ(oⁱ | s_t) at every completion position (B, L) and the mask of tokens revealed (sampled) at t."""
+        """log p̃_θ(oⁱ | s_t) of the tokens sampled at step t_b of each row b: a flat (n,) tensor, and the (B, L)
+        mask saying which positions they are (row-major order). Only those n positions go through the
+        float32 / temperature / top-k-top-p / log-softmax transform (as released: the vocabulary can be 126k)."""
         s = batch.sample
         state = rebuild_state(s.completion_ids, s.reveal_step, t, model.mask_id)
         ids = torch.cat([s.prompt_ids, state], 1)
         attn = torch.cat([s.prompt_mask, torch.ones_like(state)], 1)
-        logits = candidate_logits(model, model(ids, attn)[:, s.prompt_ids.shape[1]:], batch.sampler.ban_special_tokens)
         revealed = s.reveal_step == t.view(-1, 1)
         if s.filled is not None:
-            revealed &= ~s.filled
-        allowed = s.sampling_mask
-        if allowed is not None:  # positions that are not scored may have no allowed token: keep their logp finite
-            allowed = allowed | ~revealed[..., None]
-        logp = step_logprobs(logits, s.completion_ids, batch.sampler, allowed)
-        return logp, revealed
+            revealed &= ~s.filled  # EOS written by the early exit was not sampled
+        logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][revealed]  # (n, V)
+        logits = candidate_logits(model, logits, batch.sampler.ban_special_tokens)
+        allowed = s.sampling_mask[revealed] if s.sampling_mask is not None else None
+        return step_logprobs(logits, s.completion_ids[revealed], batch.sampler, allowed), revealed
 
     def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int):
         """Loss of one timestep draw (one per row): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats."""
         a, s = self.args, batch.sample
         logp, revealed = self.step_logprobs(policy, batch, t)
-        # old log-probs are the rollout's own: no extra forward pass (ρ ≡ 1 when μ = 1)
-        old = torch.where(revealed, s.token_logprobs, logp.detach())
-        adv = batch.advantages[:, None]
+        rows = revealed.nonzero(as_tuple=True)[0]
+        old = s.token_logprobs[revealed]  # recorded by the sampler: no extra forward pass (ρ ≡ 1 when μ = 1)
+        adv = batch.advantages[rows].to(logp.dtype)
         per_tok, ratio, _ = clipped_surrogate(logp, old, adv, a.clip_epsilon)
         stats = {}
-        n_tok = max(revealed.sum().item(), 1)
+        n_tok = max(len(rows), 1)
         if a.beta > 0:
             with torch.no_grad():
                 ref_logp, _ = self.step_logprobs(ref_model, batch, t)
@@ -155,14 +156,12 @@ class AGRPO(Objective):
             if a.kl_ratio_correction:
                 kl = kl * ratio  # DeepSeek-V3.2 importance-sampling correction, as released
             per_tok = per_tok + a.beta * kl
-            stats["kl"] = (kl.detach() * revealed).sum().item() / n_tok
-        per_tok = torch.where(revealed, per_tok, torch.zeros_like(per_tok))
-        loss = (per_tok * w[:, None].to(per_tok.dtype)).sum() / (k * s.completion_ids.shape[0])
+            stats["kl"] = kl.detach().sum().item() / n_tok
+        loss = (per_tok * w[rows].to(per_tok.dtype)).sum() / (k * s.completion_ids.shape[0])
         r = ratio.detach()
-        low = (r < 1 - a.clip_epsilon) & (adv < 0) & revealed
-        high = (r > 1 + a.clip_epsilon) & (adv > 0) & revealed
+        low, high = (r < 1 - a.clip_epsilon) & (adv < 0), (r > 1 + a.clip_epsilon) & (adv > 0)
         stats.update(clip_ratio_low=low.sum().item() / n_tok, clip_ratio_high=high.sum().item() / n_tok,
-                     clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=(r * revealed).sum().item() / n_tok)
+                     clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=r.sum().item() / n_tok)
         return loss, stats
 
     def losses(self, policy, ref_model, batch, inner_iteration):
