@@ -31,7 +31,7 @@ def completion_mask(completion_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
     """1 for tokens up to and including the first EOS (the whole row if there is none), as d1/TRL."""
     is_eos = completion_ids == eos_id
     first = torch.where(is_eos.any(1), is_eos.float().argmax(1), torch.full_like(is_eos[:, 0], is_eos.shape[1], dtype=torch.long))
-    return (torch.arange(completion_ids.shape[1])[None, :] <= first[:, None]).long()
+    return (torch.arange(completion_ids.shape[1], device=completion_ids.device)[None, :] <= first[:, None]).long()
 
 
 def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, eps: float):
