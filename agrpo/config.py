@@ -217,6 +217,9 @@ def validate(cfg: ProfileConfig) -> None:
 
     OBJECTIVES = objectives()
 
+    if cfg.model.type != "tiny":
+        raise ConfigError(f"model.type: {cfg.model.type!r} is not available in this version (available: 'tiny'; "
+                          "LLaDA-8B-Instruct support is planned)")
     for t in cfg.data.tasks:
         if t not in TASKS:
             raise ConfigError(f"data.tasks: unknown task {t!r} (known: {', '.join(sorted(TASKS))})")

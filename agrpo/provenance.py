@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import random
 import subprocess
@@ -23,7 +24,11 @@ def config_hash(config: dict) -> str:
 
 @lru_cache(maxsize=1)
 def git_sha() -> str:
-    """The commit of the source tree (suffix ``-dirty`` with uncommitted changes); ``unknown`` outside git."""
+    """The commit of the source tree (suffix ``-dirty`` with uncommitted changes); ``unknown`` outside git.
+
+    ``AGRPO_GIT_SHA`` overrides it where the checkout's ``.git`` is not the tree's (copies sent to a cluster)."""
+    if os.environ.get("AGRPO_GIT_SHA"):
+        return os.environ["AGRPO_GIT_SHA"]
     root = Path(agrpo.__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,

@@ -80,3 +80,30 @@ def test_config_schema_rejects_unknown_key_like_the_loader():
     d["pretrain"]["nope"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(d, json_schema())
+
+
+def test_config_paper_profile_has_the_released_agrpo_settings():
+    """workflow/config/paper.yaml parses strictly and resolves to the released AGRPO training setup."""
+    import dataclasses
+
+    from agrpo.config import ProfileConfig, from_dict, rollout_for
+    from agrpo.rl.agrpo import AGRPO
+
+    cfg = from_dict(ProfileConfig, yaml.safe_load((ROOT / "workflow/config/paper.yaml").read_text()))
+    r = rollout_for(cfg, "agrpo")
+    assert (r.gen_length, r.block_length, r.steps, r.remasking, r.temperature, r.top_p, r.top_k, r.eos_early_exit) == \
+        (384, 12, 128, "random", 0.6, 0.99, 150, True)
+    a = from_dict(AGRPO.Args, cfg.methods["agrpo"].objective_args)
+    assert dataclasses.asdict(a) == dataclasses.asdict(AGRPO.Args())  # the released values are the defaults
+    assert a.mc_samples == 24 and a.importance_sampling == "entropy"
+    m, rl = cfg.methods["agrpo"], cfg.rl
+    assert (m.learning_rate, m.inner_iterations, rl.lr_schedule, rl.warmup_ratio, rl.group_size, rl.prompts_per_batch) == \
+        (5e-6, 1, "cosine", 0.01, 8, 16)
+    d = rollout_for(cfg, "diffu_grpo")  # evaluation and each method's training sampler are separate
+    assert (d.gen_length, d.block_length, d.remasking, d.temperature, d.eos_early_exit) == (256, 32, "low_confidence", 0.9, False)
+    assert (cfg.eval.block_length, cfg.eval.temperature, cfg.eval.remasking) == (32, 0.0, "low_confidence")
+
+
+def test_config_paper_profile_is_rejected_with_the_missing_piece_named(tmp_path):
+    with pytest.raises(ConfigError, match="model.type"):
+        load_config(ROOT / "workflow/config/paper.yaml")
