@@ -22,9 +22,14 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+# what can change a result; edits elsewhere (docs, committed results) do not make a run "dirty"
+CODE_PATHS = ["agrpo", "baselines", "workflow", "benchmarks/*.py", "Snakefile", "pyproject.toml"]
+
+
 @lru_cache(maxsize=1)
 def git_sha() -> str:
-    """The commit of the source tree (suffix ``-dirty`` with uncommitted changes); ``unknown`` outside git.
+    """The commit of the source tree (suffix ``-dirty`` with uncommitted changes to code or configs, CODE_PATHS);
+    ``unknown`` outside git.
 
     ``AGRPO_GIT_SHA`` overrides it where the checkout's ``.git`` is not the tree's (copies sent to a cluster)."""
     if os.environ.get("AGRPO_GIT_SHA"):
@@ -33,7 +38,7 @@ def git_sha() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
