@@ -13,30 +13,15 @@ from agrpo.rl.agrpo import (AGRPO, TIMESTEP_SAMPLERS, draw_uniforms, sample_time
                             steps_per_trajectory)
 from agrpo.rl.objectives import RolloutBatch, completion_mask
 from agrpo.rl.trainer import group_advantages
-from agrpo.sampling import SamplerConfig, generate, left_pad
+from agrpo.sampling import SamplerConfig, generate
+from helpers import flat_grad, make_batch
 
-G = 4
 TOPKP = SamplerConfig(gen_length=8, block_length=4, steps=4, remasking="random", temperature=0.8, top_k=20, top_p=0.95,
                       eos_early_exit=True)
 
 
-def make_batch(model, tokenizer, sampler=TOPKP, seed=0):
-    prompts = [tokenizer.encode(p) for p in ("has 3, gets 4", "1 2 3>6") for _ in range(G)]
-    ids, mask = left_pad(prompts, tokenizer.pad_id)
-    sample = generate(model, ids, mask, sampler, torch.Generator().manual_seed(seed))
-    rewards = torch.arange(len(prompts), dtype=torch.float32) % 3
-    return RolloutBatch(sample, sampler, rewards, group_advantages(rewards, G), G,
-                        completion_mask(sample.completion_ids, tokenizer.eos_id))
-
-
 def agrpo(**kw):
     return AGRPO(AGRPO.Args(**kw), torch.Generator().manual_seed(0))
-
-
-def flat_grad(model, loss):
-    model.zero_grad()
-    loss.backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
 # ---------------------------------------------------------------------------------------------------- exact
@@ -44,7 +29,7 @@ def flat_grad(model, loss):
 def test_agrpo_exact_rebuilt_state_logprob_equals_rollout_logprob(tiny_model, tokenizer):
     """Every token's log-prob recomputed by AGRPO from the rebuilt state s_t (same T, same stored top-k/top-p
     mask) equals what the sampler had when it committed the token, to 1e-5."""
-    batch = make_batch(tiny_model, tokenizer)
+    batch = make_batch(tiny_model, tokenizer, TOPKP)
     s, obj = batch.sample, agrpo()
     assert s.sampling_mask is not None and (s.sampling_mask.sum(-1) < s.sampling_mask.shape[-1]).any()
     scored = torch.zeros_like(s.completion_ids, dtype=torch.bool)
@@ -89,7 +74,7 @@ class ForwardCounter:
 
 
 def test_agrpo_exact_mu1_ratio_is_one_without_an_extra_forward_pass(tiny_model, tokenizer):
-    batch = make_batch(tiny_model, tokenizer)
+    batch = make_batch(tiny_model, tokenizer, TOPKP)
     policy = ForwardCounter(tiny_model)
     obj = agrpo(mc_samples=3, importance_sampling="uniform")
     obj.prepare(policy, None, batch, 1)
@@ -101,7 +86,7 @@ def test_agrpo_exact_mu1_ratio_is_one_without_an_extra_forward_pass(tiny_model, 
 
 def test_agrpo_exact_ratio_and_clipping_after_an_update(tiny_model, tokenizer):
     """μ > 1: later inner iterations compare with the rollout's log-probs; PPO clipping then bites."""
-    batch = make_batch(tiny_model, tokenizer)
+    batch = make_batch(tiny_model, tokenizer, TOPKP)
     obj = agrpo(mc_samples=2, clip_epsilon=0.01)
     obj.prepare(tiny_model, None, batch, 2)
     with torch.no_grad():
@@ -112,7 +97,7 @@ def test_agrpo_exact_ratio_and_clipping_after_an_update(tiny_model, tokenizer):
 
 
 def test_agrpo_kl_to_reference_and_ratio_correction(tiny_model, tokenizer):
-    batch = make_batch(tiny_model, tokenizer)
+    batch = make_batch(tiny_model, tokenizer, TOPKP)
     b = batch.rewards.shape[0]
     t, w = torch.full((b,), 1), torch.ones(b)
     ref = copy.deepcopy(tiny_model)
@@ -135,7 +120,7 @@ def test_agrpo_group_std_normalisation_option():
 
 
 def test_agrpo_steps_per_trajectory_and_early_exit(tiny_model, tokenizer):
-    batch = make_batch(tiny_model, tokenizer)
+    batch = make_batch(tiny_model, tokenizer, TOPKP)
     s = batch.sample
     s.completion_ids[0, :] = tokenizer.eos_id
     s.completion_ids[0, 0] = 7

@@ -1,29 +1,10 @@
-
 import torch
 
-from agrpo.rl.objectives import RolloutBatch, completion_mask
+from agrpo.rl.objectives import completion_mask
 from agrpo.rl.trainer import group_advantages
-from agrpo.sampling import SamplerConfig, generate, left_pad
+from helpers import flat_grad as grads
+from helpers import make_batch
 from baselines.diffu_grpo import DiffuGRPO, perturbed_inputs
-
-G = 4
-
-
-def make_batch(model, tokenizer, sampler=None, seed=0):
-    sampler = sampler or SamplerConfig(gen_length=8, block_length=4, steps=4, remasking="random", temperature=0.8)
-    prompts = [tokenizer.encode(p) for p in ("has 3, gets 4", "1 2 3>6") for _ in range(G)]
-    ids, mask = left_pad(prompts, tokenizer.pad_id)
-    sample = generate(model, ids, mask, sampler, torch.Generator().manual_seed(seed))
-    rewards = torch.arange(len(prompts), dtype=torch.float32) % 3
-    return RolloutBatch(sample, sampler, rewards, group_advantages(rewards, G), G,
-                        completion_mask(sample.completion_ids, tokenizer.eos_id))
-
-
-def grads(model, loss):
-    model.zero_grad()
-    loss.backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
-
 
 def test_group_advantages_subtract_group_mean():
     r = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])
