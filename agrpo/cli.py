@@ -2,6 +2,7 @@
 
     agrpo data      --config C --task T            write the task's train/test JSONL files
     agrpo pretrain  --config C --out DIR           train the base dLLM from scratch
+    agrpo sft       --config C --method M --base DIR --out DIR   masked SFT before RL (d1)
     agrpo train     --config C --method M --seed S --base DIR --out DIR
     agrpo eval      --config C --model DIR --method M --run-seed S --train-step N --task T --out DIR
     agrpo report    --config C --cells DIR [--out DIR]
@@ -34,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     s = cmd("data", "write a task's data files")
     s.add_argument("--task", required=True)
     s = cmd("pretrain", "train the base model")
+    s.add_argument("--out", required=True)
+    s = cmd("sft", "masked SFT of the base model for one method (d1's first stage)")
+    s.add_argument("--method", required=True)
+    s.add_argument("--base", required=True)
     s.add_argument("--out", required=True)
     s = cmd("train", "RL-train one method from the base model")
     s.add_argument("--method", required=True)
@@ -77,6 +82,12 @@ def run(args) -> int:
         from agrpo.pretrain import pretrain
 
         print(json.dumps(pretrain(cfg, args.out, progress)))
+    elif args.command == "sft":
+        from agrpo.sft import sft
+
+        if args.method not in cfg.methods:
+            raise ConfigError(f"--method {args.method!r} is not in methods of {args.config} ({', '.join(cfg.methods)})")
+        print(json.dumps(sft(cfg, args.method, args.base, args.out, progress)))
     elif args.command == "train":
         from agrpo.rl.trainer import train
 

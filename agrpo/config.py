@@ -73,12 +73,49 @@ class RolloutConfig:
 
 
 @dataclass
+class SFTConfig:
+    """Masked SFT before RL (d1 = SFT, then diffu-GRPO). Defaults are d1's SFT settings (`SFT/sft_train.py`)."""
+    steps: int = doc("optimizer steps; 0 = no SFT stage (RL starts from the base model). d1: 2,460", 0)
+    dataset: str = doc("`tasks` (the profile's tasks: train-split prompts with their reference traces) or `s1k:<hub id or local .jsonl/.json>` (d1: simplescaling/s1K)", "tasks")
+    learning_rate: float = doc("AdamW peak learning rate (d1: 1e-5)", 1e-5)
+    lr_schedule: str = doc("`linear` decay to 0 after warmup (d1: the HF Trainer default) or `constant`", "linear")
+    batch_size: int = doc("sequences per optimizer step (d1: 8 = 2 GPUs × 1 × 4 accumulation)", 8)
+    warmup_steps: int = doc("linear warmup steps", 0)
+    weight_decay: float = doc("AdamW weight decay (d1: 0.1)", 0.1)
+    max_grad_norm: float = doc("gradient clipping norm (d1: 1.0)", 1.0)
+    mask_eps: float = doc("p_mask = (1 − eps)·t + eps (d1, LLaDA: 1e-3)", 1e-3)
+    seed: int = doc("seed of batch order and masking", 0)
+
+
+@dataclass
+class LoRAConfig:
+    """LoRA adapters (peft). r = 0 trains every weight (the tiny profile). Released AGRPO: r 64, α 64, dropout 0,
+    LLaDA's seven projections; d1: r 128, α 64, dropout 0.05 (targets: see `d1_compat.lora_targets`)."""
+    r: int = doc("LoRA rank; 0 = full fine-tuning, no adapter", 0)
+    alpha: float = doc("LoRA α (scale α/r)", 64.0)
+    dropout: float = doc("LoRA dropout", 0.0)
+    target_modules: list[str] = doc("module names to adapt (LLaDA's names)", default_factory=lambda: ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"])
+
+
+@dataclass
+class D1CompatConfig:
+    """d1's shipped quirks, reproducible on request; all off = what d1 intended (docs/baselines.md)."""
+    sudoku_temperature_unset: bool = doc("Sudoku rollouts at `rollout.temperature` (0.9) although d1's sbatch asks for 0.3: its `--temperature 0.3` line is cut off by a missing `\\`, so `task_temperature` is ignored for Sudoku tasks", False)
+    lora_targets: bool = doc("LoRA targets = d1's hard-coded Llama names (q,k,v,o,up,down,gate_proj), which on LLaDA's module names match only q/k/v/up_proj (needs `lora`)", False)
+    math_boxed_backspace: bool = doc("d1's MATH format reward tests `\"\\boxed\"` as a Python literal (a backspace + 'oxed'), which never matches: 0.75 with answer tags instead of 1.0 (MATH tasks only)", False)
+
+
+@dataclass
 class MethodConfig:
     objective: str = doc("objective class: `agrpo` or `diffu_grpo`", "agrpo")
     inner_iterations: int = doc("μ: optimizer steps per rollout batch (AGRPO released: 1; d1: 12/8)", 1)
     learning_rate: float = doc("AdamW learning rate (released AGRPO: 5e-6; d1: 3e-6)", 5e-6)
     objective_args: dict = doc("keyword arguments of the objective (see docs/config.md, objectives)", default_factory=dict)
     rollout: dict = doc("overrides of `rl.rollout` for this method's training rollouts", default_factory=dict)
+    sft: SFTConfig = doc("masked SFT stage before RL (steps 0 = none; d1 = SFT + diffu-GRPO)", default_factory=SFTConfig)
+    task_temperature: dict[str, float] = doc("rollout temperature per task family (gsm8k, math, countdown, sudoku), overriding `rollout.temperature` (d1's Sudoku runs: 0.3)", default_factory=dict)
+    lora: LoRAConfig = doc("LoRA adapters; the reference model is then the adapter-off policy", default_factory=LoRAConfig)
+    d1_compat: D1CompatConfig = doc("reproduce d1's shipped quirks (all off by default)", default_factory=D1CompatConfig)
 
 
 @dataclass
@@ -213,7 +250,7 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ProfileConfi
 def validate(cfg: ProfileConfig) -> None:
     """Cross-field checks that types alone cannot express."""
     from agrpo.rl.objectives import objectives
-    from agrpo.tasks import TASKS
+    from agrpo.tasks import TASKS, get_task
 
     OBJECTIVES = objectives()
 
@@ -228,9 +265,24 @@ def validate(cfg: ProfileConfig) -> None:
             raise ConfigError("methods.base: 'base' is reserved for the pretrained model")
         if m.objective not in OBJECTIVES:
             raise ConfigError(f"methods.{name}.objective: unknown objective {m.objective!r} (known: {', '.join(sorted(OBJECTIVES))})")
+        families = {get_task(t).family for t in cfg.data.tasks}
+        for fam in m.task_temperature:
+            if fam not in ("gsm8k", "math", "countdown", "sudoku"):
+                raise ConfigError(f"methods.{name}.task_temperature: unknown task family {fam!r} (gsm8k, math, countdown, sudoku)")
+        if m.d1_compat.math_boxed_backspace and "math" not in families:
+            raise ConfigError(f"methods.{name}.d1_compat.math_boxed_backspace: no MATH task in data.tasks; the flag would change nothing")
+        if m.d1_compat.lora_targets and m.lora.r <= 0:
+            raise ConfigError(f"methods.{name}.d1_compat.lora_targets: needs LoRA (lora.r > 0); the flag would change nothing")
+        if m.lora.r < 0 or not 0 <= m.lora.dropout < 1:
+            raise ConfigError(f"methods.{name}.lora: need r >= 0 and 0 <= dropout < 1")
+        if m.sft.steps > 0 and not (m.sft.dataset == "tasks" or m.sft.dataset.startswith("s1k:")):
+            raise ConfigError(f"methods.{name}.sft.dataset: expected 'tasks' or 's1k:<hub id or path>', got {m.sft.dataset!r}")
+        if m.sft.lr_schedule not in ("linear", "constant"):
+            raise ConfigError(f"methods.{name}.sft.lr_schedule: expected 'linear' or 'constant', got {m.sft.lr_schedule!r}")
         try:
             from_dict(OBJECTIVES[m.objective].Args, m.objective_args, f"methods.{name}.objective_args")
-            rollout_for(cfg, name)
+            for t in cfg.data.tasks:
+                rollout_for(cfg, name, t)
         except ConfigError:
             raise
         except ValueError as e:
@@ -249,13 +301,20 @@ def validate(cfg: ProfileConfig) -> None:
                 raise ConfigError(f"eval: gen_length {L}, steps {L // d}: {e}") from None
 
 
-def rollout_for(cfg: ProfileConfig, method: str):
-    """The SamplerConfig of a method's training rollouts: ``rl.rollout`` with the method's overrides."""
+def rollout_for(cfg: ProfileConfig, method: str, task: str | None = None):
+    """The SamplerConfig of a method's training rollouts (for ``task``): ``rl.rollout`` with the method's overrides
+    and its per-family temperature (unless d1's Sudoku quirk is reproduced)."""
     from agrpo.sampling import SamplerConfig
+    from agrpo.tasks import get_task
 
+    m = cfg.methods[method]
     base = dataclasses.asdict(cfg.rl.rollout)
-    merged = from_dict(RolloutConfig, {**base, **cfg.methods[method].rollout}, f"methods.{method}.rollout")
+    merged = from_dict(RolloutConfig, {**base, **m.rollout}, f"methods.{method}.rollout")
     sc = SamplerConfig(**dataclasses.asdict(merged))
+    if task is not None:
+        family = get_task(task).family
+        if family in m.task_temperature and not (family == "sudoku" and m.d1_compat.sudoku_temperature_unset):
+            sc.temperature = m.task_temperature[family]
     sc.validate()
     if sc.temperature <= 0:
         raise ConfigError(f"methods.{method}.rollout.temperature must be > 0 for RL rollouts")

@@ -60,40 +60,62 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
     return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
-    pc = cfg.pretrain
-    generator = seed_everything(pc.seed, pc.threads)
-    tokenizer = CharTokenizer()
-    model = init_tiny(tokenizer, d_model=cfg.model.d_model, n_layers=cfg.model.n_layers,
-                      n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff)
+def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_size: int, lr_fn, weight_decay: float, betas,
+                           max_grad_norm: float, eps: float, generator: torch.Generator, desc: str,
+                           progress: bool = True) -> list[dict]:
+    """Minimise the masked-diffusion SFT loss over (prompt, completion) pairs; returns the loss log."""
+    tokenizer = model.tokenizer
+    prompt_ids, prompt_mask, targets = encode_pairs(tokenizer, pairs, gen_length)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr_fn(0), weight_decay=weight_decay, betas=betas)
+    log = []
+    model.train()
+    for step in tqdm(range(steps), desc=desc, disable=not progress, mininterval=2):
+        for g in opt.param_groups:
+            g["lr"] = lr_fn(step)
+        idx = torch.randint(0, len(pairs), (batch_size,), generator=generator)
+        loss = masked_diffusion_loss(model, prompt_ids[idx], prompt_mask[idx], targets[idx], generator, eps)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{desc}: non-finite loss at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            log.append({"step": step, "loss": round(loss.item(), 6)})
+    return log
+
+
+def save_trained(model, out_dir: str | Path, log: list[dict], summary: dict, log_name: str) -> dict:
+    """Write model + log + summary.json to ``out_dir`` atomically (a temp dir renamed into place)."""
+    out_dir = Path(out_dir)
+    tmp = fresh_tmp_dir(out_dir)
+    model.save_pretrained(tmp)
+    write_jsonl(tmp / log_name, log)
+    atomic_write_json(tmp / "summary.json", summary)
+    replace_dir(tmp, out_dir)
+    return summary
+
+
+def task_pairs(cfg) -> list[tuple[str, str]]:
+    """(prompt, reference completion) for the training split of every task of the profile."""
     pairs = []
     for name in cfg.data.tasks:
         task = get_task(name)
         pairs += [(task.prompt(ex), task.reference_completion(ex)) for ex in load_split(cfg.work_dir, name, "train")]
-    prompt_ids, prompt_mask, targets = encode_pairs(tokenizer, pairs, pc.gen_length)
-    opt = torch.optim.AdamW(model.parameters(), lr=pc.learning_rate, weight_decay=pc.weight_decay, betas=(0.9, 0.95))
-    log, start = [], time.time()
-    bar = tqdm(range(pc.steps), desc="pretrain", disable=not progress, mininterval=2)
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps)
-        idx = torch.randint(0, len(pairs), (pc.batch_size,), generator=generator)
-        loss = masked_diffusion_loss(model, prompt_ids[idx], prompt_mask[idx], targets[idx], generator, pc.mask_eps)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"pretrain: non-finite loss at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % 50 == 0 or step == pc.steps - 1:
-            log.append({"step": step, "loss": round(loss.item(), 6)})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    out_dir = Path(out_dir)
-    tmp = fresh_tmp_dir(out_dir)
-    model.save_pretrained(tmp)
+    return pairs
+
+
+def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
+    pc = cfg.pretrain
+    generator = seed_everything(pc.seed, pc.threads)
+    model = init_tiny(CharTokenizer(), d_model=cfg.model.d_model, n_layers=cfg.model.n_layers,
+                      n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff)
+    pairs = task_pairs(cfg)
+    start = time.time()
+    log = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, steps=pc.steps, batch_size=pc.batch_size,
+                                 lr_fn=lambda step: lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps),
+                                 weight_decay=pc.weight_decay, betas=(0.9, 0.95), max_grad_norm=1.0,
+                                 eps=pc.mask_eps, generator=generator, desc="pretrain", progress=progress)
     summary = {"steps": pc.steps, "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1),
                "params": model.num_parameters(), "examples": len(pairs)}
-    write_jsonl(tmp / "pretrain_log.jsonl", log)
-    atomic_write_json(tmp / "summary.json", summary)
-    replace_dir(tmp, out_dir)
-    return summary
+    return save_trained(model, out_dir, log, summary, "pretrain_log.jsonl")

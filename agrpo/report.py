@@ -37,9 +37,9 @@ FIRST_COLUMNS = ["method", "task", "checkpoint", "train_step", "run_seed", "gen_
 # sampler settings other than steps; when one varies across cells, tables and lines are split by it
 VARIANT_KEYS = {"gen_length": "L", "block_length": "B", "remasking": "remask", "temperature": "T",
                 "eos_early_exit": "early exit"}
-METHOD_ORDER = ["base", "agrpo", "diffu_grpo", "d1"]
+METHOD_ORDER = ["base", "agrpo", "diffu_grpo", "d1", "wd1"]
 # our method / task → its name in paper_numbers.csv
-PAPER_METHOD = {"base": "LLaDA-8B-Instruct", "agrpo": "AGRPO", "diffu_grpo": "diffu-GRPO", "d1": "d1-LLaDA"}
+PAPER_METHOD = {"base": "LLaDA-8B-Instruct", "agrpo": "AGRPO", "diffu_grpo": "diffu-GRPO", "d1": "d1-LLaDA", "wd1": "wd1"}
 PAPER_TASK = {"tiny_arith": "gsm8k", "tiny_countdown": "countdown", "tiny_sudoku": "sudoku",
               "gsm8k": "gsm8k", "math500": "math500", "countdown": "countdown", "sudoku": "sudoku"}
 REFERENCE_COLUMNS = ["source", "method", "task", "gen_length", "metric", "value", "flag", "note"]

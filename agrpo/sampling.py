@@ -123,12 +123,19 @@ def filter_logits(logits: torch.Tensor, cfg: SamplerConfig) -> tuple[torch.Tenso
     return scaled.masked_fill(~allowed, float("-inf")), allowed
 
 
-def step_logprobs(logits: torch.Tensor, tokens: torch.Tensor, cfg: SamplerConfig, allowed: torch.Tensor | None = None):
-    """log p̃_θ(token | s) under the sampler's transform; ``allowed`` overrides the recomputed top-k/top-p mask.
+def step_logprobs(logits: torch.Tensor, tokens: torch.Tensor, cfg: SamplerConfig, allowed: torch.Tensor | None = None,
+                  temperature: torch.Tensor | None = None):
+    """log p̃_θ(token | s) under the sampler's transform; ``allowed`` overrides the recomputed top-k/top-p mask,
+    ``temperature`` (broadcastable to logits[..., :1]) overrides ``cfg.temperature`` row by row.
 
     Used by the sampler when it commits tokens and by AGRPO when it rescores them (same function, same transform).
     """
-    if cfg.temperature == 0:
+    if temperature is not None:
+        if allowed is None and cfg.filters_vocab:
+            raise ValueError("per-row temperatures need the stored top-k/top-p masks")
+        scaled = logits.float() / temperature
+        logp = (scaled if allowed is None else scaled.masked_fill(~allowed, float("-inf"))).log_softmax(-1)
+    elif cfg.temperature == 0:
         logp = logits.float().log_softmax(-1)
     elif allowed is not None:
         logp = (logits.float() / cfg.temperature).masked_fill(~allowed, float("-inf")).log_softmax(-1)
@@ -206,6 +213,43 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
             step += 1
     return SampleOutput(prompt_ids, prompt_mask, x[:, p:].clone(), reveal, logprobs, entropy, sampling_mask, nfe,
                         cfg.steps, row_nfe, filled)
+
+
+def generate_grouped(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, samplers: list[SamplerConfig],
+                     generator: torch.Generator | None = None) -> tuple[SampleOutput, torch.Tensor | None]:
+    """``generate`` with a sampler per row (they may differ in temperature / top-k / top-p only): rows sharing a
+    sampler are generated together, in order of first appearance, and put back in place. Returns the merged
+    output and the per-row temperatures (None when every row used the same sampler: then this is ``generate``)."""
+    keys = [tuple(sorted(vars(sc).items())) for sc in samplers]
+    groups: dict[tuple, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    if len(groups) == 1:
+        return generate(model, prompt_ids, prompt_mask, samplers[0], generator), None
+    first = samplers[0]
+    for sc in samplers:
+        if (sc.gen_length, sc.block_length, sc.steps) != (first.gen_length, first.block_length, first.steps):
+            raise ValueError("per-row samplers must share gen_length, block_length and steps")
+    b, L = prompt_ids.shape[0], first.gen_length
+    parts = []
+    for rows in groups.values():
+        idx = torch.tensor(rows, device=prompt_ids.device)
+        parts.append((idx, generate(model, prompt_ids[idx], prompt_mask[idx], samplers[rows[0]], generator)))
+    out = {name: torch.zeros((b, *getattr(parts[0][1], name).shape[1:]), dtype=getattr(parts[0][1], name).dtype,
+                             device=prompt_ids.device)
+           for name in ("completion_ids", "reveal_step", "token_logprobs", "token_entropy", "row_nfe", "filled")}
+    vocab = next((o.sampling_mask.shape[-1] for _, o in parts if o.sampling_mask is not None), None)
+    sampling_mask = None if vocab is None else torch.ones((b, L, vocab), dtype=torch.bool, device=prompt_ids.device)
+    for idx, o in parts:
+        for name in out:
+            out[name][idx] = getattr(o, name)
+        if sampling_mask is not None and o.sampling_mask is not None:
+            sampling_mask[idx] = o.sampling_mask
+    temperature = torch.tensor([sc.temperature for sc in samplers], device=prompt_ids.device)
+    merged = SampleOutput(prompt_ids, prompt_mask, out["completion_ids"], out["reveal_step"], out["token_logprobs"],
+                          out["token_entropy"], sampling_mask, max(o.nfe for _, o in parts), first.steps,
+                          out["row_nfe"], out["filled"])
+    return merged, temperature
 
 
 def left_pad(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,10 +6,14 @@ on (q', [MASK]^L) gives, at every completion position k,
 
     log π_θ(o^k | q) ≈ log p_θ(o^k | q', [MASK]^L)         (temperature 1, as d1)
 
-The loss (TRL-GRPO token level, d1 normalisation) over the completion mask (tokens up to and including the
-first EOS) is
+The loss (TRL-GRPO token level) over the completion mask c (tokens up to and including the first EOS) is
 
-    L = Σ_{i,k} [ −min(ρ Â_i, clip(ρ, 1−ε, 1+ε) Â_i) + β·KL_k3(π_ref ‖ π_θ) ] · c_{i,k} / Σ c_{i,k},
+    ℓ_{i,k} = −min(ρ Â_i, clip(ρ, 1−ε, 1+ε) Â_i) + β·KL_k3(π_ref ‖ π_θ),
+    L = 1/|groups| Σ_g Σ_{i∈g,k} ℓ_{i,k} c_{i,k} / Σ_{i∈g,k} c_{i,k}     (``loss_normalization: group``, d1 as shipped)
+    L = Σ_{i,k} ℓ_{i,k} c_{i,k} / Σ_{i,k} c_{i,k}                        (``loss_normalization: batch``)
+
+d1's per-device micro-batch is one prompt's group (per_device_train_batch_size = num_generations = 6); the token
+mean is taken inside it and micro-batches are averaged over gradient accumulation and devices, hence ``group``.
 
 with ρ = exp(log π_θ − log π_θold). Old and reference log-probs of iteration n use the same prompt mask ξ_n;
 they are computed once per rollout batch (old only when μ > 1: with μ = 1, old = log π_θ detached).
@@ -39,6 +43,23 @@ def perturbed_inputs(sample, mask_id: int, p_mask_prompt: float, seed: int):
     return ids, attn
 
 
+def draw_mask_seeds(generator: torch.Generator, n: int, random_masking: bool) -> list[int]:
+    """ξ_1..ξ_μ: d1 draws them from {0..4095} per rollout batch (``random_masking``), else uses 42 throughout."""
+    if random_masking:
+        return torch.randint(0, 2**12, (n,), generator=generator).tolist()
+    return [42] * n
+
+
+def token_mean(values: torch.Tensor, mask: torch.Tensor, group_size: int, normalization: str) -> torch.Tensor:
+    """Σ v·c / Σ c over the batch, or within each group of ``group_size`` rows and then averaged over groups."""
+    if normalization == "batch":
+        return (values * mask).sum() / mask.sum()
+    if normalization == "group":
+        v, c = (values * mask).view(-1, group_size, values.shape[-1]), mask.view(-1, group_size, mask.shape[-1])
+        return (v.sum((1, 2)) / c.sum((1, 2))).mean()
+    raise ValueError(f"loss_normalization must be 'group' or 'batch', got {normalization!r}")
+
+
 def one_step_logprobs(model, sample, p_mask_prompt: float, seed: int) -> torch.Tensor:
     ids, attn = perturbed_inputs(sample, model.mask_id, p_mask_prompt, seed)
     logits = model(ids, attn)[:, sample.prompt_ids.shape[1]:].float()
@@ -54,13 +75,11 @@ class DiffuGRPO(Objective):
         clip_epsilon: float = doc("PPO clip ε (d1 train.yaml: 0.5)", 0.5)
         beta: float = doc("KL coefficient to the reference (base) model (d1: 0.04)", 0.04)
         random_masking: bool = doc("fresh prompt-mask seed per inner iteration (d1 default); off = seed 42 always", True)
+        loss_normalization: str = doc("`group`: token mean inside each prompt's group, then the mean over groups (d1 as shipped: one group per device micro-batch); `batch`: one token mean over the rollout batch", "group")
 
     def prepare(self, policy, ref_model, batch, inner_iterations):
         a, s = self.args, batch.sample
-        if a.random_masking:
-            seeds = torch.randint(0, 2**12, (inner_iterations,), generator=self.generator).tolist()
-        else:
-            seeds = [42] * inner_iterations
+        seeds = draw_mask_seeds(self.generator, inner_iterations, a.random_masking)
         batch.extras["mask_seeds"] = seeds
         with torch.no_grad():
             if inner_iterations > 1:
@@ -75,12 +94,12 @@ class DiffuGRPO(Objective):
         old = batch.extras["old_logp"][inner_iteration] if "old_logp" in batch.extras else logp.detach()
         per_tok, ratio, clipped = clipped_surrogate(logp, old, batch.advantages[:, None], a.clip_epsilon)
         stats = {}
+        c = batch.completion_mask
         if a.beta > 0:
             kl = kl_k3(batch.extras["ref_logp"][inner_iteration], logp)
             per_tok = per_tok + a.beta * kl
-            stats["kl"] = (kl * batch.completion_mask).sum().item() / batch.completion_mask.sum().item()
-        c = batch.completion_mask
-        loss = (per_tok * c).sum() / c.sum()
+            stats["kl"] = (kl * c).sum().item() / c.sum().item()
+        loss = token_mean(per_tok, c, batch.group_size, a.loss_normalization)
         stats.update(clip_ratio=(clipped * c).sum().item() / c.sum().item(),
                      ratio_mean=(ratio.detach() * c).sum().item() / c.sum().item())
         yield loss, stats

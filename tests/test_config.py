@@ -23,7 +23,7 @@ def tiny_dict():
 
 def test_config_tiny_profile_loads():
     cfg = load_config(TINY)
-    assert cfg.profile == "tiny" and set(cfg.methods) == {"agrpo", "diffu_grpo"}
+    assert cfg.profile == "tiny" and set(cfg.methods) == {"agrpo", "diffu_grpo", "d1", "wd1"}
 
 
 def test_config_unknown_key_is_named(tmp_path):

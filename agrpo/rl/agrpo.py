@@ -137,7 +137,10 @@ class AGRPO(Objective):
         logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][revealed]  # (n, V)
         logits = candidate_logits(model, logits, batch.sampler.ban_special_tokens)
         allowed = s.sampling_mask[revealed] if s.sampling_mask is not None else None
-        return step_logprobs(logits, s.completion_ids[revealed], batch.sampler, allowed), revealed
+        temperature = None
+        if batch.row_temperature is not None:  # per-task rollout temperatures
+            temperature = batch.row_temperature[revealed.nonzero(as_tuple=True)[0]][:, None]
+        return step_logprobs(logits, s.completion_ids[revealed], batch.sampler, allowed, temperature), revealed
 
     def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int):
         """Loss of one timestep draw (one per row): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats."""

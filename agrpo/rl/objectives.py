@@ -25,6 +25,7 @@ class RolloutBatch:
     group_size: int
     completion_mask: torch.Tensor  # (B, L) 1 up to and including the first EOS
     extras: dict = field(default_factory=dict)  # filled by Objective.prepare
+    row_temperature: torch.Tensor | None = None  # (B,) when rows were sampled at different temperatures
 
 
 def completion_mask(completion_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -73,5 +74,6 @@ def objectives() -> dict[str, type[Objective]]:
     """Registry of objectives by name (imported lazily: the implementations import this module)."""
     from agrpo.rl.agrpo import AGRPO
     from baselines.diffu_grpo import DiffuGRPO
+    from baselines.wd1 import WD1
 
-    return {cls.name: cls for cls in (AGRPO, DiffuGRPO)}
+    return {cls.name: cls for cls in (AGRPO, DiffuGRPO, WD1)}

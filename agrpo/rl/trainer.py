@@ -23,7 +23,7 @@ from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
 from agrpo.model.tiny import load_model
 from agrpo.provenance import seed_everything
 from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
-from agrpo.sampling import generate, left_pad
+from agrpo.sampling import generate_grouped, left_pad
 from agrpo.tasks import get_task
 
 
@@ -72,15 +72,22 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     obj_cls = objectives()[mcfg.objective]
     objective = obj_cls(from_dict(obj_cls.Args, mcfg.objective_args, f"methods.{method}.objective_args"), generator)
     ref_model = None
-    if objective.needs_reference:
+    if mcfg.lora.r > 0:
+        from agrpo.model.lora import AdapterOff, apply_lora
+
+        policy = apply_lora(policy, mcfg)
+        ref_model = AdapterOff(policy) if objective.needs_reference else None  # the base = adapter off
+    elif objective.needs_reference:
         ref_model = load_model(base_dir).requires_grad_(False)
+    trainable = [p for p in policy.parameters() if p.requires_grad]
     sampler = rollout_for(cfg, method)
+    task_samplers = {name: rollout_for(cfg, method, name) for name in cfg.data.tasks}
     tasks = {name: get_task(name) for name in cfg.data.tasks}
     stream = PromptStream([(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "train")], generator)
     tok = policy.tokenizer
     mu = mcfg.inner_iterations
     total_updates = rl.iterations * mu
-    opt = torch.optim.AdamW(policy.parameters(), lr=mcfg.learning_rate, betas=(rl.adam_beta1, rl.adam_beta2),
+    opt = torch.optim.AdamW(trainable, lr=mcfg.learning_rate, betas=(rl.adam_beta1, rl.adam_beta2),
                             weight_decay=rl.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(rl.lr_schedule, int(rl.warmup_ratio * total_updates), total_updates))
     out_dir = Path(out_dir)
@@ -92,12 +99,14 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         prompts = [tok.encode(tasks[name].prompt(ex)) for name, ex in chunk for _ in range(rl.group_size)]
         ids, mask = left_pad(prompts, tok.pad_id)
         policy.eval()
-        sample = generate(policy, ids, mask, sampler, generator)
-        texts = [tok.decode(c) for c in sample.completion_ids]
         examples = [pair for pair in chunk for _ in range(rl.group_size)]
+        sample, row_temperature = generate_grouped(policy, ids, mask, [task_samplers[name] for name, _ in examples],
+                                                   generator)
+        texts = [tok.decode(c) for c in sample.completion_ids]
         rewards = torch.tensor([tasks[name].reward(text, ex) for text, (name, ex) in zip(texts, examples)])
         batch = RolloutBatch(sample, sampler, rewards, group_advantages(rewards, rl.group_size, rl.scale_rewards),
-                             rl.group_size, completion_mask(sample.completion_ids, tok.eos_id))
+                             rl.group_size, completion_mask(sample.completion_ids, tok.eos_id),
+                             row_temperature=row_temperature)
         policy.train()
         objective.prepare(policy, ref_model, batch, mu)
         stats_sum, n_chunks, losses = {}, 0, []
@@ -112,7 +121,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                 n_chunks += 1
                 for k, v in stats.items():
                     stats_sum[k] = stats_sum.get(k, 0.0) + v
-            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), rl.max_grad_norm).item()
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, rl.max_grad_norm).item()
             opt.step()
             sched.step()
             losses.append(loss_total)
@@ -126,7 +135,12 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         if it % rl.checkpoint_every == 0:
             ckpt = out_dir / f"step{it}"
             tmp = fresh_tmp_dir(ckpt)
-            policy.save_pretrained(tmp)
+            if mcfg.lora.r > 0:  # checkpoints hold merged weights: evaluation loads plain models
+                from agrpo.model.lora import merged_copy
+
+                merged_copy(policy).save_pretrained(tmp)
+            else:
+                policy.save_pretrained(tmp)
             atomic_write_json(tmp / "trainer_state.json", {"method": method, "seed": seed, "iteration": it,
                                                            "optimizer_steps": it * mu, "sampler": asdict(sampler)})
             replace_dir(tmp, ckpt)

@@ -56,6 +56,7 @@ def draw_from_pool(task: str, split: str, pool: dict[str, Example], n: int, seed
 class Task(ABC):
     name: str
     protocol: str = "synthetic"
+    family: str = ""  # the paper task it stands for: gsm8k, math, countdown or sudoku (method settings key on it)
 
     @abstractmethod
     def examples(self, split: str, n: int, seed: int) -> list[Example]:

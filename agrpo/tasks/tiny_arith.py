@@ -35,6 +35,7 @@ class TinyArith(PooledTask):
     """
 
     name = "tiny_arith"
+    family = "gsm8k"
 
     def __init__(self, max_number: int = 6, ops: str = "+-"):
         if not 1 <= max_number <= 9:

@@ -105,6 +105,7 @@ class TinyCountdown(PooledTask):
     """
 
     name = "tiny_countdown"
+    family = "countdown"
 
     def __init__(self, max_number: int = 12, max_target: int = 40, ops: str = "+-"):
         if not (1 <= max_number <= 99 and 0 <= max_target <= 99):

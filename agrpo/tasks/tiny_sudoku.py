@@ -48,6 +48,7 @@ class TinySudoku(Task):
     """
 
     name = "tiny_sudoku"
+    family = "sudoku"
 
     def __init__(self, min_blanks: int = 6, max_blanks: int = 6):
         if not 1 <= min_blanks <= max_blanks <= 7:

@@ -33,6 +33,12 @@ wildcard_constraints:
     run=r"base|[A-Za-z0-9_]+-seed\d+",
     step=r"\d+",
     task=r"[A-Za-z0-9_]+",
+    method=r"[A-Za-z0-9_]+",
+
+
+def start_model(method):
+    """The model RL starts from: the method's SFT model if it has an SFT stage (d1), else the base model."""
+    return f"{WORK}/models/sft-{method}" if CFG.methods[method].sft.steps > 0 else BASE
 
 
 def run_method(run):

@@ -1,0 +1,57 @@
+"""LoRA adapters through peft, the reference model as "adapter off", and merged checkpoints.
+
+The released AGRPO code trains LoRA r = 64, α = 64, dropout 0 on LLaDA's seven projections (q_proj, k_proj,
+v_proj, attn_out, ff_proj, up_proj, ff_out) and takes the reference model as the same network with the adapter
+disabled. d1 passes Llama's names (q, k, v, o, up, down, gate_proj); peft keeps only the names that exist, so on
+LLaDA (and on our tiny model, which uses LLaDA's names) d1 trains q/k/v/up_proj only
+(``methods.<name>.d1_compat.lora_targets``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+LLADA_TARGETS = ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]
+D1_LLAMA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
+
+
+def lora_targets(method_cfg) -> list[str]:
+    return D1_LLAMA_TARGETS if method_cfg.d1_compat.lora_targets else list(method_cfg.lora.target_modules)
+
+
+def apply_lora(model, method_cfg):
+    """Wrap ``model`` with fresh LoRA adapters (A ~ kaiming, B = 0: the wrapped model starts equal to the base)."""
+    from peft import LoraConfig, get_peft_model
+
+    lc = method_cfg.lora
+    config = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lora_targets(method_cfg))
+    return get_peft_model(model, config)
+
+
+def adapted_module_names(model) -> set[str]:
+    """Names of the base modules that carry a LoRA adapter (last path component)."""
+    return {name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if hasattr(mod, "lora_A")}
+
+
+class AdapterOff(torch.nn.Module):
+    """The reference policy: the LoRA-wrapped model with its adapter disabled (no copy of the weights)."""
+
+    def __init__(self, peft_model):
+        super().__init__()
+        self._peft = [peft_model]  # a list: not registered as a submodule (its parameters are the policy's)
+
+    def __getattr__(self, name):
+        if name == "_peft":
+            return super().__getattr__(name)
+        return getattr(self._peft[0], name)
+
+    def forward(self, *args, **kwargs):
+        with torch.no_grad(), self._peft[0].disable_adapter():
+            return self._peft[0](*args, **kwargs)
+
+
+def merged_copy(peft_model):
+    """A plain model with the adapter merged into the weights (what checkpoints store)."""
+    return copy.deepcopy(peft_model).merge_and_unload()
