@@ -84,6 +84,7 @@ class SFTConfig:
     weight_decay: float = doc("AdamW weight decay (d1: 0.1)", 0.1)
     max_grad_norm: float = doc("gradient clipping norm (d1: 1.0)", 1.0)
     mask_eps: float = doc("p_mask = (1 − eps)·t + eps (d1, LLaDA: 1e-3)", 1e-3)
+    completion_length: int = doc("response canvas, padded with EOS; 0 = `pretrain.gen_length` (d1: sequences up to 4,096 tokens)", 0)
     seed: int = doc("seed of batch order and masking", 0)
 
 

@@ -96,7 +96,7 @@ def sft(cfg, method: str, base_dir: str | Path, out_dir: str | Path, progress: b
             return sc.learning_rate
         return sc.learning_rate * max(0.0, (sc.steps - step) / max(1, sc.steps - sc.warmup_steps))
 
-    log = train_masked_diffusion(model, pairs, gen_length=cfg.pretrain.gen_length, steps=sc.steps,
+    log = train_masked_diffusion(model, pairs, gen_length=sc.completion_length or cfg.pretrain.gen_length, steps=sc.steps,
                                  batch_size=sc.batch_size,
                                  lr_fn=lr_fn,
                                  weight_decay=sc.weight_decay, betas=(0.9, 0.999), max_grad_norm=sc.max_grad_norm,

@@ -35,7 +35,7 @@ def perturbed_inputs(sample, mask_id: int, p_mask_prompt: float, seed: int):
     """(q' ⊕ [MASK]^L, attention mask): prompt tokens masked i.i.d. with p from ``seed``, completion fully masked."""
     g = torch.Generator().manual_seed(int(seed))
     prompt = sample.prompt_ids.clone()
-    drop = (torch.rand(prompt.shape, generator=g) < p_mask_prompt) & sample.prompt_mask.bool()
+    drop = (torch.rand(prompt.shape, generator=g).to(prompt.device) < p_mask_prompt) & sample.prompt_mask.bool()
     prompt[drop] = mask_id
     completion = torch.full_like(sample.completion_ids, mask_id)
     ids = torch.cat([prompt, completion], 1)
