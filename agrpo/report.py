@@ -393,7 +393,7 @@ def _provenance(df: pd.DataFrame, profile: str) -> str:
 def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None) -> str:
     """The text of report.md (pure: depends only on the cells and the reference numbers)."""
     last = last_checkpoints(df)
-    lines = [f"# {title or f'AGRPO vs diffu-GRPO — {profile} profile'}", "", _provenance(df, profile), "",
+    lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
              "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
              "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "
              "mean of the cells' 95% CIs in brackets and ± the standard deviation across cells where there are "

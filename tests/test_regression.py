@@ -33,8 +33,8 @@ def test_regression_reduced_tiny_pipeline(tmp_path):
     summary = pd.read_csv(tmp_path / "results/summary.csv")
     for name in ("report.md", "plots/acc_vs_steps.png", "plots/acc_vs_flops.png", "plots/acc_vs_train_step.png"):
         assert (tmp_path / "results" / name).stat().st_size > 0
-    # base + 4 methods x 2 checkpoints, x 3 tasks x 2 steps values
-    assert len(summary) == 9 * 3 * 2
+    # (base + d1's SFT model + 4 methods x 2 checkpoints) x 3 tasks x 2 steps values
+    assert len(summary) == 10 * 3 * 2
     assert set(summary.method) == {"base", "agrpo", "diffu_grpo", "d1", "wd1"}
     assert not any(os.path.isabs(c) for c in summary.checkpoint)
     pretrain = json.loads((tmp_path / "work/models/base/summary.json").read_text())

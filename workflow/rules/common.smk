@@ -50,16 +50,20 @@ def run_seed(run):
 
 
 def model_dir(wc):
-    return BASE if wc.run == "base" else f"{WORK}/runs/{wc.run}/step{wc.step}"
+    """Step 0 of a run is the model RL started from (the SFT model for d1); other steps are RL checkpoints."""
+    if wc.run == "base":
+        return BASE
+    return start_model(run_method(wc.run)) if int(wc.step) == 0 else f"{WORK}/runs/{wc.run}/step{wc.step}"
 
 
 def eval_cells(run, step, task):
     return [f"{WORK}/eval/{run}/step{step}/{task}/{c}/metrics.json" for c in CELLS]
 
 
+# every run's starting point is evaluated: the base model once, and each SFT model as step 0 of its method's runs
 ALL_CELLS = [m for t in TASKS for m in eval_cells("base", 0, t)] + [
     m for r in RUNS for s in STEPS for t in TASKS for m in eval_cells(r, s, t)
-]
+] + [m for r in RUNS if CFG.methods[run_method(r)].sft.steps > 0 for t in TASKS for m in eval_cells(r, 0, t)]
 REPORT_FILES = [f"{RESULTS}/summary.csv", f"{RESULTS}/report.md"] + [
     f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")
 ]
