@@ -7,6 +7,7 @@
     agrpo eval      --config C --model DIR --method M --run-seed S --train-step N --task T --out DIR
     agrpo report    --config C --cells DIR [--out DIR]
     agrpo validate  --config C                     check a config file (exit 2 on errors)
+    agrpo score     TASK FILE [--protocol d1|agrpo] [--out F] [--skip-bad]   re-score generations
     agrpo config-schema | config-docs              print the JSON schema / key reference
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or arguments.
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--cells", required=True, nargs="+", help="cell directories or metrics.json files")
     s.add_argument("--out", help="output directory (default: the profile's results_dir)")
     cmd("validate", "validate a config file")
+    s = sub.add_parser("score", help="re-score a generations file (JSONL) with the eval grid's judges and rewards")
+    s.add_argument("task", help="gsm8k, gsm8k_platinum, math500, countdown, sudoku, sudoku_spg")
+    s.add_argument("file", help="JSONL rows: the task's fields plus `completion`")
+    s.add_argument("--protocol", default="d1", choices=["d1", "agrpo"])
+    s.add_argument("--out", help="write the rows with correct, reward, score, parsed, reason here (JSONL)")
+    s.add_argument("--skip-bad", action="store_true", help="skip malformed rows instead of stopping")
     sub.add_parser("config-schema", help="print the JSON schema of profile configs")
     sub.add_parser("config-docs", help="print the configuration key reference (markdown)")
     return p
@@ -67,6 +74,14 @@ def run(args) -> int:
         return 0
     if args.command == "config-docs":
         print(config_docs(), end="")
+        return 0
+    if args.command == "score":
+        from agrpo.score import score_file
+
+        res = score_file(args.task, args.file, args.protocol, args.out, args.skip_bad)
+        if res["skipped_lines"]:
+            print(f"skipped {len(res['skipped_lines'])} malformed rows: lines {res['skipped_lines'][:20]}")
+        print(f"accuracy={res['accuracy']:.6f} n={res['n']}")
         return 0
     cfg = load_config(args.config)
     progress = not args.quiet

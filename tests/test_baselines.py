@@ -13,7 +13,7 @@ from agrpo.model.lora import AdapterOff, adapted_module_names, apply_lora, merge
 from agrpo.pretrain import encode_pairs, masked_diffusion_loss
 from agrpo.sampling import SamplerConfig, generate_grouped, left_pad
 from agrpo.sft import D1_SYSTEM_PROMPT, load_s1k
-from agrpo.tasks.d1_rewards import boxed_and_answer_tags_format_reward
+from agrpo.tasks.d1_protocol import boxed_and_answer_tags_format_reward
 from baselines.diffu_grpo import DiffuGRPO, one_step_logprobs, perturbed_inputs
 from baselines.wd1 import WD1
 from helpers import G, flat_grad, make_batch

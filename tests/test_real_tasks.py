@@ -1,0 +1,197 @@
+"""The real tasks under both protocols, on real rows from ../shared/data: right, wrong, malformed and adversarial
+completions; exact prompts; the d1 Sudoku sample; `agrpo score`."""
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from agrpo.cli import main
+from agrpo.tasks import agrpo_protocol as A
+from agrpo.tasks import d1_protocol as D
+from agrpo.tasks import get_task, judging
+from agrpo.tasks.real import load_rows
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+SOURCES = {"gsm8k": DATA / "gsm8k/test.jsonl", "math500": DATA / "math500/test.jsonl",
+           "countdown": DATA / "countdown/cd3_test.jsonl", "sudoku": DATA / "sudoku/4x4_test.csv"}
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)")
+
+
+@pytest.fixture(scope="module")
+def first():
+    """The first evaluated example of each task (d1's Sudoku sample starts at row 361)."""
+    return {name: get_task(name, protocol="d1", source=str(src)).examples("test")[0] for name, src in SOURCES.items()}
+
+
+def think(answer: str) -> str:
+    return f"<think>\nworking\n</think>\n<answer>\n{answer}\n</answer>"
+
+
+def reason(answer: str) -> str:
+    return f"<reasoning>\nworking\n</reasoning>\n<answer>\n{answer}\n</answer>"
+
+
+CASES = {  # task: (d1 right, agrpo right, wrong under both)
+    "gsm8k": (reason("\\boxed{18}"), think("\\boxed{18}"), reason("\\boxed{17}")),
+    "math500": (reason("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}"), think("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}"),
+                reason("\\boxed{(3, \\pi)}")),
+    "countdown": (reason("\\boxed{30 - (100 - 93)}"), think("30 - (100 - 93) = 23"), think("30 + 100 - 93 = 23")),
+    "sudoku": (reason("4321124334122134"), think("4321124334122134"), reason("1111111111111111")),
+}
+
+
+D1_TRAINING_FORMAT = {"gsm8k": reason("18"), "countdown": reason("30 - (100 - 93)")}
+
+
+def test_real_tasks_load_the_papers_test_sets(first):
+    sizes = {name: len(get_task(name, protocol="d1", source=str(src)).examples("test")) for name, src in SOURCES.items()}
+    assert sizes == {"gsm8k": 1319, "math500": 500, "countdown": 256, "sudoku": 256}
+    assert first["countdown"] == {"id": first["countdown"]["id"], "numbers": [30, 100, 93], "target": 23}
+    assert first["sudoku"]["puzzle"] == "4320004330100004"  # row 361 of 500: d1's np.random.seed(42) sample
+    rows = load_rows(str(SOURCES["sudoku"]))
+    assert rows[1]["Puzzle"] == "0140432014020000"  # CSV columns stay strings (leading zeros kept)
+
+
+@pytest.mark.parametrize("task", sorted(CASES))
+@pytest.mark.parametrize("protocol", ["d1", "agrpo"])
+def test_real_tasks_judge_right_and_wrong(first, task, protocol):
+    d1_right, agrpo_right, wrong = CASES[task]
+    t = get_task(task, protocol=protocol)
+    ex = first[task]
+    right = d1_right if protocol == "d1" else agrpo_right
+    v = t.judge(right, ex)
+    assert v.correct and v.score == 1.0, v
+    w = t.judge(wrong, ex)
+    assert not w.correct and w.score < 1.0 and w.reason
+    if protocol == "d1" and task in D1_TRAINING_FORMAT:
+        # d1's quirk 11: its training prompts ask for a bare answer in <answer>, its evaluation prompts for \boxed{};
+        # the rewards follow the training format, so the evaluation-format right answer earns no correctness
+        bare = D1_TRAINING_FORMAT[task]
+        assert t.reward(bare, ex) > t.reward(right, ex) and t.reward(bare, ex) > t.reward(wrong, ex)
+    else:
+        assert t.reward(right, ex) > t.reward(wrong, ex)
+
+
+@pytest.mark.parametrize("protocol", ["d1", "agrpo"])
+def test_real_tasks_protocols_differ_where_the_papers_do(first, protocol):
+    t = get_task("gsm8k", protocol=protocol)
+    ex = first["gsm8k"]
+    # d1 reads \boxed{} anywhere; AGRPO reads <answer> first, then its first \boxed{}, then the first integer
+    v = t.judge("<answer>\\boxed{18 dollars}</answer>", ex)
+    assert v.correct
+    boxed_outside = t.judge("so \\boxed{18}", ex)
+    assert boxed_outside.correct  # both find it: d1 scans every \boxed{}, AGRPO falls back to the whole text
+    only_tags = t.judge("<reasoning>\n9*2\n</reasoning>\n<answer>\n18\n</answer>", ex)
+    assert only_tags.correct
+    # Sudoku: d1 scores cells over all puzzles (micro-average), AGRPO per puzzle; partial credit under both
+    s = get_task("sudoku", protocol=protocol).judge(reason("4321124334120000"), first["sudoku"])
+    assert 0 < s.score < 1 and not s.correct
+
+
+ADVERSARIAL = {
+    "empty": "",
+    "huge text": "<answer>" + "7 " * 50_000 + "</answer>",
+    "deep latex": "\\boxed{" + "\\frac{" * 3000 + "1" + "}" * 3000,
+    "huge integer": "<answer>\\boxed{" + "9" * 20_000 + "}</answer>",
+    "power tower": think("\\boxed{9^{9^{9^{9}}}}") + "\n30**100**93 = 23",
+    "control chars": "\x00\x01\x1b[31m<answer>\x07\\boxed{\x08oxed}</answer>\r\n\x7f",
+    "unbalanced": "<reasoning><answer>\\boxed{{{{</answer></reasoning>",
+}
+
+
+@pytest.mark.parametrize("task", sorted(CASES))
+@pytest.mark.parametrize("protocol", ["d1", "agrpo"])
+def test_real_tasks_judges_survive_adversarial_completions(first, task, protocol, monkeypatch):
+    monkeypatch.setattr(judging, "VERIFY_TIMEOUT_S", 1)
+    t = get_task(task, protocol=protocol)
+    for name, text in ADVERSARIAL.items():
+        start = time.perf_counter()
+        v = t.judge(text, first[task])
+        r = t.reward(text, first[task])
+        assert not v.correct and isinstance(r, float), (name, v)
+        assert time.perf_counter() - start < 15, name
+
+
+def test_real_tasks_prompts_are_the_released_strings():
+    """sha256 of every system prompt, taken when they were checked equal to d1's eval/*.py and AGRPO's data.py."""
+    d1 = {k: hashlib.sha256(getattr(D, k).encode()).hexdigest()[:16]
+          for k in ("GSM_SYSTEM_PROMPT", "MATH_SYSTEM_PROMPT", "COUNTDOWN_SYSTEM_PROMPT", "SUDOKU_SYSTEM_PROMPT")}
+    agrpo = {k: hashlib.sha256(getattr(A, k).encode()).hexdigest()[:16]
+             for k in ("SYSTEM_PROMPT", "COUNTDOWN_SYSTEM_PROMPT", "SUDOKU_SYSTEM_PROMPT")}
+    assert d1 == EXPECTED_D1 and agrpo == EXPECTED_AGRPO
+    t = get_task("gsm8k", protocol="d1")
+    assert t.messages({"question": "Q?"})[0]["content"].endswith("</answer>\n\nQ?") and t.assistant_prefix == "<reasoning>"
+    m = get_task("countdown", protocol="agrpo").messages({"numbers": [1, 2, 3], "target": 6})
+    assert [x["role"] for x in m] == ["system", "user"] and m[1]["content"] == "Target: 6\nNumbers: [1, 2, 3]"
+
+
+EXPECTED_D1 = {"GSM_SYSTEM_PROMPT": "f11d75a706090b95", "MATH_SYSTEM_PROMPT": "3e82f3bac66b3bc1",
+               "COUNTDOWN_SYSTEM_PROMPT": "a303f737bca286cb", "SUDOKU_SYSTEM_PROMPT": "758dc4e1b10cba4d"}
+EXPECTED_AGRPO = {"SYSTEM_PROMPT": "b5bfce86f90b1220", "COUNTDOWN_SYSTEM_PROMPT": "dbb490008b112323",
+                  "SUDOKU_SYSTEM_PROMPT": "45b564f29a7ae650"}
+
+
+def write_generations(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_score_cli_rescores_a_generations_file(first, tmp_path, capsys):
+    ex = first["countdown"]
+    rows = [{"numbers": ex["numbers"], "target": ex["target"], "completion": c} for c in CASES["countdown"]]
+    write_generations(tmp_path / "g.jsonl", rows)
+    assert main(["score", "countdown", str(tmp_path / "g.jsonl"), "--protocol", "d1", "--out", str(tmp_path / "v.jsonl")]) == 0
+    # d1 is lenient: with no \boxed{}, the first "expression = number" anywhere counts (the AGRPO-format answer)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "accuracy=0.666667 n=3"
+    out = [json.loads(l) for l in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert [r["correct"] for r in out] == [True, True, False] and all("reward" in r and "reason" in r for r in out)
+
+
+def test_score_cli_sudoku_d1_is_the_cell_micro_average(first, tmp_path, capsys):
+    ex = first["sudoku"]  # 4320004330100004: 8 blanks
+    rows = [{"puzzle": ex["puzzle"], "solution": ex["solution"], "completion": reason(ex["solution"])},
+            {"puzzle": ex["puzzle"], "solution": ex["solution"], "completion": reason("0" * 16)}]
+    write_generations(tmp_path / "g.jsonl", rows)
+    assert main(["score", "sudoku", str(tmp_path / "g.jsonl"), "--out", str(tmp_path / "v.jsonl")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "accuracy=0.500000 n=2"
+    assert [json.loads(l)["cell_accuracy"] for l in (tmp_path / "v.jsonl").read_text().splitlines()] == [1.0, 0.0]
+
+
+def test_score_cli_names_the_bad_line_or_skips_it(first, tmp_path, capsys):
+    good = {"question": "q", "answer": "x\n#### 18", "completion": "\\boxed{18}"}
+    (tmp_path / "g.jsonl").write_bytes(b"\n".join([json.dumps(good).encode(), b"{not json", json.dumps({"question": "q"}).encode(),
+                                                     json.dumps({**good, "completion": "\\boxed{18} \udcff"}).encode(),
+                                                     json.dumps(good).encode()[:-2] + b"\xff\xfe\"}"]) + b"\n")
+    assert main(["score", "gsm8k", str(tmp_path / "g.jsonl")]) == 1
+    assert "g.jsonl:2:" in capsys.readouterr().err
+    assert main(["score", "gsm8k", str(tmp_path / "g.jsonl"), "--skip-bad", "--out", str(tmp_path / "v.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "lines [2, 3]" in out and out.strip().splitlines()[-1] == "accuracy=0.333333 n=3"
+    reasons = [json.loads(l)["reason"] for l in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert reasons[0] == "" and "invalid UTF-8" in reasons[1] and "invalid UTF-8" in reasons[2]
+
+
+def test_real_tasks_agrpo_fast_paths_agree_with_math_verify():
+    """Integer equality and exact Countdown arithmetic give math-verify's verdicts (random cases, both outcomes)."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(60):
+        a = str(rng.randint(0, 500))
+        b = a if rng.random() < 0.5 else str(rng.randint(0, 500))
+        assert A.equal(a, b)[0] == judging.math_verify_equal(a, b)[0], (a, b)
+    agree = {True: 0, False: 0}
+    for _ in range(150):
+        nums = [rng.randint(1, 100) for _ in range(3)]
+        x, y, z = rng.sample(nums, 3)
+        o1, o2 = rng.choice("+-*/"), rng.choice("+-*/")
+        expr = rng.choice([f"{x} {o1} {y} {o2} {z}", f"({x} {o1} {y}) {o2} {z}", f"{x} {o1} ({y} {o2} {z})"])
+        value = A.exact_value(expr)
+        target = int(value) if value is not None and value.denominator == 1 and rng.random() < 0.7 else rng.randint(0, 300)
+        fast = value == target
+        assert fast == judging.math_verify_equal(str(target), expr)[0], (expr, target)
+        agree[fast] += 1
+    assert min(agree.values()) > 10
+    assert A.exact_value("2(3)") is None and A.exact_value("3 ** 2") is None  # anything else goes to math-verify
