@@ -4,6 +4,8 @@ import pytest
 
 from agrpo.model.tokenizer import CharTokenizer
 from agrpo.tasks import TASKS, get_task
+
+TINY = sorted(n for n in TASKS if n.startswith("tiny_"))  # the synthetic generators (real tasks: test_real_tasks.py)
 from agrpo.tasks.base import split_of
 from agrpo.tasks.tiny_countdown import evaluate_expression
 from agrpo.tasks.tiny_sudoku import all_grids, completions
@@ -37,9 +39,10 @@ def task(request):
 
 
 def test_registry():
-    assert sorted(TASKS) == ["tiny_arith", "tiny_countdown", "tiny_sudoku"]
+    assert sorted(TASKS) == ["countdown", "gsm8k", "gsm8k_platinum", "math500", "sudoku", "sudoku_spg",
+                             "tiny_arith", "tiny_countdown", "tiny_sudoku"]
     assert all(get_task(name).name == name for name in TASKS)
-    with pytest.raises(KeyError, match=r"unknown task 'gsm9k'.*tiny_arith, tiny_countdown, tiny_sudoku"):
+    with pytest.raises(KeyError, match=r"unknown task 'gsm9k'.*gsm8k.*tiny_arith, tiny_countdown, tiny_sudoku"):
         get_task("gsm9k")
 
 
@@ -93,14 +96,14 @@ def test_small_splits_are_exact_and_fill_up_to_capacity():
         with pytest.raises(ValueError, match=f"asked for {size + 1} test problems but the split holds only {size}"):
             t.examples("test", size + 1, 0)
         assert time.perf_counter() - start < 0.5  # refused up front, not after a long search
-    for name in TASKS:
+    for name in TINY:
         with pytest.raises(ValueError, match="unknown split 'dev'"):
             get_task(name).examples("dev", 1, 0)
 
 
 def test_default_data_unchanged():
     # the tiny profile's data (and results) depend on these generators: changing them must be deliberate
-    first = {name: [e["id"] for e in get_task(name).examples("train", 2, 0)] for name in TASKS}
+    first = {name: [e["id"] for e in get_task(name).examples("train", 2, 0)] for name in TINY}
     assert first == {"tiny_arith": ["4|eats1|finds5", "5|buys5|buys3"],
                      "tiny_countdown": ["[5, 7, 8]->10", "[2, 3, 5]->4"],
                      "tiny_sudoku": ["3012020003212104", "4003030201242031"]}
