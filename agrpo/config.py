@@ -42,6 +42,8 @@ class DataConfig:
     train_size: int = doc("training examples per task written to the data files", 20000)
     test_size: int = doc("test examples per task (the eval set of every cell)", 128)
     seed: int = doc("seed of the synthetic data generator", 1234)
+    protocol: str = doc("evaluation protocol of the real tasks: `d1` or `agrpo` (docs/tasks.md); the tiny tasks have their own", "d1")
+    sources: dict[str, str] = doc("data source per `<task>/<split>` (local .jsonl/.json/.csv or hub id), overriding the task's default, e.g. `countdown/test: data/countdown_cd3_test.jsonl`", default_factory=dict)
 
 
 @dataclass
@@ -261,6 +263,12 @@ def validate(cfg: ProfileConfig) -> None:
     for t in cfg.data.tasks:
         if t not in TASKS:
             raise ConfigError(f"data.tasks: unknown task {t!r} (known: {', '.join(sorted(TASKS))})")
+    if cfg.data.protocol not in ("d1", "agrpo"):
+        raise ConfigError(f"data.protocol: expected 'd1' or 'agrpo', got {cfg.data.protocol!r}")
+    for key in cfg.data.sources:
+        task, _, split = key.partition("/")
+        if task not in cfg.data.tasks or split not in ("train", "test"):
+            raise ConfigError(f"data.sources: key {key!r} must be '<task of data.tasks>/<train|test>'")
     for name, m in cfg.methods.items():
         if name == "base":
             raise ConfigError("methods.base: 'base' is reserved for the pretrained model")
@@ -320,6 +328,17 @@ def rollout_for(cfg: ProfileConfig, method: str, task: str | None = None):
     if sc.temperature <= 0:
         raise ConfigError(f"methods.{method}.rollout.temperature must be > 0 for RL rollouts")
     return sc
+
+
+def profile_task(cfg: ProfileConfig, name: str):
+    """The task as this profile uses it: real tasks with the profile's protocol and test source."""
+    from agrpo.tasks import get_task
+    from agrpo.tasks.real import REAL_TASKS
+
+    if name in REAL_TASKS:
+        return get_task(name, protocol=cfg.data.protocol, source=cfg.data.sources.get(f"{name}/test"),
+                        train_source=cfg.data.sources.get(f"{name}/train"))
+    return get_task(name)
 
 
 def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int):

@@ -17,14 +17,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from agrpo.config import eval_sampler, eval_steps, to_dict
+from agrpo.config import eval_sampler, eval_steps, profile_task, to_dict
 from agrpo.data import load_split
 from agrpo.io import atomic_write_json, write_jsonl
 from agrpo.model.tiny import load_model
 from agrpo.provenance import config_hash, device_name, git_sha, seed_everything, versions
 from agrpo.sampling import SamplerConfig, generate, left_pad
 from agrpo.stats import mean_ci
-from agrpo.tasks import get_task
 
 
 def cell_name(s: SamplerConfig, seed: int) -> str:
@@ -78,7 +77,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
                         out_dir: str | Path, progress: bool = True) -> list[Path]:
     """Evaluate one checkpoint on one task over the whole steps grid; complete cells are skipped."""
     seed_everything(0, cfg.threads)
-    task = get_task(task_name)
+    task = profile_task(cfg, task_name)
     examples = load_split(cfg.work_dir, task_name, "test")
     model = None
     written = []

@@ -24,7 +24,7 @@ from agrpo.model.tiny import init_tiny
 from agrpo.model.tokenizer import CharTokenizer
 from agrpo.provenance import seed_everything
 from agrpo.sampling import left_pad
-from agrpo.tasks import get_task
+from agrpo.config import profile_task
 
 
 def encode_pairs(tokenizer, pairs: list[tuple[str, str]], gen_length: int):
@@ -100,7 +100,7 @@ def task_pairs(cfg) -> list[tuple[str, str]]:
     """(prompt, reference completion) for the training split of every task of the profile."""
     pairs = []
     for name in cfg.data.tasks:
-        task = get_task(name)
+        task = profile_task(cfg, name)
         pairs += [(task.prompt(ex), task.reference_completion(ex)) for ex in load_split(cfg.work_dir, name, "train")]
     return pairs
 

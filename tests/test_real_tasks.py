@@ -195,3 +195,40 @@ def test_real_tasks_agrpo_fast_paths_agree_with_math_verify():
         agree[fast] += 1
     assert min(agree.values()) > 10
     assert A.exact_value("2(3)") is None and A.exact_value("3 ** 2") is None  # anything else goes to math-verify
+
+
+def test_real_tasks_train_splits_follow_the_papers(tmp_path):
+    math500 = [json.loads(l) for l in SOURCES["math500"].read_text().splitlines()[:1]]
+    rows = [{"problem": math500[0]["problem"], "solution": "\\boxed{x}", "level": "Level 3"},  # a MATH-500 problem
+            {"problem": "p5", "solution": "so \\boxed{5}", "level": "Level 5"},  # too hard
+            {"problem": "p2", "solution": "so \\boxed{\\frac{7}{2}} and \\boxed{9}", "level": "Level 2"},
+            {"problem": "p1", "solution": "no box", "level": "Level 1"}]  # no answer
+    write_generations(tmp_path / "math_train.jsonl", rows)
+    train = get_task("math500", source=str(SOURCES["math500"]), train_source=str(tmp_path / "math_train.jsonl")).examples("train")
+    assert [(e["problem"], e["answer"]) for e in train] == [("p2", "\\frac{7}{2}")]
+    rows = [{"nums": [30, 100, 93], "target": 23}, {"nums": [1, 2, 3, 4], "target": 10}, {"nums": [5, 6, 7], "target": 18}]
+    write_generations(tmp_path / "cd_train.jsonl", rows)
+    train = get_task("countdown", source=str(SOURCES["countdown"]), train_source=str(tmp_path / "cd_train.jsonl")).examples("train")
+    assert [(e["numbers"], e["target"]) for e in train] == [([5, 6, 7], 18)]
+    assert len(get_task("gsm8k", train_source=str(DATA / "gsm8k/train.jsonl")).examples("train")) == 7473
+    with pytest.raises(ValueError, match="no test source"):
+        get_task("countdown").examples("test")
+
+
+def test_real_tasks_in_a_profile_write_their_data_files(tmp_path):
+    import yaml
+
+    d = yaml.safe_load((Path(__file__).resolve().parent.parent / "workflow/config/tiny.yaml").read_text())
+    d["data"] = {"tasks": ["countdown", "sudoku"], "train_size": 2, "protocol": "agrpo",
+                 "sources": {"countdown/test": str(SOURCES["countdown"]), "countdown/train": str(SOURCES["countdown"]),
+                             "sudoku/test": str(SOURCES["sudoku"]), "sudoku/train": str(SOURCES["sudoku"])}}
+    d["work_dir"] = str(tmp_path / "w")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    for task in ("countdown", "sudoku"):
+        assert main(["data", "--config", str(tmp_path / "c.yaml"), "--task", task]) == 0
+    test = [json.loads(l) for l in (tmp_path / "w/data/sudoku/test.jsonl").read_text().splitlines()]
+    assert len(test) == 256 and test[0]["puzzle"] == "4320004330100004"  # the whole d1 sample, not test_size
+    assert len((tmp_path / "w/data/countdown/train.jsonl").read_text().splitlines()) == 0  # every row is a test row
+    from agrpo.config import load_config, profile_task
+
+    assert profile_task(load_config(tmp_path / "c.yaml"), "sudoku").protocol == "agrpo"

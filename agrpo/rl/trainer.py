@@ -17,14 +17,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from agrpo.config import from_dict, rollout_for
+from agrpo.config import from_dict, profile_task, rollout_for
 from agrpo.data import load_split
 from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
 from agrpo.model.tiny import load_model
 from agrpo.provenance import seed_everything
 from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
 from agrpo.sampling import generate_grouped, left_pad
-from agrpo.tasks import get_task
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = False) -> torch.Tensor:
@@ -82,7 +81,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     trainable = [p for p in policy.parameters() if p.requires_grad]
     sampler = rollout_for(cfg, method)
     task_samplers = {name: rollout_for(cfg, method, name) for name in cfg.data.tasks}
-    tasks = {name: get_task(name) for name in cfg.data.tasks}
+    tasks = {name: profile_task(cfg, name) for name in cfg.data.tasks}
     stream = PromptStream([(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "train")], generator)
     tok = policy.tokenizer
     mu = mcfg.inner_iterations

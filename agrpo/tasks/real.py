@@ -51,15 +51,18 @@ def _id(*parts) -> str:
 class RealTask(Task):
     """Shared machinery; subclasses set ``name``, ``family``, ``source`` and implement ``normalise``."""
 
-    source: str = ""  # default hub id (a local path works too)
+    source: str = ""  # default test source: hub id (a local path works too)
     config: str | None = None
     split: str = "test"
+    train_source: str = ""  # default train source
+    train_config: str | None = None
 
-    def __init__(self, protocol: str = "d1", source: str | None = None):
+    def __init__(self, protocol: str = "d1", source: str | None = None, train_source: str | None = None):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
         self.protocol = protocol
         self.data_source = source or self.source
+        self.data_train_source = train_source or self.train_source
 
     # ------------------------------------------------------------------ data
     def normalise(self, row: dict) -> dict:
@@ -69,9 +72,25 @@ class RealTask(Task):
         """The evaluated subset (all, unless the papers evaluate a sample)."""
         return examples
 
+    def train_filter(self, examples: list[dict]) -> list[dict]:
+        """The training split as the papers build it from the raw training rows."""
+        return examples
+
+    def test_examples(self) -> list[dict]:
+        if not self.data_source:
+            raise ValueError(f"{self.name}: no test source; set data.sources['{self.name}/test'] to a file or hub id")
+        return self.select([self.normalise(r) for r in load_rows(self.data_source, "test", self.config)])
+
     def examples(self, split: str = "test", n: int | None = None, seed: int = 0) -> list[dict]:
-        rows = [self.normalise(r) for r in load_rows(self.data_source, split, self.config)]
-        rows = self.select(rows) if split == "test" else rows
+        """The test set (all items unless the paper samples), or the first ``n`` training items after the
+        papers' filters (the trainer shuffles)."""
+        if split == "test":
+            rows = self.test_examples()
+        else:
+            if not self.data_train_source:
+                raise ValueError(f"{self.name}: no train source; set data.sources['{self.name}/train']")
+            raw = load_rows(self.data_train_source, "train", self.train_config)
+            rows = self.train_filter([self.normalise(r) for r in raw])
         return rows[:n] if n else rows
 
     # ------------------------------------------------------------------ prompts
@@ -110,6 +129,7 @@ class RealTask(Task):
 
 class GSM8K(RealTask):
     name, family, source, config = "gsm8k", "gsm8k", "openai/gsm8k", "main"
+    train_source, train_config = "openai/gsm8k", "main"
 
     def normalise(self, row):
         return {"id": _id(row["question"]), "question": row["question"], "answer": row["answer"]}
@@ -129,14 +149,30 @@ class GSM8K(RealTask):
 
 class GSM8KPlatinum(GSM8K):
     """GSM8K-Platinum (the cleaned test set AGRPO's released eval uses)."""
-    name, source, config = "gsm8k_platinum", "madrylab/gsm8k-platinum", "main"
+    name, source, config = "gsm8k_platinum", "madrylab/gsm8k-platinum", None  # as AGRPO loads it (no config)
 
 
 class MATH500(RealTask):
     name, family, source = "math500", "math", "HuggingFaceH4/MATH-500"
+    train_source = "qwedsacf/competition_math"
 
     def normalise(self, row):
-        return {"id": row.get("unique_id") or _id(row["problem"]), "problem": row["problem"], "answer": row["answer"]}
+        from agrpo.tasks.judging import first_boxed
+
+        answer = row.get("answer")
+        if answer is None:  # MATH train rows: the answer is the solution's first \boxed{} (AGRPO's extract_boxed)
+            answer = first_boxed(row.get("solution", "")) or ""
+        ex = {"id": row.get("unique_id") or _id(row["problem"]), "problem": row["problem"], "answer": answer}
+        for key in ("solution", "level"):
+            if key in row:
+                ex[key] = row[key]
+        return ex
+
+    def train_filter(self, examples):
+        """MATH train minus every MATH-500 problem minus Level 5 ("too hard for LLaDA"), rows with an answer."""
+        test = {e["problem"] for e in self.test_examples()}
+        level_ok = lambda lv: str(lv)[-1:].isdigit() and int(str(lv)[-1]) <= 4  # noqa: E731
+        return [e for e in examples if e["problem"] not in test and level_ok(e.get("level", "")) and e["answer"]]
 
     def _judge(self, completion, ex):
         if self.protocol == "d1":
@@ -153,7 +189,14 @@ class MATH500(RealTask):
 
 class Countdown(RealTask):
     name, family = "countdown", "countdown"
-    source = "Jiayi-Pan/Countdown-Tasks-3to4"  # training rows; the cd3 test file is given by path
+    source = ""  # the cd3 test file (d1's dataset/countdown_cd3_test.jsonl) is not on the hub: give its path
+    train_source = "Jiayi-Pan/Countdown-Tasks-3to4"
+    train_rows = 20_000
+
+    def train_filter(self, examples):
+        """The first 20,000 rows, 3-number problems only, minus any whose number tuple is a test problem's."""
+        test = {tuple(e["numbers"]) for e in self.test_examples()}
+        return [e for e in examples[: self.train_rows] if len(e["numbers"]) == 3 and tuple(e["numbers"]) not in test]
 
     def normalise(self, row):
         if "input" in row:  # cd3 test file: {"input": "a,b,c", "output": "t"}
@@ -183,6 +226,9 @@ class Sudoku(RealTask):
         puzzle = str(row.get("Puzzle", row.get("puzzle"))).zfill(16)
         solution = str(row.get("Solution", row.get("solution"))).zfill(16)
         return {"id": puzzle, "puzzle": puzzle, "solution": solution}
+
+    def train_filter(self, examples):
+        return examples[:20_000]  # AGRPO: the first 20,000 rows of SPG's train split
 
     def select(self, examples):
         if self.sample is None or len(examples) <= self.sample:
