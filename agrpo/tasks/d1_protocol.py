@@ -15,31 +15,19 @@ import re
 
 from agrpo.tasks.judging import JudgeError, guard, safe_arith
 
-GSM_SYSTEM_PROMPT = """You are a math expert. You will be given a question to solve. Solve it step by step. Wrap the final answer in a \\boxed{}. 
-Respond in the following format:
-<reasoning>
-Your reasoning here
-</reasoning>
-<answer>
-\\boxed{...}
-</answer>"""
-
-MATH_SYSTEM_PROMPT = """You are a math expert. You will be given a question to solve. Solve it step by step. Wrap the final answer in a \\boxed{}.
-Respond in the following format:
-<reasoning>
-Your reasoning here
-</reasoning>
-<answer>
-\\boxed{...}
-</answer>" 
-"""
+_MATH_INSTRUCTION = ("You are a math expert. You will be given a question to solve. Solve it step by step. "
+                     "Wrap the final answer in a \\boxed{}.")
+_BOXED_FORMAT = ("Respond in the following format:\n<reasoning>\nYour reasoning here\n</reasoning>\n<answer>\n"
+                 "\\boxed{...}\n</answer>")
+# d1's GSM8K and MATH-500 prompts differ only in a trailing space and a stray quote (kept: prompts are exact)
+GSM_SYSTEM_PROMPT = _MATH_INSTRUCTION + " \n" + _BOXED_FORMAT
+MATH_SYSTEM_PROMPT = _MATH_INSTRUCTION + "\n" + _BOXED_FORMAT + '" \n'
 
 COUNTDOWN_SYSTEM_PROMPT = (
     "Using only the provided numbers, create an arithmetic expression that evaluates to exactly the provided target "
     "number. You may use the operations +, -, *, and / as needed, but each number must be used exactly once. Think "
     "step-by-step. After reasoning, provide only your final expression inside \\boxed{} tags without including an "
-    "equals sign or the target number. For example: \\boxed{a + b * c}Respond in the following format:\n"
-    "<reasoning>\nYour reasoning here\n</reasoning>\n<answer>\n\\boxed{...}\n</answer>"
+    "equals sign or the target number. For example: \\boxed{a + b * c}" + _BOXED_FORMAT
 )
 
 SUDOKU_SYSTEM_PROMPT = """
