@@ -4,7 +4,9 @@ The released AGRPO code trains LoRA r = 64, α = 64, dropout 0 on LLaDA's seven 
 v_proj, attn_out, ff_proj, up_proj, ff_out) and takes the reference model as the same network with the adapter
 disabled. d1 passes Llama's names (q, k, v, o, up, down, gate_proj); peft keeps only the names that exist, so on
 LLaDA (and on our tiny model, which uses LLaDA's names) d1 trains q/k/v/up_proj only
-(``methods.<name>.d1_compat.lora_targets``).
+(``methods.<name>.d1_compat.lora_targets``). peft matches names by suffix, so on LLaDA the released AGRPO list
+also adapts the output projection ``model.transformer.ff_out`` (7 modules per block + the head), exactly as the
+released code does; d1's list does not reach it.
 """
 
 from __future__ import annotations

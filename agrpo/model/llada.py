@@ -1,0 +1,207 @@
+"""LLaDA-8B(-Instruct) in plain PyTorch, loading the official checkpoint layout without ``trust_remote_code``.
+
+Architecture (LLaDA's ``modeling_llada.py``, block type ``llama``): token embedding ``wte``; n_layers blocks of
+
+    h = x + attn_out(Attention(RoPE(q_proj(RMS(x))), RoPE(k_proj(RMS(x))), v_proj(RMS(x))))      (bidirectional)
+    y = h + ff_out(silu(ff_proj(RMS(h))) ⊙ up_proj(RMS(h)))
+
+then ``ln_f`` (RMSNorm) and the output projection ``ff_out`` (no weight tying, no biases). RMSNorm normalises in
+float32 and scales by its weight after casting back; RoPE (θ = rope_theta, rotate-half convention) is applied in
+float32 at absolute positions 0..N−1 (left padding shifts the real tokens, as in LLaDA); padded keys are masked
+when an attention mask is given (LLaDA's October-2025 behaviour; d1's evaluation attended them).
+
+Parameter names match the official safetensors keys: ``model.transformer.wte.weight``,
+``model.transformer.blocks.{i}.{attn_norm,ff_norm,q_proj,k_proj,v_proj,attn_out,ff_proj,up_proj,ff_out}.weight``,
+``model.transformer.ln_f.weight``, ``model.transformer.ff_out.weight`` — so peft can target LLaDA's released
+LoRA modules by name. Weights load only from safetensors (sharded through ``model.safetensors.index.json``);
+pickle checkpoints and remote code are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agrpo.model.base import MaskedDiffusionLM
+
+TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+
+@dataclass
+class LLaDAConfig:
+    d_model: int = 4096
+    n_heads: int = 32
+    n_kv_heads: int | None = 32
+    n_layers: int = 32
+    mlp_hidden_size: int = 12288
+    vocab_size: int = 126464
+    embedding_size: int | None = 126464
+    rope_theta: float = 500000.0
+    rms_norm_eps: float = 1e-5
+    mask_token_id: int = 126336
+    eos_token_id: int = 126081
+    pad_token_id: int = 126081
+    max_sequence_length: int = 4096
+
+    @classmethod
+    def from_json(cls, path: Path) -> "LLaDAConfig":
+        raw = json.loads(path.read_text())
+        unsupported = {k: raw.get(k) for k, ok in (("block_type", "llama"), ("activation_type", "silu"),
+                                                    ("layer_norm_type", "rms"), ("weight_tying", False),
+                                                    ("include_bias", False), ("alibi", False))
+                       if k in raw and raw[k] != ok}
+        if raw.get("n_kv_heads") not in (None, raw.get("n_heads")):
+            unsupported["n_kv_heads"] = raw["n_kv_heads"]
+        if unsupported:
+            raise ValueError(f"{path}: unsupported LLaDA configuration {unsupported}")
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * h.to(x.dtype)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+class LLaDABlock(nn.Module):
+    def __init__(self, c: LLaDAConfig):
+        super().__init__()
+        self.n_heads = c.n_heads
+        self.attn_norm, self.ff_norm = RMSNorm(c.d_model, c.rms_norm_eps), RMSNorm(c.d_model, c.rms_norm_eps)
+        self.q_proj = nn.Linear(c.d_model, c.d_model, bias=False)
+        self.k_proj = nn.Linear(c.d_model, c.d_model, bias=False)
+        self.v_proj = nn.Linear(c.d_model, c.d_model, bias=False)
+        self.attn_out = nn.Linear(c.d_model, c.d_model, bias=False)
+        self.ff_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=False)
+        self.up_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=False)
+        self.ff_out = nn.Linear(c.mlp_hidden_size, c.d_model, bias=False)
+
+    def forward(self, x, cos, sin, attn_bias):
+        b, n, d = x.shape
+        h = self.attn_norm(x)
+        q, k, v = (p(h).view(b, n, self.n_heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        q = (q.float() * cos + rotate_half(q.float()) * sin).to(v.dtype)
+        k = (k.float() * cos + rotate_half(k.float()) * sin).to(v.dtype)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, is_causal=False)
+        x = x + self.attn_out(a.transpose(1, 2).reshape(b, n, d))
+        h = self.ff_norm(x)
+        return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
+
+
+class LLaDA(MaskedDiffusionLM):
+    """The MaskedDiffusionLM interface over LLaDA's weights; ``tokenizer`` is a transformers tokenizer (or None)."""
+
+    def __init__(self, config: LLaDAConfig, tokenizer=None):
+        super().__init__()
+        self.config = config
+        self.mask_id, self.eos_id, self.pad_id = config.mask_token_id, config.eos_token_id, config.pad_token_id
+        self.tokenizer = tokenizer
+        vocab = config.embedding_size or config.vocab_size
+        self.model = nn.Module()
+        self.model.transformer = nn.ModuleDict({
+            "wte": nn.Embedding(vocab, config.d_model),
+            "blocks": nn.ModuleList(LLaDABlock(config) for _ in range(config.n_layers)),
+            "ln_f": RMSNorm(config.d_model, config.rms_norm_eps),
+            "ff_out": nn.Linear(config.d_model, vocab, bias=False),
+        })
+        head_dim = config.d_model // config.n_heads
+        inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        t = self.model.transformer
+        n = input_ids.shape[1]
+        freqs = torch.arange(n, device=input_ids.device, dtype=torch.float32)[:, None] * self.inv_freq
+        angles = torch.cat([freqs, freqs], -1)  # (N, head_dim)
+        cos, sin = angles.cos()[None, None], angles.sin()[None, None]
+        attn_bias = None
+        if attention_mask is not None and not attention_mask.bool().all():
+            keep = attention_mask.bool()
+            allowed = keep[:, None, None, :] | torch.eye(n, dtype=torch.bool, device=keep.device)
+            x_dtype = t["wte"].weight.dtype
+            attn_bias = torch.zeros(allowed.shape, dtype=x_dtype, device=keep.device).masked_fill(~allowed, float("-inf"))
+        x = t["wte"](input_ids)
+        for block in t["blocks"]:
+            x = block(x, cos, sin, attn_bias)
+        return t["ff_out"](t["ln_f"](x))
+
+    def forward_flops(self, seq_len: int) -> float:
+        c = self.config
+        matmul = self.num_parameters() - (c.embedding_size or c.vocab_size) * c.d_model
+        return 2.0 * matmul * seq_len + 4 * c.n_layers * seq_len * seq_len * c.d_model
+
+
+def resolve_checkpoint(name_or_path: str) -> Path:
+    """A local directory, or a hub id fetched (config, safetensors shards, tokenizer files only) to the HF cache."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    if path.exists() or name_or_path.startswith((".", "/")):
+        raise FileNotFoundError(f"{name_or_path}: not a checkpoint directory")
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(name_or_path, allow_patterns=["config.json", "*.safetensors",
+                                                                "model.safetensors.index.json", *TOKENIZER_FILES]))
+
+
+def _weight_files(d: Path) -> list[Path]:
+    index = d / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        missing = [f for f in files if not (d / f).is_file()]
+        if missing:
+            raise FileNotFoundError(f"{index}: shards missing on disk: {missing}")
+        return [d / f for f in files]
+    files = sorted(d.glob("*.safetensors"))
+    if files:
+        return files
+    pickles = sorted(p.name for p in d.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+    if pickles:
+        raise ValueError(f"{d}: only pickle weights ({', '.join(pickles)}); refusing to unpickle — convert them to "
+                         "safetensors")
+    raise FileNotFoundError(f"{d}: no model.safetensors or shards")
+
+
+def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: str = "cpu",
+               with_tokenizer: bool = True) -> LLaDA:
+    """Build LLaDA from config.json and load the safetensors weights strictly (every official key, nothing else).
+
+    The model's own ``modeling_llada.py`` and ``auto_map`` are never imported (no remote code); the tokenizer is
+    loaded with ``trust_remote_code=False``."""
+    from safetensors.torch import load_file
+
+    d = resolve_checkpoint(name_or_path)
+    config = LLaDAConfig.from_json(d / "config.json")
+    with torch.device("meta"):
+        model = LLaDA(config)
+    state = {}
+    for f in _weight_files(d):
+        state.update(load_file(str(f), device=device))
+    model = model.to_empty(device=device)
+    missing, unexpected = model.load_state_dict({k: v.to(dtype) for k, v in state.items()}, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{d}: checkpoint keys do not match LLaDA: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    model.to(dtype)
+    head_dim = config.d_model // config.n_heads  # RoPE frequencies stay float32 whatever the weights' dtype
+    model.inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    if with_tokenizer:
+        from transformers import AutoTokenizer
+
+        model.tokenizer = AutoTokenizer.from_pretrained(str(d), trust_remote_code=False)
+    return model
