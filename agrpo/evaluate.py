@@ -50,14 +50,13 @@ def grid(cfg) -> list[tuple[SamplerConfig, int]]:
 
 def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_size: int, progress: bool = False):
     """Generate and judge every example; returns (rows, totals)."""
-    tok = model.tokenizer
     generator = torch.Generator().manual_seed(seed)
     rows, seconds, flops, row_nfe = [], 0.0, 0.0, []
     model.eval()
     for lo in tqdm(range(0, len(examples), batch_size), desc=f"{task.name} S={sampler.steps}", disable=not progress):
         chunk = examples[lo:lo + batch_size]
         prompts = [task.prompt(ex) for ex in chunk]
-        ids, mask = left_pad([tok.encode(p) for p in prompts], tok.pad_id)
+        ids, mask = left_pad([model.encode_prompt(task, ex) for ex in chunk], model.pad_id)
         t0 = time.perf_counter()
         out = generate(model, ids, mask, sampler, generator, record=False)
         seconds += time.perf_counter() - t0
@@ -65,7 +64,8 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
             n_i = int(out.row_nfe[i])
             row_nfe.append(n_i)
             flops += n_i * model.forward_flops(int(mask[i].sum()) + sampler.gen_length)
-            completion = tok.decode(out.completion_ids[i])
+            # d1's and AGRPO's evaluations decode with special tokens kept; their parsers expect them
+            completion = model.decode_completion(out.completion_ids[i], skip_special_tokens=False)
             v = task.judge(completion, ex)
             rows.append({"id": ex["id"], "prompt": prompts[i], "completion": completion, "correct": v.correct,
                          "score": v.score, "parsed": v.parsed, "reason": v.reason,

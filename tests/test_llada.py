@@ -46,13 +46,14 @@ def write_checkpoint(d, cfg=CFG, tokenizer=True):
     (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {k: n for n, ks in shards.items() for k in ks}}))
     (d / "modeling_llada.py").write_text("raise RuntimeError('remote code was executed')\n")
     if tokenizer:
-        from tokenizers import Tokenizer, models, pre_tokenizers
+        from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
 
-        vocab = {f"w{i}": i for i in range(58)} | {"<|startoftext|>": 58, "<|start_header_id|>": 59,
-                                                   "<|end_header_id|>": 60, "<|endoftext|>": 61, "<|eot_id|>": 62,
-                                                   "<|mdm_mask|>": 63}
+        specials = ["<|startoftext|>", "<|start_header_id|>", "<|end_header_id|>", "<|endoftext|>", "<|eot_id|>",
+                    "<|mdm_mask|>"]
+        vocab = {f"w{i}": i for i in range(57)} | {"<reasoning>": 57} | {t: 58 + i for i, t in enumerate(specials)}
         tok = Tokenizer(models.WordLevel(vocab, unk_token="w0"))
-        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.add_special_tokens([AddedToken(t, special=True) for t in specials])
         tok.save(str(d / "tokenizer.json"))
         (d / "tokenizer_config.json").write_text(json.dumps({
             "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
@@ -146,3 +147,26 @@ def test_llada_refuses_pickles_and_unsupported_configs(tmp_path):
         load_llada(str(tmp_path / "missing_dir/"), with_tokenizer=False)
     assert LLaDAConfig().mask_token_id == 126336 and LLaDA(LLaDAConfig(d_model=8, n_heads=2, n_layers=1, mlp_hidden_size=8,
                                                                       vocab_size=16, embedding_size=16)).mask_id == 126336
+
+
+def test_llada_prompts_go_through_the_chat_template_with_the_protocol_prefix(tmp_path):
+    from agrpo.tasks import get_task
+
+    write_checkpoint(tmp_path / "ckpt")
+    model = load_llada(str(tmp_path / "ckpt"))
+    tok = model.tokenizer
+    d1 = get_task("gsm8k", protocol="d1")
+    ex = {"question": "w5 w6", "answer": "#### 1"}
+    ids = model.encode_prompt(d1, ex)
+    # BOS, user header, the user turn (d1: system text + question), <|eot_id|>, assistant header, then <reasoning>
+    # ("user" and "assistant" are unknown words to this toy vocabulary: id 0)
+    assert ids[:4] == [58, 59, 0, 60] and ids[-8:] == [0, 5, 6, 62, 59, 0, 60, 57] and len(ids) > 20
+    agrpo = get_task("gsm8k", protocol="agrpo")
+    dropped = model.encode_prompt(agrpo, ex)  # LLaDA's template drops the system turn (as the released code runs)
+    model.system_prompt = "merge"
+    merged = model.encode_prompt(agrpo, ex)
+    assert dropped == [58, 59, 0, 60, 5, 6, 62, 59, 0, 60]  # the question alone: no system text, no prefix
+    assert len(merged) > len(dropped) and merged[:4] == dropped[:4] and merged[-6:] == dropped[-6:]
+    ids = tok("w7 <|eot_id|> <|endoftext|>", add_special_tokens=False)["input_ids"]
+    assert model.decode_completion(ids, skip_special_tokens=True).strip() == "w7"
+    assert "<|eot_id|>" in model.decode_completion(ids, skip_special_tokens=False)

@@ -26,6 +26,14 @@ class MaskedDiffusionLM(nn.Module):
         """
         raise NotImplementedError
 
+    def encode_prompt(self, task, example) -> list[int]:
+        """Token ids of a task prompt. Default (tokenizers without a chat template): the task's plain text."""
+        return self.tokenizer.encode(task.prompt(example))
+
+    def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
+        """Text of a completion (evaluation judges keep special tokens where a protocol's parser expects them)."""
+        return self.tokenizer.decode([int(i) for i in ids])
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

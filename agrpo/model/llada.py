@@ -107,6 +107,8 @@ class LLaDABlock(nn.Module):
 class LLaDA(MaskedDiffusionLM):
     """The MaskedDiffusionLM interface over LLaDA's weights; ``tokenizer`` is a transformers tokenizer (or None)."""
 
+    system_prompt: str = "template"  # how system turns reach the model (see encode_prompt)
+
     def __init__(self, config: LLaDAConfig, tokenizer=None):
         super().__init__()
         self.config = config
@@ -140,6 +142,23 @@ class LLaDA(MaskedDiffusionLM):
         for block in t["blocks"]:
             x = block(x, cos, sin, attn_bias)
         return t["ff_out"](t["ln_f"](x))
+
+    def encode_prompt(self, task, example) -> list[int]:
+        """The task's messages through the tokenizer's chat template with the generation prompt, then the
+        protocol's assistant prefix (d1: ``<reasoning>``). LLaDA-8B-Instruct's template emits only user and
+        assistant turns, so a system turn is dropped — what the released AGRPO code feeds LLaDA
+        (``system_prompt: template``); ``merge`` prepends it to the first user turn instead."""
+        messages = [dict(m) for m in task.messages(example)]
+        if self.system_prompt == "merge" and messages and messages[0]["role"] == "system":
+            system = messages.pop(0)["content"]
+            messages[0]["content"] = system + "\n\n" + messages[0]["content"]
+        elif self.system_prompt not in ("template", "merge"):
+            raise ValueError(f"system_prompt must be 'template' or 'merge', got {self.system_prompt!r}")
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.tokenizer(text + getattr(task, "assistant_prefix", ""), add_special_tokens=False)["input_ids"]
+
+    def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
     def forward_flops(self, seq_len: int) -> float:
         c = self.config

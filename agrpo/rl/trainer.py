@@ -83,7 +83,6 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     task_samplers = {name: rollout_for(cfg, method, name) for name in cfg.data.tasks}
     tasks = {name: profile_task(cfg, name) for name in cfg.data.tasks}
     stream = PromptStream([(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "train")], generator)
-    tok = policy.tokenizer
     mu = mcfg.inner_iterations
     total_updates = rl.iterations * mu
     opt = torch.optim.AdamW(trainable, lr=mcfg.learning_rate, betas=(rl.adam_beta1, rl.adam_beta2),
@@ -95,16 +94,16 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     bar = tqdm(range(1, rl.iterations + 1), desc=f"rl {method} seed {seed}", disable=not progress, mininterval=2)
     for it in bar:
         chunk = stream.take(rl.prompts_per_batch)
-        prompts = [tok.encode(tasks[name].prompt(ex)) for name, ex in chunk for _ in range(rl.group_size)]
-        ids, mask = left_pad(prompts, tok.pad_id)
+        prompts = [policy.encode_prompt(tasks[name], ex) for name, ex in chunk for _ in range(rl.group_size)]
+        ids, mask = left_pad(prompts, policy.pad_id)
         policy.eval()
         examples = [pair for pair in chunk for _ in range(rl.group_size)]
         sample, row_temperature = generate_grouped(policy, ids, mask, [task_samplers[name] for name, _ in examples],
                                                    generator)
-        texts = [tok.decode(c) for c in sample.completion_ids]
+        texts = [policy.decode_completion(c, skip_special_tokens=True) for c in sample.completion_ids]  # as TRL
         rewards = torch.tensor([tasks[name].reward(text, ex) for text, (name, ex) in zip(texts, examples)])
         batch = RolloutBatch(sample, sampler, rewards, group_advantages(rewards, rl.group_size, rl.scale_rewards),
-                             rl.group_size, completion_mask(sample.completion_ids, tok.eos_id),
+                             rl.group_size, completion_mask(sample.completion_ids, policy.eos_id),
                              row_temperature=row_temperature)
         policy.train()
         objective.prepare(policy, ref_model, batch, mu)
