@@ -20,7 +20,7 @@ from tqdm import tqdm
 from agrpo.config import eval_sampler, eval_steps, profile_task, to_dict
 from agrpo.data import load_split
 from agrpo.io import atomic_write_json, write_jsonl
-from agrpo.model.tiny import load_model
+from agrpo.model import load_model
 from agrpo.provenance import config_hash, device_name, git_sha, seed_everything, versions
 from agrpo.sampling import SamplerConfig, generate, left_pad
 from agrpo.stats import mean_ci

@@ -22,7 +22,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from agrpo.model.tiny import load_model
+from agrpo.model import load_model
 from agrpo.sampling import SamplerConfig, generate, left_pad
 
 TASK_DIR = str(Path(__file__).resolve().parent / "lmeval_tasks")

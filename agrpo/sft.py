@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from agrpo.model.tiny import load_model
+from agrpo.model import load_model
 from agrpo.pretrain import save_trained, task_pairs, train_masked_diffusion
 from agrpo.provenance import seed_everything
 

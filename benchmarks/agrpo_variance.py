@@ -30,7 +30,7 @@ import torch
 from agrpo.config import load_config, rollout_for
 from agrpo.data import data_path, load_split, write_task_data
 from agrpo.io import atomic_write_json, atomic_write_text
-from agrpo.model.tiny import load_model
+from agrpo.model import load_model
 from agrpo.model.toy import TabularDLLM
 from agrpo.provenance import device_name, git_sha, versions
 from agrpo.rl.agrpo import AGRPO, TIMESTEP_SAMPLERS

@@ -170,3 +170,17 @@ def test_llada_prompts_go_through_the_chat_template_with_the_protocol_prefix(tmp
     ids = tok("w7 <|eot_id|> <|endoftext|>", add_special_tokens=False)["input_ids"]
     assert model.decode_completion(ids, skip_special_tokens=True).strip() == "w7"
     assert "<|eot_id|>" in model.decode_completion(ids, skip_special_tokens=False)
+
+
+def test_llada_save_pretrained_round_trips_through_load_model(tmp_path):
+    from agrpo.model import load_model
+
+    write_checkpoint(tmp_path / "ckpt")
+    model = load_model(tmp_path / "ckpt")  # dispatches on config.json's model_type
+    model.save_pretrained(tmp_path / "copy", max_shard_bytes=20_000)  # several shards
+    assert len(list((tmp_path / "copy").glob("model-*.safetensors"))) > 1
+    again = load_model(tmp_path / "copy")
+    ids = torch.randint(0, 64, (1, 7), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(again(ids), model(ids))
+    assert again.tokenizer("w3", add_special_tokens=False)["input_ids"] == [3]

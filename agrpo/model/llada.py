@@ -160,6 +160,34 @@ class LLaDA(MaskedDiffusionLM):
     def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
+    def save_pretrained(self, directory: str | Path, max_shard_bytes: int = 5 * 2**30) -> None:
+        """The official layout: config.json, safetensors shards with an index, tokenizer files."""
+        from safetensors.torch import save_file
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        fields = {k: getattr(self.config, k) for k in self.config.__dataclass_fields__}
+        (d / "config.json").write_text(json.dumps({
+            "model_type": "llada", "architectures": ["LLaDAModelLM"], "block_type": "llama",
+            "activation_type": "silu", "layer_norm_type": "rms", "weight_tying": False, "include_bias": False,
+            **fields}, indent=1))
+        shards, current, size = [], {}, 0
+        for k, v in self.state_dict().items():
+            nbytes = v.numel() * v.element_size()
+            if current and size + nbytes > max_shard_bytes:
+                shards.append(current)
+                current, size = {}, 0
+            current[k], size = v.contiguous(), size + nbytes
+        shards.append(current)
+        weight_map = {}
+        for i, shard in enumerate(shards, 1):
+            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+            save_file(shard, str(d / name))
+            weight_map |= dict.fromkeys(shard, name)
+        (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}, indent=1))
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(d))
+
     def forward_flops(self, seq_len: int) -> float:
         c = self.config
         matmul = self.num_parameters() - (c.embedding_size or c.vocab_size) * c.d_model

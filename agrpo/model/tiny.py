@@ -139,15 +139,10 @@ class TinyDLLM(MaskedDiffusionLM):
 
 
 def load_model(directory: str | Path) -> MaskedDiffusionLM:
-    """Load any supported model from a local directory (only the tiny model exists so far)."""
-    d = Path(directory)
-    cfg_path = d / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"no model at {d}: {cfg_path} does not exist")
-    model_type = json.loads(cfg_path.read_text()).get("model_type")
-    if model_type != "tiny":
-        raise ValueError(f"{cfg_path}: unsupported model_type {model_type!r}")
-    return TinyDLLM.from_pretrained(d)
+    """Kept for callers of the tiny module; ``agrpo.model.load_model`` dispatches on the checkpoint's model_type."""
+    from agrpo.model import load_model as load_any
+
+    return load_any(directory)
 
 
 def init_tiny(tokenizer: CharTokenizer, **overrides) -> TinyDLLM:

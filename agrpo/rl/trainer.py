@@ -20,7 +20,7 @@ from tqdm import tqdm
 from agrpo.config import from_dict, profile_task, rollout_for
 from agrpo.data import load_split
 from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
-from agrpo.model.tiny import load_model
+from agrpo.model import load_model
 from agrpo.provenance import seed_everything
 from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
 from agrpo.sampling import generate_grouped, left_pad
