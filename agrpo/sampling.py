@@ -176,8 +176,9 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
         rows_idx = active.nonzero().squeeze(1)
         r = rows_idx[:, None]
         for k in transfer:
-            xa = x[rows_idx]
-            logits = candidate_logits(model, model(xa, attn[rows_idx])[:, p:], cfg.ban_special_tokens)  # (b', L, V)
+            # only the current block's logits matter (as LLaDA and the released code): (b', block, V)
+            logits = model(x[rows_idx], attn[rows_idx])[:, p + lo:p + hi]
+            logits = candidate_logits(model, logits, cfg.ban_special_tokens)
             nfe += 1
             row_nfe[rows_idx] += 1
             if cfg.temperature > 0:
@@ -195,21 +196,20 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
                 conf = logits.softmax(-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
             else:
                 conf = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-            open_ = reveal[rows_idx] == -1
-            open_[:, :lo] = False
-            open_[:, hi:] = False
-            chosen = conf.masked_fill(~open_, float("-inf")).topk(k, dim=-1).indices  # (b', k)
+            open_ = reveal[rows_idx, lo:hi] == -1
+            pick = conf.masked_fill(~open_, float("-inf")).topk(k, dim=-1).indices  # (b', k) within the block
+            chosen = pick + lo
             local = torch.arange(len(rows_idx), device=device)[:, None]
-            x[r, p + chosen] = x0[local, chosen]
+            x[r, p + chosen] = x0[local, pick]
             reveal[r, chosen] = step
             if record:
-                logprobs[r, chosen] = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)[local, chosen]
+                logprobs[r, chosen] = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)[local, pick]
                 ent = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
-                entropy[r, chosen] = ent[local, chosen]
+                entropy[r, chosen] = ent[local, pick]
                 if allowed is not None:
                     if sampling_mask is None:
                         sampling_mask = torch.zeros((b, L, allowed.shape[-1]), dtype=torch.bool, device=device)
-                    sampling_mask[r, chosen] = allowed[local, chosen]
+                    sampling_mask[r, chosen] = allowed[local, pick]
             step += 1
     return SampleOutput(prompt_ids, prompt_mask, x[:, p:].clone(), reveal, logprobs, entropy, sampling_mask, nfe,
                         cfg.steps, row_nfe, filled)

@@ -184,3 +184,15 @@ def test_llada_save_pretrained_round_trips_through_load_model(tmp_path):
     with torch.no_grad():
         assert torch.equal(again(ids), model(ids))
     assert again.tokenizer("w3", add_special_tokens=False)["input_ids"] == [3]
+
+
+def test_llada_activation_checkpointing_gives_the_same_gradients(tmp_path):
+    write_checkpoint(tmp_path / "ckpt", tokenizer=False)
+    ids = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(3))
+    grads = []
+    for flag in (False, True):
+        model = load_llada(str(tmp_path / "ckpt"), with_tokenizer=False).train()
+        model.activation_checkpointing = flag
+        model(ids).logsumexp(-1).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)

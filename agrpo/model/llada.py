@@ -108,6 +108,7 @@ class LLaDA(MaskedDiffusionLM):
     """The MaskedDiffusionLM interface over LLaDA's weights; ``tokenizer`` is a transformers tokenizer (or None)."""
 
     system_prompt: str = "template"  # how system turns reach the model (see encode_prompt)
+    activation_checkpointing: bool = False  # recompute each block in backward (training only): memory for compute
 
     def __init__(self, config: LLaDAConfig, tokenizer=None):
         super().__init__()
@@ -140,7 +141,10 @@ class LLaDA(MaskedDiffusionLM):
             attn_bias = torch.zeros(allowed.shape, dtype=x_dtype, device=keep.device).masked_fill(~allowed, float("-inf"))
         x = t["wte"](input_ids)
         for block in t["blocks"]:
-            x = block(x, cos, sin, attn_bias)
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, attn_bias, use_reentrant=False)
+            else:
+                x = block(x, cos, sin, attn_bias)
         return t["ff_out"](t["ln_f"](x))
 
     def encode_prompt(self, task, example) -> list[int]:
