@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--task", required=True)
     s = cmd("pretrain", "train the base model")
     s.add_argument("--out", required=True)
+    s = cmd("base", "provide the base model: pretrain the tiny model, or link LLaDA's checkpoint (model.name_or_path)")
+    s.add_argument("--out", required=True)
     s = cmd("sft", "masked SFT of the base model for one method (d1's first stage)")
     s.add_argument("--method", required=True)
     s.add_argument("--base", required=True)
@@ -97,6 +99,15 @@ def run(args) -> int:
         from agrpo.pretrain import pretrain
 
         print(json.dumps(pretrain(cfg, args.out, progress)))
+    elif args.command == "base":
+        if cfg.model.type == "llada":
+            from agrpo.model.llada import link_checkpoint
+
+            print(f"base model linked at {link_checkpoint(cfg.model.name_or_path, args.out)}")
+        else:
+            from agrpo.pretrain import pretrain
+
+            print(json.dumps(pretrain(cfg, args.out, progress)))
     elif args.command == "sft":
         from agrpo.sft import sft
 

@@ -29,7 +29,9 @@ def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISS
 
 @dataclass
 class ModelConfig:
-    type: str = doc("model family: `tiny` (from-scratch bidirectional transformer)", "tiny")
+    type: str = doc("model family: `tiny` (from-scratch bidirectional transformer, pretrained by the pipeline) or `llada` (LLaDA-8B: `name_or_path`)", "tiny")
+    name_or_path: str = doc("llada: local checkpoint directory (official layout) or hub id, e.g. GSAI-ML/LLaDA-8B-Instruct", "")
+    dtype: str = doc("llada: `bfloat16` (released runs) or `float32`", "bfloat16")
     d_model: int = doc("hidden size", 128)
     n_layers: int = doc("transformer blocks", 4)
     n_heads: int = doc("attention heads (d_model / n_heads must be even)", 4)
@@ -257,9 +259,12 @@ def validate(cfg: ProfileConfig) -> None:
 
     OBJECTIVES = objectives()
 
-    if cfg.model.type != "tiny":
-        raise ConfigError(f"model.type: {cfg.model.type!r} is not available in this version (available: 'tiny'; "
-                          "LLaDA-8B-Instruct support is planned)")
+    if cfg.model.type not in ("tiny", "llada"):
+        raise ConfigError(f"model.type: expected 'tiny' or 'llada', got {cfg.model.type!r}")
+    if cfg.model.type == "llada" and not cfg.model.name_or_path:
+        raise ConfigError("model.name_or_path: required for model.type llada (a local directory or a hub id)")
+    if cfg.model.dtype not in ("bfloat16", "float32"):
+        raise ConfigError(f"model.dtype: expected 'bfloat16' or 'float32', got {cfg.model.dtype!r}")
     for t in cfg.data.tasks:
         if t not in TASKS:
             raise ConfigError(f"data.tasks: unknown task {t!r} (known: {', '.join(sorted(TASKS))})")

@@ -63,6 +63,19 @@ def test_snakemake_dry_run_plans_the_whole_tiny_pipeline(tmp_path):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
 
 
+def test_snakemake_dry_run_plans_the_paper_pipeline(tmp_path):
+    """The paper profile (LLaDA-8B, released hyper-parameters) plans end to end without touching the network."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "workflow/config/paper.yaml",
+                           "--config", f"work_dir={tmp_path}/w", f"results_dir={tmp_path}/r"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    # 156 checkpoints (2340 / 15) per method x 4 methods + base + d1's SFT model, one task: eval jobs
+    for rule, count in (("data", 1), ("pretrain", 1), ("sft", 1), ("train", 4), ("eval", 4 * 156 + 2), ("report", 1)):
+        assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+
+
 def test_snakemake_rejects_unknown_config_key(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", "bogus_key=1",

@@ -104,6 +104,10 @@ def test_config_paper_profile_has_the_released_agrpo_settings():
     assert (cfg.eval.block_length, cfg.eval.temperature, cfg.eval.remasking) == (32, 0.0, "low_confidence")
 
 
-def test_config_paper_profile_is_rejected_with_the_missing_piece_named(tmp_path):
-    with pytest.raises(ConfigError, match="model.type"):
-        load_config(ROOT / "workflow/config/paper.yaml")
+def test_config_paper_profile_validates_and_llada_needs_a_checkpoint(tmp_path):
+    cfg = load_config(ROOT / "workflow/config/paper.yaml")
+    assert (cfg.model.type, cfg.model.name_or_path, cfg.data.protocol) == ("llada", "GSAI-ML/LLaDA-8B-Instruct", "agrpo")
+    d = yaml.safe_load((ROOT / "workflow/config/paper.yaml").read_text())
+    d["model"]["name_or_path"] = ""
+    with pytest.raises(ConfigError, match="model.name_or_path: required"):
+        load_config(write(tmp_path, d))

@@ -1,6 +1,7 @@
 """LLaDA-8B's architecture and loader on a tiny random checkpoint written here in the official layout."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -196,3 +197,19 @@ def test_llada_activation_checkpointing_gives_the_same_gradients(tmp_path):
         model(ids).logsumexp(-1).sum().backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
+
+
+def test_llada_base_rule_links_the_checkpoint(tmp_path):
+    import yaml
+
+    from agrpo.cli import main
+    from agrpo.model import load_model
+
+    write_checkpoint(tmp_path / "ckpt")
+    d = yaml.safe_load((Path(__file__).resolve().parent.parent / "workflow/config/paper.yaml").read_text())
+    d["model"]["name_or_path"] = str(tmp_path / "ckpt")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    assert main(["base", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "base")]) == 0
+    assert (tmp_path / "base/config.json").is_symlink() and (tmp_path / "base/model.safetensors.index.json").exists()
+    model = load_model(tmp_path / "base")
+    assert model.config.d_model == CFG["d_model"] and model.tokenizer is not None

@@ -256,3 +256,21 @@ def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
 
         model.tokenizer = AutoTokenizer.from_pretrained(str(d), trust_remote_code=False)
     return model
+
+
+def link_checkpoint(name_or_path: str, out_dir: str | Path) -> Path:
+    """Make ``out_dir`` the pipeline's base model: symlinks to the resolved checkpoint's files (downloaded first
+    for a hub id), created in a temporary directory and renamed into place."""
+    from agrpo.io import fresh_tmp_dir, replace_dir
+
+    src = resolve_checkpoint(name_or_path).resolve()
+    files = [f for f in src.iterdir() if f.name in ("config.json", "model.safetensors.index.json", *TOKENIZER_FILES)
+             or f.suffix == ".safetensors"]
+    if not (src / "config.json").is_file():
+        raise FileNotFoundError(f"{src}: no config.json")
+    out = Path(out_dir)
+    tmp = fresh_tmp_dir(out)
+    for f in files:
+        (tmp / f.name).symlink_to(f)
+    replace_dir(tmp, out)
+    return out

@@ -1,22 +1,22 @@
-rule pretrain:
+rule pretrain:  # the base model: pretrained from scratch (tiny) or linked (llada: model.name_or_path)
     input:
         expand(f"{WORK}/data/{{task}}/train.jsonl", task=TASKS),
     output:
-        f"{BASE}/model.safetensors",
+        f"{BASE}/config.json",
     log:
         f"{LOGS}/pretrain.log",
     threads: CFG.pretrain.threads
     params:
         cfg=RESOLVED,
     shell:
-        "agrpo pretrain --config {params.cfg} --out {BASE} > {log} 2>&1"
+        "agrpo base --config {params.cfg} --out {BASE} > {log} 2>&1"
 
 
 rule sft:
     input:
-        f"{BASE}/model.safetensors",
+        f"{BASE}/config.json",
     output:
-        f"{WORK}/models/sft-{{method}}/model.safetensors",
+        f"{WORK}/models/sft-{{method}}/config.json",
     log:
         f"{LOGS}/sft/{{method}}.log",
     threads: CFG.threads
@@ -29,9 +29,9 @@ rule sft:
 
 rule train:
     input:
-        lambda wc: f"{start_model(run_method(wc.run))}/model.safetensors",
+        lambda wc: f"{start_model(run_method(wc.run))}/config.json",
     output:
-        [f"{WORK}/runs/{{run}}/step{s}/model.safetensors" for s in STEPS],
+        [f"{WORK}/runs/{{run}}/step{s}/config.json" for s in STEPS],
         log=f"{WORK}/runs/{{run}}/train_log.jsonl",
     log:
         f"{LOGS}/train/{{run}}.log",
