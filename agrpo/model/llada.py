@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
+from agrpo.model.layers import RMSNorm
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
@@ -60,18 +61,6 @@ class LLaDAConfig:
         if unsupported:
             raise ValueError(f"{path}: unsupported LLaDA configuration {unsupported}")
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
-
-
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        h = x.float()
-        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * h.to(x.dtype)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
