@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
-from agrpo.model.layers import RMSNorm
+from agrpo.model.layers import RMSNorm, padding_bias
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
@@ -122,12 +122,7 @@ class LLaDA(MaskedDiffusionLM):
         freqs = torch.arange(n, device=input_ids.device, dtype=torch.float32)[:, None] * self.inv_freq
         angles = torch.cat([freqs, freqs], -1)  # (N, head_dim)
         cos, sin = angles.cos()[None, None], angles.sin()[None, None]
-        attn_bias = None
-        if attention_mask is not None and not attention_mask.bool().all():
-            keep = attention_mask.bool()
-            allowed = keep[:, None, None, :] | torch.eye(n, dtype=torch.bool, device=keep.device)
-            x_dtype = t["wte"].weight.dtype
-            attn_bias = torch.zeros(allowed.shape, dtype=x_dtype, device=keep.device).masked_fill(~allowed, float("-inf"))
+        attn_bias = padding_bias(attention_mask, t["wte"].weight.dtype)
         x = t["wte"](input_ids)
         for block in t["blocks"]:
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():

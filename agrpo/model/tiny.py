@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
-from agrpo.model.layers import RMSNorm
+from agrpo.model.layers import RMSNorm, padding_bias
 from agrpo.model.tokenizer import CharTokenizer
 
 
@@ -92,11 +92,7 @@ class TinyDLLM(MaskedDiffusionLM):
         pos = (keep.long().cumsum(-1) - 1).clamp(min=0).float()  # positions over real tokens only
         angles = pos[:, None, :, None] * self.inv_freq  # (B, 1, N, head_dim/2)
         cos, sin = angles.cos(), angles.sin()
-        attn_bias = None
-        if not keep.all():
-            # padded keys are never attended; padded queries attend to themselves so softmax stays finite
-            allowed = keep[:, None, None, :] | torch.eye(keep.shape[1], dtype=torch.bool, device=keep.device)
-            attn_bias = torch.zeros(allowed.shape, dtype=torch.float32, device=keep.device).masked_fill(~allowed, float("-inf"))
+        attn_bias = padding_bias(attention_mask, torch.float32)
         x = self.embed(input_ids)
         for block in self.blocks:
             x = block(x, cos, sin, attn_bias)
