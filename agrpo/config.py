@@ -36,6 +36,7 @@ class ModelConfig:
     n_layers: int = doc("transformer blocks", 4)
     n_heads: int = doc("attention heads (d_model / n_heads must be even)", 4)
     d_ff: int = doc("SwiGLU inner size", 384)
+    activation_checkpointing: bool = doc("llada: recompute each block in backward during RL/SFT updates (memory for ~1 extra forward; released AGRPO: optional)", False)
 
 
 @dataclass
@@ -121,6 +122,7 @@ class MethodConfig:
     task_temperature: dict[str, float] = doc("rollout temperature per task family (gsm8k, math, countdown, sudoku), overriding `rollout.temperature` (d1's Sudoku runs: 0.3)", default_factory=dict)
     lora: LoRAConfig = doc("LoRA adapters; the reference model is then the adapter-off policy", default_factory=LoRAConfig)
     d1_compat: D1CompatConfig = doc("reproduce d1's shipped quirks (all off by default)", default_factory=D1CompatConfig)
+    load_in_4bit: bool = doc("llada: train on a 4-bit NF4 base (bitsandbytes, double quantisation, bf16 compute; as d1) under the LoRA adapter; needs `lora.r > 0`, CUDA and bitsandbytes. Checkpoints merge the adapter into the unquantised base", False)
 
 
 @dataclass
@@ -152,6 +154,16 @@ class EvalConfig:
     batch_size: int = doc("prompts per generation batch", 128)
     eos_early_exit: bool = doc("stop decoding a row once a whole block is EOS (AGRPO's eval: true; d1/LLaDA: false); NFE is counted per row", False)
     confidence: str = doc("`low_confidence` score at T > 0: `model` (LLaDA/d1) or `sampling` (released AGRPO); irrelevant when greedy", "model")
+    compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
+
+
+@dataclass
+class LaunchConfig:
+    """How training jobs are started (the Snakemake rules read this; docs/distributed.md)."""
+    gpus: int = doc("processes (= GPUs) per training run: 0 = one plain process on `device`; N ≥ 1 = `accelerate launch` with N processes, declared to Snakemake as the rule's `gpu` resource", 0)
+    strategy: str = doc("data-parallel strategy with `gpus` ≥ 1: `ddp` (torch DDP) or `zero2` (DeepSpeed ZeRO-2, the released AGRPO and d1 launcher; needs deepspeed)", "ddp")
+    mixed_precision: str = doc("accelerate mixed precision: `no` (weights in `model.dtype`, the default) or `bf16` (autocast; released launchers set bf16 with bf16 weights)", "no")
+    eval_gpus: int = doc("GPUs declared per eval job (one process each; 0 = CPU)", 0)
 
 
 @dataclass
@@ -168,6 +180,7 @@ class ProfileConfig:
     rl: RLConfig = doc("RL trainer settings shared by every method", default_factory=RLConfig)
     methods: dict[str, MethodConfig] = doc("RL methods to train, by name", default_factory=dict)
     eval: EvalConfig = doc("evaluation grid", default_factory=EvalConfig)
+    launch: LaunchConfig = doc("processes and GPUs per job", default_factory=LaunchConfig)
 
 
 # ---------------------------------------------------------------- strict loading
@@ -301,6 +314,20 @@ def validate(cfg: ProfileConfig) -> None:
             raise
         except ValueError as e:
             raise ConfigError(f"methods.{name}.rollout: {e}") from None
+    if cfg.model.activation_checkpointing and cfg.model.type != "llada":
+        raise ConfigError("model.activation_checkpointing: only implemented for model.type llada")
+    for name, m in cfg.methods.items():
+        if m.load_in_4bit and (m.lora.r <= 0 or cfg.model.type != "llada"):
+            raise ConfigError(f"methods.{name}.load_in_4bit: needs model.type llada and LoRA (lora.r > 0): a 4-bit base cannot be trained directly")
+    if cfg.launch.strategy not in ("ddp", "zero2"):
+        raise ConfigError(f"launch.strategy: expected 'ddp' or 'zero2', got {cfg.launch.strategy!r}")
+    if cfg.launch.mixed_precision not in ("no", "bf16"):
+        raise ConfigError(f"launch.mixed_precision: expected 'no' or 'bf16', got {cfg.launch.mixed_precision!r}")
+    if cfg.launch.gpus < 0 or cfg.launch.eval_gpus < 0:
+        raise ConfigError("launch.gpus and launch.eval_gpus must be >= 0")
+    if cfg.launch.gpus > 1 and cfg.rl.prompts_per_batch % cfg.launch.gpus:
+        raise ConfigError(f"rl.prompts_per_batch ({cfg.rl.prompts_per_batch}) must be a multiple of launch.gpus "
+                          f"({cfg.launch.gpus}): each process takes whole prompt groups")
     if cfg.rl.iterations % cfg.rl.checkpoint_every:
         raise ConfigError("rl.checkpoint_every must divide rl.iterations (checkpoints are known before training)")
     if cfg.rl.lr_schedule not in ("constant", "cosine"):

@@ -50,15 +50,19 @@ def grid(cfg) -> list[tuple[SamplerConfig, int]]:
 
 def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_size: int, progress: bool = False):
     """Generate and judge every example; returns (rows, totals)."""
-    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(seed)  # CUDA draws differ from CPU draws (T > 0 only)
     rows, seconds, flops, row_nfe = [], 0.0, 0.0, []
     model.eval()
     for lo in tqdm(range(0, len(examples), batch_size), desc=f"{task.name} S={sampler.steps}", disable=not progress):
         chunk = examples[lo:lo + batch_size]
         prompts = [task.prompt(ex) for ex in chunk]
         ids, mask = left_pad([model.encode_prompt(task, ex) for ex in chunk], model.pad_id)
+        ids, mask = ids.to(device), mask.to(device)
         t0 = time.perf_counter()
         out = generate(model, ids, mask, sampler, generator, record=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         seconds += time.perf_counter() - t0
         for i, ex in enumerate(chunk):
             n_i = int(out.row_nfe[i])
@@ -71,6 +75,14 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
                          "score": v.score, "parsed": v.parsed, "reason": v.reason,
                          "nfe": n_i, "reveal_step": out.reveal_step[i].tolist()})
     return rows, {"seconds": seconds, "flops": flops, "nfe": sum(row_nfe) / max(len(row_nfe), 1)}
+
+
+def load_eval_model(cfg, model_dir):
+    """The checkpoint on ``device`` in ``model.dtype`` (LLaDA), optionally with a torch.compile'd forward."""
+    model = load_model(model_dir, dtype=getattr(torch, cfg.model.dtype), device=cfg.device).eval()
+    if cfg.eval.compile:
+        model.forward = torch.compile(model.forward, dynamic=True)
+    return model
 
 
 def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: int, task_name: str,
@@ -87,7 +99,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         if cell_is_complete(cell_dir, len(examples), sampler):
             continue
         if model is None:
-            model = load_model(model_dir)
+            model = load_eval_model(cfg, model_dir)
         rows, tot = run_cell(model, task, examples, sampler, seed, cfg.eval.batch_size, progress)
         acc, lo, hi = mean_ci([r["score"] for r in rows])
         metrics = {
@@ -97,6 +109,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
             "seed": seed, "n": len(rows), "n_expected": len(examples), "accuracy": acc, "ci_low": lo, "ci_high": hi,
             "n_correct": sum(r["correct"] for r in rows), "nfe": tot["nfe"], "tokens_generated": len(rows) * sampler.gen_length,
             "seconds": round(tot["seconds"], 4), "flops": tot["flops"], "params": model.num_parameters(),
+            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "compiled": cfg.eval.compile,
             "device": device_name(cfg.device), "git_sha": git_sha(), "config_hash": config_hash(to_dict(cfg)),
             "profile": cfg.profile, "versions": versions(), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }

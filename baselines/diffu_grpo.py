@@ -28,14 +28,18 @@ from dataclasses import dataclass
 import torch
 
 from agrpo.config import doc
+from agrpo.distributed import all_sum, world
 from agrpo.rl.objectives import Objective, clipped_surrogate, kl_k3
 
 
-def perturbed_inputs(sample, mask_id: int, p_mask_prompt: float, seed: int):
-    """(q' ⊕ [MASK]^L, attention mask): prompt tokens masked i.i.d. with p from ``seed``, completion fully masked."""
+def perturbed_inputs(sample, mask_id: int, p_mask_prompt: float, seed: int, shard: tuple[int, int] = (0, 1)):
+    """(q' ⊕ [MASK]^L, attention mask): prompt tokens masked i.i.d. with p from ``seed``, completion fully masked.
+    With ``shard = (r, W)`` the noise is drawn for the W·B-row global batch and rank r keeps its rows."""
     g = torch.Generator().manual_seed(int(seed))
     prompt = sample.prompt_ids.clone()
-    drop = (torch.rand(prompt.shape, generator=g).to(prompt.device) < p_mask_prompt) & sample.prompt_mask.bool()
+    b, (rank, world_size) = prompt.shape[0], shard
+    noise = torch.rand((b * world_size, prompt.shape[1]), generator=g)[rank * b:(rank + 1) * b]
+    drop = (noise.to(prompt.device) < p_mask_prompt) & sample.prompt_mask.bool()
     prompt[drop] = mask_id
     completion = torch.full_like(sample.completion_ids, mask_id)
     ids = torch.cat([prompt, completion], 1)
@@ -51,17 +55,20 @@ def draw_mask_seeds(generator: torch.Generator, n: int, random_masking: bool) ->
 
 
 def token_mean(values: torch.Tensor, mask: torch.Tensor, group_size: int, normalization: str) -> torch.Tensor:
-    """Σ v·c / Σ c over the batch, or within each group of ``group_size`` rows and then averaged over groups."""
+    """Σ v·c / Σ c over the batch, or within each group of ``group_size`` rows and then averaged over groups.
+
+    Data-parallel: ``batch`` divides the local sum by the global token count / W (so the mean over ranks is the
+    global token mean); ``group`` needs nothing (each rank holds whole groups)."""
     if normalization == "batch":
-        return (values * mask).sum() / mask.sum()
+        return (values * mask).sum() / (all_sum(mask.sum()) / world()[1])
     if normalization == "group":
         v, c = (values * mask).view(-1, group_size, values.shape[-1]), mask.view(-1, group_size, mask.shape[-1])
         return (v.sum((1, 2)) / c.sum((1, 2))).mean()
     raise ValueError(f"loss_normalization must be 'group' or 'batch', got {normalization!r}")
 
 
-def one_step_logprobs(model, sample, p_mask_prompt: float, seed: int) -> torch.Tensor:
-    ids, attn = perturbed_inputs(sample, model.mask_id, p_mask_prompt, seed)
+def one_step_logprobs(model, sample, p_mask_prompt: float, seed: int, shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
+    ids, attn = perturbed_inputs(sample, model.mask_id, p_mask_prompt, seed, shard)
     logits = model(ids, attn)[:, sample.prompt_ids.shape[1]:].float()
     return logits.log_softmax(-1).gather(-1, sample.completion_ids.unsqueeze(-1)).squeeze(-1)
 
@@ -83,14 +90,14 @@ class DiffuGRPO(Objective):
         batch.extras["mask_seeds"] = seeds
         with torch.no_grad():
             if inner_iterations > 1:
-                batch.extras["old_logp"] = [one_step_logprobs(policy, s, a.p_mask_prompt, sd) for sd in seeds]
+                batch.extras["old_logp"] = [one_step_logprobs(policy, s, a.p_mask_prompt, sd, batch.shard) for sd in seeds]
             if a.beta > 0:
-                batch.extras["ref_logp"] = [one_step_logprobs(ref_model, s, a.p_mask_prompt, sd) for sd in seeds]
+                batch.extras["ref_logp"] = [one_step_logprobs(ref_model, s, a.p_mask_prompt, sd, batch.shard) for sd in seeds]
 
     def losses(self, policy, ref_model, batch, inner_iteration):
         a, s = self.args, batch.sample
         seed = batch.extras["mask_seeds"][inner_iteration]
-        logp = one_step_logprobs(policy, s, a.p_mask_prompt, seed)
+        logp = one_step_logprobs(policy, s, a.p_mask_prompt, seed, batch.shard)
         old = batch.extras["old_logp"][inner_iteration] if "old_logp" in batch.extras else logp.detach()
         per_tok, ratio, clipped = clipped_surrogate(logp, old, batch.advantages[:, None], a.clip_epsilon)
         stats = {}

@@ -38,7 +38,7 @@ class WD1(Objective):
 
     def losses(self, policy, ref_model, batch, inner_iteration):
         seed = batch.extras["mask_seeds"][inner_iteration]
-        logp = one_step_logprobs(policy, batch.sample, self.args.p_mask_prompt, seed)
+        logp = one_step_logprobs(policy, batch.sample, self.args.p_mask_prompt, seed, batch.shard)
         seq = (logp * batch.completion_mask).sum(-1).view(-1, batch.group_size)  # log π_θ(o_i | q), by group
         adv = batch.advantages.view(-1, batch.group_size).to(seq.dtype)
         w_pos, w_neg = torch.softmax(adv, 1), torch.softmax(-adv, 1)

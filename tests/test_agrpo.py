@@ -228,7 +228,7 @@ def _entropy_without_weights(*args, **kw):
     return t, torch.ones_like(w)
 
 
-def _initial_commit_off_by_one(m, k, imp, low, gen, ent=None):
+def _initial_commit_off_by_one(m, k, imp, low, gen, ent=None, shard=(0, 1)):
     """The released code's first commit: t = ⌊u · last_step⌋, which never draws the last content step."""
     u = draw_uniforms(m.shape[0], k, low, gen)
     return (u * (m[:, None] - 1).double()).floor().long(), torch.ones_like(u)

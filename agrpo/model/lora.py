@@ -57,3 +57,38 @@ class AdapterOff(torch.nn.Module):
 def merged_copy(peft_model):
     """A plain model with the adapter merged into the weights (what checkpoints store)."""
     return copy.deepcopy(peft_model).merge_and_unload()
+
+
+def quantize_4bit(model, compute_dtype=torch.bfloat16):
+    """Replace every Linear inside the transformer blocks by a bitsandbytes NF4 ``Linear4bit`` with double
+    quantisation and ``compute_dtype`` compute (d1: ``BitsAndBytesConfig(load_in_4bit, nf4, double quant, bf16)``).
+    Embedding and output head stay unquantised (transformers skips the output embedding too). The weights are
+    quantised when the model moves to CUDA."""
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        raise ImportError("load_in_4bit needs bitsandbytes: pip install 'agrpo[gpu]' (or bitsandbytes)") from None
+    blocks = model.model.transformer["blocks"] if hasattr(model, "model") else model.blocks
+    for block in blocks:
+        for name, child in list(block.named_modules()):
+            if not isinstance(child, torch.nn.Linear) or name == "":
+                continue
+            q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                  compute_dtype=compute_dtype, compress_statistics=True, quant_type="nf4",
+                                  device=child.weight.device)
+            q.weight = bnb.nn.Params4bit(child.weight.data.to(compute_dtype), requires_grad=False,
+                                         compress_statistics=True, quant_type="nf4")
+            parent = block.get_submodule(name.rsplit(".", 1)[0]) if "." in name else block
+            setattr(parent, name.rsplit(".", 1)[-1], q)
+    return model
+
+
+def merged_into(base_model, peft_model, method_cfg):
+    """``base_model`` (unquantised) with ``peft_model``'s trained adapter merged in: how checkpoints of a 4-bit
+    run are made (merging into the NF4 weights would round the base)."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    fresh = apply_lora(base_model, method_cfg)
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in get_peft_model_state_dict(peft_model).items()}
+    set_peft_model_state_dict(fresh, state)
+    return fresh.merge_and_unload()

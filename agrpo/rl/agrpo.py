@@ -70,12 +70,17 @@ def draw_uniforms(b: int, k: int, low_discrepancy: bool, generator: torch.Genera
 
 
 def sample_timesteps(m: torch.Tensor, k: int, importance_sampling: str, low_discrepancy: bool,
-                     generator: torch.Generator, step_entropy: torch.Tensor | None = None):
-    """Draw (t, w), each (B, k): timesteps in [0, m_i) and importance weights (1 unless ``entropy``)."""
+                     generator: torch.Generator, step_entropy: torch.Tensor | None = None,
+                     shard: tuple[int, int] = (0, 1)):
+    """Draw (t, w), each (B, k): timesteps in [0, m_i) and importance weights (1 unless ``entropy``).
+
+    With ``shard = (r, W)`` the uniforms are drawn for the W·B rows of the global batch (stratified over all of
+    them) and rank r keeps rows [r·B, (r+1)·B): the draws do not depend on the process count."""
     if importance_sampling not in IMPORTANCE_SAMPLING:
         raise ValueError(f"unknown importance_sampling {importance_sampling!r}; choose from {IMPORTANCE_SAMPLING}")
     b, device = m.shape[0], m.device
-    u = draw_uniforms(b, k, low_discrepancy, generator).to(device)  # drawn on the generator's device (CPU)
+    rank, world_size = shard
+    u = draw_uniforms(b * world_size, k, low_discrepancy, generator)[rank * b:(rank + 1) * b].to(device)
     if importance_sampling == "uniform":
         t = (u * m[:, None].double()).floor().long().clamp(max=(m - 1)[:, None])
         return t, torch.ones((b, k), dtype=torch.float64, device=device)
@@ -167,9 +172,13 @@ class AGRPO(Objective):
                      clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=r.sum().item() / n_tok)
         return loss, stats
 
+    def chunks_per_iteration(self) -> int:
+        return self.args.mc_samples
+
     def losses(self, policy, ref_model, batch, inner_iteration):
         a = self.args
         t_all, w_all = sample_timesteps(batch.extras["agrpo_m"], a.mc_samples, a.importance_sampling,
-                                        a.low_discrepancy, self.generator, batch.extras["agrpo_step_entropy"])
+                                        a.low_discrepancy, self.generator, batch.extras["agrpo_step_entropy"],
+                                        batch.shard)
         for j in range(a.mc_samples):
             yield self.step_loss(policy, ref_model, batch, t_all[:, j], w_all[:, j], a.mc_samples)

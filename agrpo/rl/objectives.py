@@ -26,6 +26,7 @@ class RolloutBatch:
     completion_mask: torch.Tensor  # (B, L) 1 up to and including the first EOS
     extras: dict = field(default_factory=dict)  # filled by Objective.prepare
     row_temperature: torch.Tensor | None = None  # (B,) when rows were sampled at different temperatures
+    shard: tuple[int, int] = (0, 1)  # (rank, world size): these rows are rank's share of a W·B-row global batch
 
 
 def completion_mask(completion_ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -67,7 +68,13 @@ class Objective:
         """Once per rollout batch, without gradients."""
 
     def losses(self, policy, ref_model, batch: RolloutBatch, inner_iteration: int) -> Iterator[tuple[torch.Tensor, dict]]:
+        """Loss chunks of one inner iteration. Normalise so that the mean over ranks of the local losses is the
+        loss of the global batch (``batch.shard``): the update is then independent of the process count."""
         raise NotImplementedError
+
+    def chunks_per_iteration(self) -> int:
+        """How many losses ``losses`` yields (the trainer syncs gradients after the last)."""
+        return 1
 
 
 def objectives() -> dict[str, type[Objective]]:

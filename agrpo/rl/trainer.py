@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from agrpo.config import from_dict, profile_task, rollout_for
 from agrpo.data import load_split
+from agrpo.distributed import Runtime, all_gather_rows, all_mean, make_runtime, shard
 from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
 from agrpo.model import load_model
 from agrpo.provenance import seed_everything
@@ -64,20 +65,110 @@ def checkpoint_steps(cfg) -> list[int]:
     return list(range(cfg.rl.checkpoint_every, cfg.rl.iterations + 1, cfg.rl.checkpoint_every))
 
 
+def build_policy(cfg, method: str, base_dir, device, needs_reference: bool):
+    """(policy, reference or None) on ``device``, in ``model.dtype``; LoRA (reference = adapter off) or full."""
+    mcfg = cfg.methods[method]
+    dtype = getattr(torch, cfg.model.dtype)
+    policy = load_model(base_dir, dtype=dtype, device="cpu" if mcfg.load_in_4bit else device)
+    if hasattr(policy, "activation_checkpointing"):
+        policy.activation_checkpointing = cfg.model.activation_checkpointing
+    if mcfg.lora.r > 0:
+        from agrpo.model.lora import AdapterOff, apply_lora, quantize_4bit
+
+        if mcfg.load_in_4bit:
+            policy = quantize_4bit(policy).to(device)  # NF4 quantisation happens on the move to CUDA
+        policy = apply_lora(policy, mcfg)
+        return policy, (AdapterOff(policy) if needs_reference else None)  # the base = adapter off
+    ref = load_model(base_dir, dtype=dtype, device=device).requires_grad_(False) if needs_reference else None
+    return policy, ref
+
+
+def save_checkpoint(cfg, method: str, policy, base_dir, directory: Path) -> None:
+    """Plain model weights (LoRA merged in), so evaluation loads every checkpoint the same way."""
+    mcfg = cfg.methods[method]
+    if mcfg.lora.r <= 0:
+        policy.save_pretrained(directory)
+        return
+    from agrpo.model.lora import merged_copy, merged_into
+
+    if mcfg.load_in_4bit:
+        merged_into(load_model(base_dir, dtype=getattr(torch, cfg.model.dtype)), policy, mcfg).save_pretrained(directory)
+    else:
+        merged_copy(policy).save_pretrained(directory)
+
+
+class ThroughEngine:
+    """The policy as objectives see it: calls go through the DDP / DeepSpeed wrapper (gradient hooks, autocast);
+    attributes (mask_id, eos_id, tokenizer, …) come from the model itself."""
+
+    def __init__(self, engine, module):
+        self._engine, self._module = engine, module
+
+    def __call__(self, *args, **kwargs):
+        return self._engine(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def prepare_engine(rt: Runtime, policy, opt, max_grad_norm: float):
+    """Wrap for the launch strategy: plain (one process), DDP, or DeepSpeed ZeRO-2 (via accelerate)."""
+    if rt.accelerator is None:
+        return policy, opt
+    if rt.deepspeed:  # DeepSpeed clips inside its step; micro-batch size is bookkeeping only (we pass no loader)
+        ds = rt.accelerator.state.deepspeed_plugin.deepspeed_config
+        ds["gradient_clipping"] = max_grad_norm
+        ds["train_micro_batch_size_per_gpu"] = 1
+        ds["gradient_accumulation_steps"] = 1
+    engine, opt = rt.accelerator.prepare(policy, opt)
+    return engine, opt
+
+
+def update(rt: Runtime, engine, policy, ref_model, objective, batch: RolloutBatch, opt, sched, trainable,
+           inner_iteration: int, max_grad_norm: float) -> tuple[float, float, dict, int]:
+    """One optimizer step on the rollout batch: the objective's loss chunks are back-propagated one at a time
+    (gradients accumulate; DDP all-reduces after the last). Returns (loss, grad norm, summed stats, chunks)."""
+    model = ThroughEngine(engine, policy) if engine is not policy else policy
+    n_chunks = objective.chunks_per_iteration()
+    chunks = objective.losses(model, ref_model, batch, inner_iteration)
+    opt.zero_grad(set_to_none=True)
+    loss_total, stats_sum = 0.0, {}
+    for c in range(n_chunks):
+        last = c == n_chunks - 1
+        with rt.no_sync(engine, last):
+            loss, stats = next(chunks)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at inner iteration {inner_iteration}, chunk {c}")
+            if rt.accelerator is not None:
+                rt.accelerator.gradient_state._set_sync_gradients(last)  # DeepSpeed: step on the last chunk only
+                rt.accelerator.backward(loss)
+            else:
+                loss.backward()
+        loss_total += loss.item()
+        for k, v in stats.items():
+            stats_sum[k] = stats_sum.get(k, 0.0) + v
+    if next(chunks, None) is not None:
+        raise RuntimeError(f"{type(objective).__name__} yielded more than chunks_per_iteration() losses")
+    if rt.deepspeed:
+        grad_norm = float(rt.accelerator.clip_grad_norm_(trainable, max_grad_norm))
+    else:
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm).item()
+    opt.step()
+    sched.step()
+    return loss_total, grad_norm, stats_sum, n_chunks
+
+
 def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path, progress: bool = True) -> dict:
     rl, mcfg = cfg.rl, cfg.methods[method]
-    generator = seed_everything(seed, cfg.threads)
-    policy = load_model(base_dir)
+    rt = make_runtime(cfg.device, cfg.launch.mixed_precision)
+    generator = seed_everything(seed, cfg.threads)  # prompt order and objective draws: the same on every rank
+    if rt.world_size == 1 and rt.device.type == "cpu":
+        rollout_generator = generator  # one stream, as in every earlier tiny run
+    else:
+        rollout_generator = torch.Generator(rt.device).manual_seed(seed * 1_000_003 + rt.rank)
     obj_cls = objectives()[mcfg.objective]
     objective = obj_cls(from_dict(obj_cls.Args, mcfg.objective_args, f"methods.{method}.objective_args"), generator)
-    ref_model = None
-    if mcfg.lora.r > 0:
-        from agrpo.model.lora import AdapterOff, apply_lora
-
-        policy = apply_lora(policy, mcfg)
-        ref_model = AdapterOff(policy) if objective.needs_reference else None  # the base = adapter off
-    elif objective.needs_reference:
-        ref_model = load_model(base_dir).requires_grad_(False)
+    policy, ref_model = build_policy(cfg, method, base_dir, rt.device, objective.needs_reference)
     trainable = [p for p in policy.parameters() if p.requires_grad]
     sampler = rollout_for(cfg, method)
     task_samplers = {name: rollout_for(cfg, method, name) for name in cfg.data.tasks}
@@ -88,59 +179,61 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     opt = torch.optim.AdamW(trainable, lr=mcfg.learning_rate, betas=(rl.adam_beta1, rl.adam_beta2),
                             weight_decay=rl.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(rl.lr_schedule, int(rl.warmup_ratio * total_updates), total_updates))
+    engine, opt = prepare_engine(rt, policy, opt, rl.max_grad_norm)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log, start = [], time.time()
-    bar = tqdm(range(1, rl.iterations + 1), desc=f"rl {method} seed {seed}", disable=not progress, mininterval=2)
+    bar = tqdm(range(1, rl.iterations + 1), desc=f"rl {method} seed {seed}", disable=not (progress and rt.is_main),
+               mininterval=2)
     for it in bar:
-        chunk = stream.take(rl.prompts_per_batch)
+        chunk = shard(stream.take(rl.prompts_per_batch), rt.rank, rt.world_size)  # whole groups per rank
         prompts = [policy.encode_prompt(tasks[name], ex) for name, ex in chunk for _ in range(rl.group_size)]
         ids, mask = left_pad(prompts, policy.pad_id)
+        ids, mask = ids.to(rt.device), mask.to(rt.device)
         policy.eval()
         examples = [pair for pair in chunk for _ in range(rl.group_size)]
         sample, row_temperature = generate_grouped(policy, ids, mask, [task_samplers[name] for name, _ in examples],
-                                                   generator)
+                                                   rollout_generator)
         texts = [policy.decode_completion(c, skip_special_tokens=True) for c in sample.completion_ids]  # as TRL
-        rewards = torch.tensor([tasks[name].reward(text, ex) for text, (name, ex) in zip(texts, examples)])
+        rewards = torch.tensor([tasks[name].reward(text, ex) for text, (name, ex) in zip(texts, examples)],
+                               device=rt.device)
         batch = RolloutBatch(sample, sampler, rewards, group_advantages(rewards, rl.group_size, rl.scale_rewards),
                              rl.group_size, completion_mask(sample.completion_ids, policy.eos_id),
-                             row_temperature=row_temperature)
+                             row_temperature=row_temperature, shard=(rt.rank, rt.world_size))
         policy.train()
         objective.prepare(policy, ref_model, batch, mu)
         stats_sum, n_chunks, losses = {}, 0, []
         for n in range(mu):
-            opt.zero_grad(set_to_none=True)
-            loss_total = 0.0
-            for loss, stats in objective.losses(policy, ref_model, batch, n):
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{method}: non-finite loss at rollout batch {it}, inner iteration {n}")
-                loss.backward()
-                loss_total += loss.item()
-                n_chunks += 1
-                for k, v in stats.items():
-                    stats_sum[k] = stats_sum.get(k, 0.0) + v
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, rl.max_grad_norm).item()
-            opt.step()
-            sched.step()
-            losses.append(loss_total)
-        row = {"iteration": it, "reward_mean": rewards.mean().item(), "reward_std": rewards.std().item(),
-               "loss": sum(losses) / len(losses), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0],
-               "zero_std_groups": (rewards.view(-1, rl.group_size).std(1) < 1e-6).float().mean().item(),
-               "nfe_rollout": sample.nfe, **{k: v / max(n_chunks, 1) for k, v in stats_sum.items()},
-               "seconds": round(time.time() - start, 2)}
+            try:
+                loss, grad_norm, stats, chunks = update(rt, engine, policy, ref_model, objective, batch, opt, sched,
+                                                        trainable, n, rl.max_grad_norm)
+            except FloatingPointError as e:
+                raise FloatingPointError(f"{method}: rollout batch {it}: {e}") from None
+            losses.append(loss)
+            n_chunks += chunks
+            for k, v in stats.items():
+                stats_sum[k] = stats_sum.get(k, 0.0) + v
+        all_rewards = all_gather_rows(rewards)
+        local = {"loss": sum(losses) / len(losses), "nfe_rollout": sample.nfe,
+                 **{k: v / max(n_chunks, 1) for k, v in stats_sum.items()}}
+        agg = all_mean(local, rt.device)  # mean over ranks = the global batch's loss (see agrpo.distributed)
+        row = {"iteration": it, "reward_mean": all_rewards.mean().item(), "reward_std": all_rewards.std().item(),
+               "loss": agg.pop("loss"), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0],
+               "zero_std_groups": (all_rewards.view(-1, rl.group_size).std(1) < 1e-6).float().mean().item(),
+               "nfe_rollout": agg.pop("nfe_rollout"), **agg, "seconds": round(time.time() - start, 2)}
         log.append(row)
         bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
         if it % rl.checkpoint_every == 0:
-            ckpt = out_dir / f"step{it}"
-            tmp = fresh_tmp_dir(ckpt)
-            if mcfg.lora.r > 0:  # checkpoints hold merged weights: evaluation loads plain models
-                from agrpo.model.lora import merged_copy
-
-                merged_copy(policy).save_pretrained(tmp)
-            else:
-                policy.save_pretrained(tmp)
-            atomic_write_json(tmp / "trainer_state.json", {"method": method, "seed": seed, "iteration": it,
-                                                           "optimizer_steps": it * mu, "sampler": asdict(sampler)})
-            replace_dir(tmp, ckpt)
-    write_jsonl(out_dir / "train_log.jsonl", log)
+            if rt.is_main:
+                ckpt = out_dir / f"step{it}"
+                tmp = fresh_tmp_dir(ckpt)
+                save_checkpoint(cfg, method, policy, base_dir, tmp)
+                atomic_write_json(tmp / "trainer_state.json", {"method": method, "seed": seed, "iteration": it,
+                                                               "optimizer_steps": it * mu, "sampler": asdict(sampler),
+                                                               "world_size": rt.world_size})
+                replace_dir(tmp, ckpt)
+            rt.barrier()
+    if rt.is_main:
+        write_jsonl(out_dir / "train_log.jsonl", log)
+    rt.barrier()
     return {"seconds": time.time() - start, "final_reward": log[-1]["reward_mean"]}
