@@ -83,6 +83,13 @@ class SampleOutput:
     row_nfe: torch.Tensor | None = None  # (B,) forward passes each row took part in (< nfe after an early exit)
     filled: torch.Tensor | None = None  # (B, L) bool: EOS written by the early exit, not sampled (not an action)
 
+    def rows(self, start: int, stop: int) -> "SampleOutput":
+        """Rows [start, stop) (a data-parallel rank's share of a batch)."""
+        cut = lambda t: None if t is None else t[start:stop]  # noqa: E731
+        return SampleOutput(cut(self.prompt_ids), cut(self.prompt_mask), cut(self.completion_ids),
+                            cut(self.reveal_step), cut(self.token_logprobs), cut(self.token_entropy),
+                            cut(self.sampling_mask), self.nfe, self.steps, cut(self.row_nfe), cut(self.filled))
+
     @property
     def mean_nfe(self) -> float:
         return float(self.row_nfe.double().mean()) if self.row_nfe is not None else float(self.nfe)
