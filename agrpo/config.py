@@ -78,6 +78,16 @@ class RolloutConfig:
 
 
 @dataclass
+class LoRAConfig:
+    """LoRA adapters (peft). r = 0 trains every weight (the tiny profile). Released AGRPO: r 64, α 64, dropout 0,
+    LLaDA's seven projections; d1: r 128, α 64, dropout 0.05 (targets: see `d1_compat.lora_targets`)."""
+    r: int = doc("LoRA rank; 0 = full fine-tuning, no adapter", 0)
+    alpha: float = doc("LoRA α (scale α/r)", 64.0)
+    dropout: float = doc("LoRA dropout", 0.0)
+    target_modules: list[str] = doc("module names to adapt (LLaDA's names)", default_factory=lambda: ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"])
+
+
+@dataclass
 class SFTConfig:
     """Masked SFT before RL (d1 = SFT, then diffu-GRPO). Defaults are d1's SFT settings (`SFT/sft_train.py`)."""
     steps: int = doc("optimizer steps; 0 = no SFT stage (RL starts from the base model). d1: 2,460", 0)
@@ -91,16 +101,7 @@ class SFTConfig:
     mask_eps: float = doc("p_mask = (1 − eps)·t + eps (d1, LLaDA: 1e-3)", 1e-3)
     completion_length: int = doc("response canvas, padded with EOS; 0 = `pretrain.gen_length` (d1: sequences up to 4,096 tokens)", 0)
     seed: int = doc("seed of batch order and masking", 0)
-
-
-@dataclass
-class LoRAConfig:
-    """LoRA adapters (peft). r = 0 trains every weight (the tiny profile). Released AGRPO: r 64, α 64, dropout 0,
-    LLaDA's seven projections; d1: r 128, α 64, dropout 0.05 (targets: see `d1_compat.lora_targets`)."""
-    r: int = doc("LoRA rank; 0 = full fine-tuning, no adapter", 0)
-    alpha: float = doc("LoRA α (scale α/r)", 64.0)
-    dropout: float = doc("LoRA dropout", 0.0)
-    target_modules: list[str] = doc("module names to adapt (LLaDA's names)", default_factory=lambda: ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"])
+    lora: LoRAConfig = doc("LoRA for the SFT stage (r 0 = full fine-tuning; d1: r 128, α 256, dropout 0.05 on q/k/v_proj); the saved SFT model has the adapter merged", default_factory=lambda: LoRAConfig(r=0))
 
 
 @dataclass
@@ -302,6 +303,8 @@ def validate(cfg: ProfileConfig) -> None:
             raise ConfigError(f"methods.{name}.d1_compat.lora_targets: needs LoRA (lora.r > 0); the flag would change nothing")
         if m.lora.r < 0 or not 0 <= m.lora.dropout < 1:
             raise ConfigError(f"methods.{name}.lora: need r >= 0 and 0 <= dropout < 1")
+        if m.sft.lora.r < 0 or not 0 <= m.sft.lora.dropout < 1:
+            raise ConfigError(f"methods.{name}.sft.lora: need r >= 0 and 0 <= dropout < 1")
         if m.sft.steps > 0 and not (m.sft.dataset == "tasks" or m.sft.dataset.startswith("s1k:")):
             raise ConfigError(f"methods.{name}.sft.dataset: expected 'tasks' or 's1k:<hub id or path>', got {m.sft.dataset!r}")
         if m.sft.lr_schedule not in ("linear", "constant"):
@@ -319,6 +322,8 @@ def validate(cfg: ProfileConfig) -> None:
     for name, m in cfg.methods.items():
         if m.load_in_4bit and (m.lora.r <= 0 or cfg.model.type != "llada"):
             raise ConfigError(f"methods.{name}.load_in_4bit: needs model.type llada and LoRA (lora.r > 0): a 4-bit base cannot be trained directly")
+    if cfg.launch.strategy == "zero2" and cfg.launch.mixed_precision != "bf16":
+        raise ConfigError("launch.mixed_precision: `zero2` needs bf16 (DeepSpeed keeps fp32 master weights only then)")
     if cfg.launch.strategy not in ("ddp", "zero2"):
         raise ConfigError(f"launch.strategy: expected 'ddp' or 'zero2', got {cfg.launch.strategy!r}")
     if cfg.launch.mixed_precision not in ("no", "bf16"):

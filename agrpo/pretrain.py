@@ -43,9 +43,11 @@ def encode_pairs(tokenizer, pairs: list[tuple[str, str]], gen_length: int):
 def masked_diffusion_loss(model, prompt_ids, prompt_mask, targets, generator, eps: float = 1e-3):
     """LLaDA's SFT loss on a batch (see module docstring)."""
     b, L = targets.shape
-    t = 1.0 - torch.rand((b, 1), generator=generator)  # (0, 1]
-    p_mask = (1 - eps) * t + eps
-    masked = torch.rand((b, L), generator=generator) < p_mask
+    device = next(model.parameters()).device
+    t = 1.0 - torch.rand((b, 1), generator=generator)  # (0, 1], drawn on the generator's device (CPU)
+    p_mask = ((1 - eps) * t + eps).to(device)
+    masked = (torch.rand((b, L), generator=generator) < p_mask.cpu()).to(device)
+    prompt_ids, prompt_mask, targets = prompt_ids.to(device), prompt_mask.to(device), targets.to(device)
     noisy = targets.masked_fill(masked, model.mask_id)
     logits = model(torch.cat([prompt_ids, noisy], 1), torch.cat([prompt_mask, torch.ones_like(noisy)], 1))
     logits = logits[:, prompt_ids.shape[1]:]

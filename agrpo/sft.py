@@ -16,6 +16,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from agrpo.model import load_model
 from agrpo.pretrain import save_trained, task_pairs, train_masked_diffusion
 from agrpo.provenance import seed_everything
@@ -83,7 +85,14 @@ def sft(cfg, method: str, base_dir: str | Path, out_dir: str | Path, progress: b
     if sc.steps <= 0:
         raise ValueError(f"methods.{method}.sft.steps is {sc.steps}: this method has no SFT stage")
     generator = seed_everything(sc.seed, cfg.threads)
-    model = load_model(base_dir)
+    model = load_model(base_dir, dtype=getattr(torch, cfg.model.dtype), device=cfg.device)
+    if hasattr(model, "activation_checkpointing"):
+        model.activation_checkpointing = cfg.model.activation_checkpointing
+    if sc.lora.r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=sc.lora.r, lora_alpha=sc.lora.alpha, lora_dropout=sc.lora.dropout,
+                                                 target_modules=list(sc.lora.target_modules)))
     pairs = sft_pairs(cfg, sc.dataset)
     start = time.time()
     if sc.lr_schedule not in ("linear", "constant"):
@@ -104,4 +113,6 @@ def sft(cfg, method: str, base_dir: str | Path, out_dir: str | Path, progress: b
     summary = {"method": method, "steps": sc.steps, "dataset": sc.dataset, "final_loss": log[-1]["loss"],
                "first_loss": log[0]["loss"], "seconds": round(time.time() - start, 1), "examples": len(pairs),
                "base": str(base_dir)}
+    if sc.lora.r > 0:
+        model = model.merge_and_unload()
     return save_trained(model, out_dir, log, summary, "sft_log.jsonl")

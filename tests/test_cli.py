@@ -63,14 +63,23 @@ def test_snakemake_dry_run_plans_the_whole_tiny_pipeline(tmp_path):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
 
 
-def test_snakemake_dry_run_plans_the_paper_pipeline(tmp_path):
-    """The paper profile (LLaDA-8B, released hyper-parameters) plans end to end without touching the network."""
+def test_snakemake_dry_run_plans_the_paper_pipeline_on_slurm(tmp_path):
+    """The paper profile (LLaDA-8B, released hyper-parameters) plans end to end through the Slurm workflow profile
+    without touching the network: training jobs are 8-GPU `accelerate launch` ZeRO-2 jobs, eval jobs 1 GPU."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "workflow/config/paper.yaml",
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--workflow-profile", "workflow/profiles/slurm",
+                           "--configfile", "workflow/config/paper.yaml",
                            "--config", f"work_dir={tmp_path}/w", f"results_dir={tmp_path}/r"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
+    launch = [line for line in out.splitlines() if line.startswith("Shell command: accelerate launch")]
+    assert len(launch) == 4 and all(f"--config_file {ROOT}/workflow/accelerate/zero2.yaml --num_processes 8 "
+                                    "--mixed_precision bf16 -m agrpo.cli train" in line for line in launch), launch
+    assert (ROOT / "workflow/accelerate/zero2.yaml").is_file()
+    resources = [line for line in out.splitlines() if line.strip().startswith("resources:")]
+    assert sum("gpu=8" in line for line in resources) == 4 and sum("gpu=1" in line for line in resources) == 4 * 156 + 2 + 1
+    assert all("slurm_partition=" in line for line in resources)
     # 156 checkpoints (2340 / 15) per method x 4 methods + base + d1's SFT model, one task: eval jobs
     for rule, count in (("data", 1), ("pretrain", 1), ("sft", 1), ("train", 4), ("eval", 4 * 156 + 2), ("report", 1)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])

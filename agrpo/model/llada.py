@@ -112,14 +112,11 @@ class LLaDA(MaskedDiffusionLM):
             "ln_f": RMSNorm(config.d_model, config.rms_norm_eps),
             "ff_out": nn.Linear(config.d_model, vocab, bias=False),
         })
-        head_dim = config.d_model // config.n_heads
-        inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         t = self.model.transformer
         n = input_ids.shape[1]
-        freqs = torch.arange(n, device=input_ids.device, dtype=torch.float32)[:, None] * self.inv_freq
+        freqs = torch.arange(n, device=input_ids.device, dtype=torch.float32)[:, None] * self.inv_freq(input_ids.device)
         angles = torch.cat([freqs, freqs], -1)  # (N, head_dim)
         cos, sin = angles.cos()[None, None], angles.sin()[None, None]
         attn_bias = padding_bias(attention_mask, t["wte"].weight.dtype)
@@ -130,6 +127,12 @@ class LLaDA(MaskedDiffusionLM):
             else:
                 x = block(x, cos, sin, attn_bias)
         return t["ff_out"](t["ln_f"](x))
+
+    def inv_freq(self, device) -> torch.Tensor:
+        """RoPE frequencies θ^(−2j/d_head), float32, computed per call: no buffer that a dtype cast (``.to(bf16)``,
+        DeepSpeed's bf16 engine) could round."""
+        head_dim = self.config.d_model // self.config.n_heads
+        return 1.0 / self.config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
 
     def encode_prompt(self, task, example) -> list[int]:
         """The task's messages through the tokenizer's chat template with the generation prompt, then the
@@ -221,6 +224,7 @@ def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
     loaded with ``trust_remote_code=False``."""
     from safetensors.torch import load_file
 
+    device = str(device)  # safetensors wants "cuda:0", not torch.device
     d = resolve_checkpoint(name_or_path)
     config = LLaDAConfig.from_json(d / "config.json")
     with torch.device("meta"):
@@ -233,8 +237,6 @@ def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
     if missing or unexpected:
         raise ValueError(f"{d}: checkpoint keys do not match LLaDA: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.to(dtype)
-    head_dim = config.d_model // config.n_heads  # RoPE frequencies stay float32 whatever the weights' dtype
-    model.inv_freq = 1.0 / config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
     if with_tokenizer:
         from transformers import AutoTokenizer
 

@@ -120,6 +120,8 @@ def prepare_engine(rt: Runtime, policy, opt, max_grad_norm: float):
         ds["gradient_clipping"] = max_grad_norm
         ds["train_micro_batch_size_per_gpu"] = 1
         ds["gradient_accumulation_steps"] = 1
+        ds["train_batch_size"] = rt.world_size
+        ds["zero_allow_untested_optimizer"] = True  # our torch AdamW, as the released runs' HF default
     engine, opt = rt.accelerator.prepare(policy, opt)
     return engine, opt
 

@@ -7,6 +7,7 @@ loss (mean over ranks), the gradient norm and a parameter checksum after each in
 
 import copy
 import json
+import os
 import sys
 
 import torch
@@ -30,27 +31,31 @@ GROUPS, G = 4, 2
 
 def main(out_path: str) -> None:
     torch.set_num_threads(1)
-    rt = make_runtime("cpu")
+    # AGRPO_TEST_DEVICE / AGRPO_TEST_DTYPE: the GPU variant (benchmarks/gpu_paths.sh: plain vs ZeRO-2)
+    rt = make_runtime(os.environ.get("AGRPO_TEST_DEVICE", "cpu"))
+    dtype = getattr(torch, os.environ.get("AGRPO_TEST_DTYPE", "float32"))
     torch.manual_seed(0)
     base = LLaDA(LLaDAConfig(d_model=32, n_heads=4, n_kv_heads=4, n_layers=2, mlp_hidden_size=48, vocab_size=64,
                              embedding_size=64, mask_token_id=63, eos_token_id=61, pad_token_id=61))
-    gen = torch.Generator().manual_seed(1)
-    lengths = torch.randint(3, 9, (GROUPS,), generator=gen).tolist()
+    base = base.to(rt.device, dtype)
+    prompt_gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(rt.device).manual_seed(1)
+    lengths = torch.randint(3, 9, (GROUPS,), generator=prompt_gen).tolist()
     prompt_ids = torch.full((GROUPS * G, 8), 61, dtype=torch.long)
     prompt_mask = torch.zeros_like(prompt_ids)
     for g, n in enumerate(lengths):  # left-padded prompts of different lengths, G copies each
-        tokens = torch.randint(0, 60, (n,), generator=gen)
+        tokens = torch.randint(0, 60, (n,), generator=prompt_gen)
         prompt_ids[g * G:(g + 1) * G, 8 - n:] = tokens
         prompt_mask[g * G:(g + 1) * G, 8 - n:] = 1
     sampler = SamplerConfig(gen_length=12, block_length=4, steps=6, remasking="random", temperature=0.9, top_k=20,
                             top_p=0.95, eos_early_exit=True)
-    sample = generate(base.eval(), prompt_ids, prompt_mask, sampler, gen)
-    rewards = torch.rand(GROUPS * G, generator=gen).round(decimals=1)
+    sample = generate(base.eval(), prompt_ids.to(rt.device), prompt_mask.to(rt.device), sampler, gen)
+    rewards = torch.rand(GROUPS * G, generator=prompt_gen).round(decimals=1).to(rt.device)
     # one-step estimators only read the token ids: give rows different lengths (EOS from a row-dependent
     # position) so token-count normalisations differ between ranks
     ended = copy.copy(sample)
     ended.completion_ids = sample.completion_ids.clone()
-    for i, stop in enumerate(torch.randint(2, 12, (GROUPS * G,), generator=gen).tolist()):
+    for i, stop in enumerate(torch.randint(2, 12, (GROUPS * G,), generator=prompt_gen).tolist()):
         ended.completion_ids[i, stop:] = 61
     b = GROUPS * G // rt.world_size
     lo = rt.rank * b

@@ -36,6 +36,19 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_]+",
 
 
+def launcher(gpus):
+    """The command that starts a job: the plain CLI, or `accelerate launch` with one process per GPU
+    (workflow/accelerate/<launch.strategy>.yaml). Device pinning is accelerate's (one GPU per process)."""
+    if gpus == 0:
+        return "agrpo"
+    config_file = Path(workflow.basedir) / "workflow" / "accelerate" / f"{CFG.launch.strategy}.yaml"
+    return (f"accelerate launch --config_file {config_file} --num_processes {gpus} "
+            f"--mixed_precision {CFG.launch.mixed_precision} -m agrpo.cli")
+
+
+TRAIN_LAUNCH = launcher(CFG.launch.gpus)
+
+
 def start_model(method):
     """The model RL starts from: the method's SFT model if it has an SFT stage (d1), else the base model."""
     return f"{WORK}/models/sft-{method}" if CFG.methods[method].sft.steps > 0 else BASE

@@ -7,6 +7,8 @@ rule eval:
     log:
         f"{LOGS}/eval/{{run}}/step{{step}}/{{task}}.log",
     threads: CFG.threads
+    resources:
+        gpu=CFG.launch.eval_gpus,
     params:
         cfg=RESOLVED,
         model=model_dir,

@@ -20,6 +20,8 @@ rule sft:
     log:
         f"{LOGS}/sft/{{method}}.log",
     threads: CFG.threads
+    resources:
+        gpu=min(CFG.launch.gpus, 1),
     params:
         cfg=RESOLVED,
     shell:
@@ -36,11 +38,14 @@ rule train:
     log:
         f"{LOGS}/train/{{run}}.log",
     threads: CFG.threads
+    resources:
+        gpu=CFG.launch.gpus,
     params:
         cfg=RESOLVED,
+        launch=TRAIN_LAUNCH,
         method=lambda wc: run_method(wc.run),
         seed=lambda wc: run_seed(wc.run),
         start=lambda wc: start_model(run_method(wc.run)),
     shell:
-        "agrpo train --config {params.cfg} --method {params.method} --seed {params.seed} "
+        "{params.launch} train --config {params.cfg} --method {params.method} --seed {params.seed} "
         "--base {params.start} --out {WORK}/runs/{wildcards.run} > {log} 2>&1"
