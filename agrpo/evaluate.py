@@ -85,13 +85,23 @@ def load_eval_model(cfg, model_dir):
     return model
 
 
+def compile_warmup(model, task, examples, sampler: SamplerConfig, batch_size: int) -> float:
+    """Run one untimed batch so that compilation is not billed to the first cell's ``seconds``; returns its
+    wall time (recorded as ``compile_warmup_seconds``)."""
+    device = next(model.parameters()).device
+    ids, mask = left_pad([model.encode_prompt(task, ex) for ex in examples[:batch_size]], model.pad_id)
+    t0 = time.perf_counter()
+    generate(model, ids.to(device), mask.to(device), sampler, torch.Generator(device).manual_seed(0), record=False)
+    return time.perf_counter() - t0
+
+
 def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: int, task_name: str,
                         out_dir: str | Path, progress: bool = True) -> list[Path]:
     """Evaluate one checkpoint on one task over the whole steps grid; complete cells are skipped."""
     seed_everything(0, cfg.threads)
     task = profile_task(cfg, task_name)
     examples = load_split(cfg.work_dir, task_name, "test")
-    model = None
+    model, warmup = None, 0.0
     written = []
     for sampler, seed in grid(cfg):
         cell_dir = Path(out_dir) / cell_name(sampler, seed)
@@ -100,6 +110,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
             continue
         if model is None:
             model = load_eval_model(cfg, model_dir)
+            warmup = compile_warmup(model, task, examples, sampler, cfg.eval.batch_size) if cfg.eval.compile else 0.0
         rows, tot = run_cell(model, task, examples, sampler, seed, cfg.eval.batch_size, progress)
         acc, lo, hi = mean_ci([r["score"] for r in rows])
         metrics = {
@@ -110,6 +121,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
             "n_correct": sum(r["correct"] for r in rows), "nfe": tot["nfe"], "tokens_generated": len(rows) * sampler.gen_length,
             "seconds": round(tot["seconds"], 4), "flops": tot["flops"], "params": model.num_parameters(),
             "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "compiled": cfg.eval.compile,
+            "compile_warmup_seconds": round(warmup, 3),
             "device": device_name(cfg.device), "git_sha": git_sha(), "config_hash": config_hash(to_dict(cfg)),
             "profile": cfg.profile, "versions": versions(), "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }

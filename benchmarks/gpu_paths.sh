@@ -20,10 +20,10 @@ python benchmarks/make_random_llada.py --out $W/llada_random | tee "$OUT/checkpo
 python -m agrpo.cli base --config $CFG --out $W/models/base
 
 for m in agrpo diffu_grpo; do
-  start=$(date +%s.%N)
+  start=$(date +%s)
   $LAUNCH train --config $CFG --method $m --seed 0 --base $W/models/base --out $W/runs/$m-seed0 --quiet \
     > "$OUT/train_$m.log" 2>&1 || { tail -50 "$OUT/train_$m.log"; exit 1; }
-  echo "{\"method\": \"$m\", \"seconds\": $(echo "$(date +%s.%N) - $start" | bc)}" > "$OUT/train_$m.time.json"
+  echo "{\"method\": \"$m\", \"seconds\": $(( $(date +%s) - start ))}" > "$OUT/train_$m.time.json"
   cp $W/runs/$m-seed0/train_log.jsonl "$OUT/train_log_$m.jsonl"
   ls $W/runs/$m-seed0
 done
@@ -39,8 +39,12 @@ for compile in true false; do
   done
 done
 
-AGRPO_TEST_DEVICE=cuda AGRPO_TEST_DTYPE=bfloat16 python tests/helpers/distributed_update.py "$OUT/update_plain.json"
-AGRPO_TEST_DEVICE=cuda AGRPO_TEST_DTYPE=bfloat16 accelerate launch --config_file workflow/accelerate/zero2.yaml \
-  --num_processes 1 --mixed_precision bf16 tests/helpers/distributed_update.py "$OUT/update_zero2.json" \
-  > "$OUT/update_zero2.log" 2>&1 || { tail -50 "$OUT/update_zero2.log"; exit 1; }
+export AGRPO_TEST_DEVICE=cuda AGRPO_TEST_DTYPE=bfloat16
+for case in agrpo agrpo_lora diffu_grpo_group diffu_grpo_batch wd1; do
+  python tests/helpers/distributed_update.py "$OUT/update_plain_$case.json" $case > "$OUT/update_plain_$case.log" 2>&1 \
+    || { tail -30 "$OUT/update_plain_$case.log"; exit 1; }
+  accelerate launch --config_file workflow/accelerate/zero2.yaml --num_processes 1 --mixed_precision bf16 \
+    tests/helpers/distributed_update.py "$OUT/update_zero2_$case.json" $case > "$OUT/update_zero2_$case.log" 2>&1 \
+    || { tail -30 "$OUT/update_zero2_$case.log"; exit 1; }
+done
 echo done

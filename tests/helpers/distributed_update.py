@@ -29,7 +29,7 @@ CASES = {  # name -> (objective, args, μ, LoRA rank)
 GROUPS, G = 4, 2
 
 
-def main(out_path: str) -> None:
+def main(out_path: str, only: str | None = None) -> None:
     torch.set_num_threads(1)
     # AGRPO_TEST_DEVICE / AGRPO_TEST_DTYPE: the GPU variant (benchmarks/gpu_paths.sh: plain vs ZeRO-2)
     rt = make_runtime(os.environ.get("AGRPO_TEST_DEVICE", "cpu"))
@@ -61,6 +61,8 @@ def main(out_path: str) -> None:
     lo = rt.rank * b
     results = {}
     for name, (objective_name, args, mu, r) in CASES.items():
+        if only is not None and name != only:
+            continue  # DeepSpeed supports one engine per process: the GPU script runs one case per process
         policy = copy.deepcopy(base).train()
         mcfg = from_dict(MethodConfig, {"lora": {"r": r, "alpha": 8}})
         obj_cls = objectives()[objective_name]
@@ -96,4 +98,4 @@ def main(out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
