@@ -155,6 +155,8 @@ class EvalConfig:
     batch_size: int = doc("prompts per generation batch", 128)
     eos_early_exit: bool = doc("stop decoding a row once a whole block is EOS (AGRPO's eval: true; d1/LLaDA: false); NFE is counted per row", False)
     confidence: str = doc("`low_confidence` score at T > 0: `model` (LLaDA/d1) or `sampling` (released AGRPO); irrelevant when greedy", "model")
+    caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers) and/or `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate)", default_factory=lambda: ["none"])
+    thresholds: list[float] = doc("decoding axis of the grid: 0 = the fixed steps schedule (the papers); τ in (0, 1) = Fast-dLLM confidence-threshold parallel decoding (commit every position with confidence ≥ τ, at least one per step; one cell per length, steps chosen by the data)", default_factory=lambda: [0.0])
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
 
 
@@ -337,7 +339,15 @@ def validate(cfg: ProfileConfig) -> None:
         raise ConfigError("rl.checkpoint_every must divide rl.iterations (checkpoints are known before training)")
     if cfg.rl.lr_schedule not in ("constant", "cosine"):
         raise ConfigError(f"rl.lr_schedule: expected 'constant' or 'cosine', got {cfg.rl.lr_schedule!r}")
+    if not cfg.eval.caches or not cfg.eval.thresholds:
+        raise ConfigError("eval.caches and eval.thresholds need at least one value each (['none'] and [0.0]: exact)")
     for L in cfg.eval.gen_lengths:
+        for cache in cfg.eval.caches:
+            for th in cfg.eval.thresholds:
+                try:
+                    eval_sampler(cfg, L, L, cache, th).validate()
+                except ValueError as e:
+                    raise ConfigError(f"eval: cache {cache!r}, threshold {th}: {e}") from None
         for d in cfg.eval.steps_divisors:
             if L % d:
                 raise ConfigError(f"eval.steps_divisors: {d} does not divide gen_length {L}")
@@ -378,13 +388,13 @@ def profile_task(cfg: ProfileConfig, name: str):
     return get_task(name)
 
 
-def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int):
+def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int, cache: str = "none", threshold: float = 0.0):
     """The SamplerConfig of one evaluation cell."""
     from agrpo.sampling import SamplerConfig
 
     e = cfg.eval
     return SamplerConfig(gen_length, e.block_length, steps, e.remasking, e.temperature,
-                         eos_early_exit=e.eos_early_exit, confidence=e.confidence)
+                         eos_early_exit=e.eos_early_exit, confidence=e.confidence, cache=cache, threshold=threshold)
 
 
 def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:

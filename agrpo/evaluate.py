@@ -28,7 +28,8 @@ from agrpo.stats import mean_ci
 
 def cell_name(s: SamplerConfig, seed: int) -> str:
     exit_ = "_eosx" if s.eos_early_exit else ""
-    return f"L{s.gen_length}_B{s.block_length}_S{s.steps}_{s.remasking}_T{s.temperature:g}{exit_}_seed{seed}"
+    fast = ("_pcache" if s.cache == "prefix" else "") + (f"_th{s.threshold:g}" if s.threshold > 0 else "")
+    return f"L{s.gen_length}_B{s.block_length}_S{s.steps}_{s.remasking}_T{s.temperature:g}{exit_}{fast}_seed{seed}"
 
 
 def cell_is_complete(cell_dir: Path, n_expected: int, sampler: SamplerConfig | None = None) -> bool:
@@ -44,8 +45,15 @@ def cell_is_complete(cell_dir: Path, n_expected: int, sampler: SamplerConfig | N
 
 
 def grid(cfg) -> list[tuple[SamplerConfig, int]]:
-    return [(eval_sampler(cfg, L, steps), seed)
-            for L in cfg.eval.gen_lengths for steps in eval_steps(cfg, L) for seed in cfg.eval.seeds]
+    """gen_length × decoding (cache, threshold) × steps × seed. Threshold decoding picks its own number of steps:
+    one cell per length (steps = gen_length, the most it can take)."""
+    cells = []
+    for L in cfg.eval.gen_lengths:
+        for cache in cfg.eval.caches:
+            for th in cfg.eval.thresholds:
+                for steps in ([L] if th > 0 else eval_steps(cfg, L)):
+                    cells += [(eval_sampler(cfg, L, steps, cache, th), seed) for seed in cfg.eval.seeds]
+    return cells
 
 
 def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_size: int, progress: bool = False):
@@ -67,7 +75,11 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
         for i, ex in enumerate(chunk):
             n_i = int(out.row_nfe[i])
             row_nfe.append(n_i)
-            flops += n_i * model.forward_flops(int(mask[i].sum()) + sampler.gen_length)
+            full_pass = model.forward_flops(int(mask[i].sum()) + sampler.gen_length)
+            if sampler.cache == "none":
+                flops += n_i * full_pass
+            else:  # cached passes compute fewer positions: scale by the positions computed (approximate)
+                flops += full_pass * int(out.row_tokens[i]) / (ids.shape[1] + sampler.gen_length)
             # d1's and AGRPO's evaluations decode with special tokens kept; their parsers expect them
             completion = model.decode_completion(out.completion_ids[i], skip_special_tokens=False)
             v = task.judge(completion, ex)
@@ -116,7 +128,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         metrics = {
             "method": method, "run_seed": run_seed, "checkpoint": f"step{train_step}", "train_step": train_step,
             "task": task_name, "protocol": task.protocol, "sampler": asdict(sampler),
-            **{k: v for k, v in asdict(sampler).items() if k in ("gen_length", "block_length", "steps", "remasking", "temperature", "eos_early_exit")},
+            **{k: v for k, v in asdict(sampler).items() if k in ("gen_length", "block_length", "steps", "remasking", "temperature", "eos_early_exit", "cache", "threshold")},
             "seed": seed, "n": len(rows), "n_expected": len(examples), "accuracy": acc, "ci_low": lo, "ci_high": hi,
             "n_correct": sum(r["correct"] for r in rows), "nfe": tot["nfe"], "tokens_generated": len(rows) * sampler.gen_length,
             "seconds": round(tot["seconds"], 4), "flops": tot["flops"], "params": model.num_parameters(),

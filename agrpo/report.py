@@ -30,13 +30,13 @@ REQUIRED_KEYS = ["method", "run_seed", "checkpoint", "train_step", "task", "prot
                  "config_hash", "profile", "versions", "created_at"]
 # what identifies a cell: two metrics.json files with equal values here are duplicates
 CELL_KEYS = ["method", "run_seed", "checkpoint", "task", "protocol", "gen_length", "block_length", "steps",
-             "remasking", "temperature", "eos_early_exit", "seed"]
+             "remasking", "temperature", "eos_early_exit", "cache", "threshold", "seed"]
 FIRST_COLUMNS = ["method", "task", "checkpoint", "train_step", "run_seed", "gen_length", "block_length", "steps",
                  "seed", "accuracy", "ci_low", "ci_high", "n", "n_correct", "nfe", "seconds", "flops", "device",
                  "git_sha", "config_hash"]
 # sampler settings other than steps; when one varies across cells, tables and lines are split by it
 VARIANT_KEYS = {"gen_length": "L", "block_length": "B", "remasking": "remask", "temperature": "T",
-                "eos_early_exit": "early exit"}
+                "eos_early_exit": "early exit", "cache": "cache", "threshold": "threshold"}
 METHOD_ORDER = ["base", "agrpo", "diffu_grpo", "d1", "wd1"]
 # our method / task → its name in paper_numbers.csv
 PAPER_METHOD = {"base": "LLaDA-8B-Instruct", "agrpo": "AGRPO", "diffu_grpo": "diffu-GRPO", "d1": "d1-LLaDA", "wd1": "wd1"}
@@ -89,6 +89,8 @@ def _read_cell(f: Path) -> dict:
     for k, v in sampler.items():
         row.setdefault(k, v)
     row.setdefault("eos_early_exit", False)  # cells written before the option existed decoded every block
+    row.setdefault("cache", "none")  # ... and before the prefix cache and threshold decoding existed
+    row.setdefault("threshold", 0.0)
     row["file"] = str(f)
     return row
 

@@ -24,6 +24,16 @@ Options that reproduce one reference or the other (each documented in docs/agrpo
 - ``ban_special_tokens``: [MASK] and [PAD] can never be committed (ours); off = LLaDA and the released code,
   which let the model's own (negligible) mass on them stand.
 - top-p keeps the tokens whose inclusive cumulative mass is ≤ top_p, and always the most likely one (released).
+
+Accelerations beyond the papers (Fast-dLLM, arXiv 2505.22618), for evaluation only — RL rollouts stay exact, since
+AGRPO rescores states with full forward passes:
+- ``cache="prefix"``: at a block's first step a full pass also captures the keys/values of the prompt and the
+  finished blocks (``PrefixKV``); the block's other steps compute only the positions from the block start on and
+  attend to the cached prefix. Approximate: the cached prefix does not see the current block change. Exact when
+  each block has one step. ``row_tokens`` counts the positions each row computed (the FLOPs estimate uses it).
+- ``threshold=τ > 0``: instead of the fixed per-step counts, commit every open position of the block whose
+  confidence is ≥ τ, and always the most confident one; a block ends when it is full, so rows take different
+  numbers of passes (``row_nfe``) and ``steps`` is not used. Needs ``low_confidence`` remasking.
 """
 
 from __future__ import annotations
@@ -32,8 +42,11 @@ from dataclasses import dataclass
 
 import torch
 
+from agrpo.model.layers import PrefixKV
+
 REMASKING = ("low_confidence", "random")
 CONFIDENCE = ("model", "sampling")
+CACHE = ("none", "prefix")
 
 
 @dataclass
@@ -48,6 +61,13 @@ class SamplerConfig:
     eos_early_exit: bool = False  # released AGRPO: True; LLaDA/d1: False
     confidence: str = "model"  # low_confidence score: "model" (LLaDA/d1) or "sampling" (released AGRPO)
     ban_special_tokens: bool = True  # never commit [MASK]/[PAD] (LLaDA and released AGRPO: False)
+    cache: str = "none"  # "prefix": Fast-dLLM prefix KV cache, refreshed at each block start (approximate)
+    threshold: float = 0.0  # > 0: commit every open position with confidence ≥ threshold (≥ 1 per step); steps unused
+
+    @property
+    def exact(self) -> bool:
+        """True when every step is a full forward pass with a fixed schedule (what RL rescoring assumes)."""
+        return self.cache == "none" and self.threshold == 0
 
     def validate(self) -> None:
         if self.gen_length % self.block_length:
@@ -63,6 +83,12 @@ class SamplerConfig:
             raise ValueError(f"confidence must be one of {CONFIDENCE}, got {self.confidence!r}")
         if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ValueError("need temperature >= 0, top_k >= 0, 0 < top_p <= 1")
+        if self.cache not in CACHE:
+            raise ValueError(f"cache must be one of {CACHE}, got {self.cache!r}")
+        if not 0 <= self.threshold < 1:
+            raise ValueError(f"threshold must be in [0, 1) (0 = fixed schedule), got {self.threshold}")
+        if self.threshold > 0 and self.remasking != "low_confidence":
+            raise ValueError("threshold decoding ranks by confidence: it needs remasking low_confidence")
 
     @property
     def filters_vocab(self) -> bool:
@@ -82,13 +108,15 @@ class SampleOutput:
     steps: int
     row_nfe: torch.Tensor | None = None  # (B,) forward passes each row took part in (< nfe after an early exit)
     filled: torch.Tensor | None = None  # (B, L) bool: EOS written by the early exit, not sampled (not an action)
+    row_tokens: torch.Tensor | None = None  # (B,) positions the network computed for each row, over all its passes
 
     def rows(self, start: int, stop: int) -> "SampleOutput":
         """Rows [start, stop) (a data-parallel rank's share of a batch)."""
         cut = lambda t: None if t is None else t[start:stop]  # noqa: E731
         return SampleOutput(cut(self.prompt_ids), cut(self.prompt_mask), cut(self.completion_ids),
                             cut(self.reveal_step), cut(self.token_logprobs), cut(self.token_entropy),
-                            cut(self.sampling_mask), self.nfe, self.steps, cut(self.row_nfe), cut(self.filled))
+                            cut(self.sampling_mask), self.nfe, self.steps, cut(self.row_nfe), cut(self.filled),
+                            cut(self.row_tokens))
 
     @property
     def mean_nfe(self) -> float:
@@ -170,6 +198,7 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
     num_blocks = L // cfg.block_length
     transfer = num_transfer_tokens(cfg.block_length, cfg.steps // num_blocks)
     step = nfe = 0
+    row_tokens = torch.zeros(b, dtype=torch.long, device=device)  # positions computed per row (FLOPs with a cache)
     for blk in range(num_blocks):
         lo, hi = blk * cfg.block_length, (blk + 1) * cfg.block_length
         if cfg.eos_early_exit and blk > 0:
@@ -180,11 +209,26 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
             active &= ~done
             if not active.any():
                 break
-        rows_idx = active.nonzero().squeeze(1)
-        r = rows_idx[:, None]
-        for k in transfer:
+        block_rows = active.nonzero().squeeze(1)
+        prefix = None  # PrefixKV of block_rows, captured by the block's first forward pass
+        for j in range(cfg.block_length if cfg.threshold > 0 else len(transfer)):
+            open_ = reveal[block_rows, lo:hi] == -1
+            live = open_.any(1)  # rows with masked positions left in this block (all, on a fixed schedule)
+            if not live.any():
+                break
+            rows_idx, open_ = block_rows[live], open_[live]
+            r = rows_idx[:, None]
             # only the current block's logits matter (as LLaDA and the released code): (b', block, V)
-            logits = model(x[rows_idx], attn[rows_idx])[:, p + lo:p + hi]
+            if cfg.cache == "prefix" and prefix is not None:
+                logits = model(x[rows_idx, p + lo:], attn[rows_idx], past=prefix.rows(live))[:, :cfg.block_length]
+                row_tokens[rows_idx] += x.shape[1] - p - lo
+            elif cfg.cache == "prefix":
+                prefix = PrefixKV(p + lo)
+                logits = model(x[rows_idx], attn[rows_idx], capture=prefix)[:, p + lo:p + hi]
+                row_tokens[rows_idx] += x.shape[1]
+            else:
+                logits = model(x[rows_idx], attn[rows_idx])[:, p + lo:p + hi]
+                row_tokens[rows_idx] += x.shape[1]
             logits = candidate_logits(model, logits, cfg.ban_special_tokens)
             nfe += 1
             row_nfe[rows_idx] += 1
@@ -203,23 +247,28 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
                 conf = logits.softmax(-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
             else:
                 conf = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-            open_ = reveal[rows_idx, lo:hi] == -1
-            pick = conf.masked_fill(~open_, float("-inf")).topk(k, dim=-1).indices  # (b', k) within the block
-            chosen = pick + lo
-            local = torch.arange(len(rows_idx), device=device)[:, None]
-            x[r, p + chosen] = x0[local, pick]
-            reveal[r, chosen] = step
+            conf = conf.masked_fill(~open_, float("-inf"))
+            if cfg.threshold > 0:  # Fast-dLLM: every open position above the threshold, and at least the best one
+                sel = (conf >= cfg.threshold) & open_
+                sel.scatter_(1, conf.argmax(1, keepdim=True), True)
+            else:
+                sel = torch.zeros_like(open_).scatter_(1, conf.topk(transfer[j], dim=-1).indices, True)
+            xb = x[r, p + lo + torch.arange(cfg.block_length, device=device)]
+            x[r, p + lo + torch.arange(cfg.block_length, device=device)] = torch.where(sel, x0, xb)
+            cols = lo + torch.arange(cfg.block_length, device=device)
+            reveal[r, cols] = torch.where(sel, step, reveal[r, cols])
             if record:
-                logprobs[r, chosen] = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)[local, pick]
+                tok_logp = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+                logprobs[r, cols] = torch.where(sel, tok_logp, logprobs[r, cols])
                 ent = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
-                entropy[r, chosen] = ent[local, pick]
+                entropy[r, cols] = torch.where(sel, ent, entropy[r, cols])
                 if allowed is not None:
                     if sampling_mask is None:
                         sampling_mask = torch.zeros((b, L, allowed.shape[-1]), dtype=torch.bool, device=device)
-                    sampling_mask[r, chosen] = allowed[local, pick]
+                    sampling_mask[r, cols] = torch.where(sel[..., None], allowed, sampling_mask[r, cols])
             step += 1
     return SampleOutput(prompt_ids, prompt_mask, x[:, p:].clone(), reveal, logprobs, entropy, sampling_mask, nfe,
-                        cfg.steps, row_nfe, filled)
+                        step if cfg.threshold > 0 else cfg.steps, row_nfe, filled, row_tokens)
 
 
 def generate_grouped(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, samplers: list[SamplerConfig],
@@ -244,7 +293,8 @@ def generate_grouped(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
         parts.append((idx, generate(model, prompt_ids[idx], prompt_mask[idx], samplers[rows[0]], generator)))
     out = {name: torch.zeros((b, *getattr(parts[0][1], name).shape[1:]), dtype=getattr(parts[0][1], name).dtype,
                              device=prompt_ids.device)
-           for name in ("completion_ids", "reveal_step", "token_logprobs", "token_entropy", "row_nfe", "filled")}
+           for name in ("completion_ids", "reveal_step", "token_logprobs", "token_entropy", "row_nfe", "filled",
+                        "row_tokens")}
     vocab = next((o.sampling_mask.shape[-1] for _, o in parts if o.sampling_mask is not None), None)
     sampling_mask = None if vocab is None else torch.ones((b, L, vocab), dtype=torch.bool, device=prompt_ids.device)
     for idx, o in parts:
@@ -255,7 +305,7 @@ def generate_grouped(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
     temperature = torch.tensor([sc.temperature for sc in samplers], device=prompt_ids.device)
     merged = SampleOutput(prompt_ids, prompt_mask, out["completion_ids"], out["reveal_step"], out["token_logprobs"],
                           out["token_entropy"], sampling_mask, max(o.nfe for _, o in parts), first.steps,
-                          out["row_nfe"], out["filled"])
+                          out["row_nfe"], out["filled"], out["row_tokens"])
     return merged, temperature
 
 

@@ -41,10 +41,10 @@ done
 
 export AGRPO_TEST_DEVICE=cuda AGRPO_TEST_DTYPE=bfloat16
 for case in agrpo agrpo_lora diffu_grpo_group diffu_grpo_batch wd1; do
-  python tests/helpers/distributed_update.py "$OUT/update_plain_$case.json" $case > "$OUT/update_plain_$case.log" 2>&1 \
+  python tests/scripts/distributed_update.py "$OUT/update_plain_$case.json" $case > "$OUT/update_plain_$case.log" 2>&1 \
     || { tail -30 "$OUT/update_plain_$case.log"; exit 1; }
   accelerate launch --config_file workflow/accelerate/zero2.yaml --num_processes 1 --mixed_precision bf16 \
-    tests/helpers/distributed_update.py "$OUT/update_zero2_$case.json" $case > "$OUT/update_zero2_$case.log" 2>&1 \
+    tests/scripts/distributed_update.py "$OUT/update_zero2_$case.json" $case > "$OUT/update_zero2_$case.log" 2>&1 \
     || { tail -30 "$OUT/update_zero2_$case.log"; exit 1; }
 done
 echo done

@@ -2,7 +2,7 @@
 
 Both runs go through ``accelerate launch`` with the DDP config the Snakemake rules use (workflow/accelerate/
 ddp.yaml) or a plain process, and call the trainer's own ``update`` on a random LLaDA-architecture model
-(tests/helpers/distributed_update.py): AGRPO (full and LoRA), diffu-GRPO with both loss normalisations (rows of
+(tests/scripts/distributed_update.py): AGRPO (full and LoRA), diffu-GRPO with both loss normalisations (rows of
 different lengths, so the `batch` normalisation needs the global token count), wd1. fp32, one thread."""
 
 import json
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HELPER = ROOT / "tests/helpers/distributed_update.py"
+HELPER = ROOT / "tests/scripts/distributed_update.py"
 
 
 def run(out: Path, processes: int) -> dict:

@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 
@@ -163,3 +165,91 @@ def test_sampler_ban_special_tokens_option(tokenizer):
     allowed = generate(model, ids, mask, SamplerConfig(4, 4, 2, ban_special_tokens=False))
     assert not (banned.completion_ids == tokenizer.mask_id).any()
     assert (allowed.completion_ids == tokenizer.mask_id).all() and sorted(allowed.reveal_step[0].tolist()) == [0, 0, 1, 1]
+
+
+# ---- Fast-dLLM-style accelerations (evaluation only): prefix KV cache and confidence-threshold decoding
+
+def _llada():
+    from agrpo.model.llada import LLaDA, LLaDAConfig
+
+    torch.manual_seed(0)
+    return LLaDA(LLaDAConfig(d_model=32, n_heads=4, n_kv_heads=4, n_layers=2, mlp_hidden_size=48, vocab_size=64,
+                             embedding_size=64, mask_token_id=63, eos_token_id=61, pad_token_id=61)).eval()
+
+
+@pytest.mark.parametrize("which", ["tiny", "llada"])
+def test_prefix_cache_forward_equals_the_full_forward_on_the_same_state(tiny_model, tokenizer, which):
+    """Keys/values captured by a full pass, reused for the suffix of the same sequence, give the full pass's
+    suffix logits (left padding included): the cache is exact until the suffix changes."""
+    from agrpo.model.layers import PrefixKV
+
+    model = tiny_model.eval() if which == "tiny" else _llada()
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(3, 20, (3, 14), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0
+    mask[1, :1] = 0
+    with torch.no_grad():
+        cap = PrefixKV(9)
+        full = model(ids, mask, capture=cap)
+        cached = model(ids[:, 9:], mask, past=cap)
+        sub = model(ids[[0, 2], 9:], mask[[0, 2]], past=cap.rows(torch.tensor([True, False, True])))
+    assert len(cap.layers) == 2 and cap.layers[0][0].shape[2] == 9
+    torch.testing.assert_close(cached, full[:, 9:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sub, full[[0, 2], 9:], rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_cache_sampler_is_exact_with_one_step_per_block_and_cheaper_otherwise(tiny_model, tokenizer):
+    ids, mask = left_pad([tokenizer.encode("12+7="), tokenizer.encode("3*4+1=")], tokenizer.pad_id)
+    base = dict(gen_length=16, remasking="low_confidence", temperature=0.0)
+    # one step per block: every step is a block's first (full) pass, so the cache never stands in for anything
+    exact = generate(tiny_model, ids, mask, SamplerConfig(block_length=1, steps=16, **base), record=False)
+    cached = generate(tiny_model, ids, mask, SamplerConfig(block_length=1, steps=16, cache="prefix", **base), record=False)
+    assert torch.equal(exact.completion_ids, cached.completion_ids)
+    # 4 steps per block: 3 of 4 passes compute only the block and what follows it
+    plain = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, **base), record=False)
+    fast = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, cache="prefix", **base), record=False)
+    assert plain.nfe == fast.nfe == 16 and (fast.reveal_step >= 0).all()
+    width = ids.shape[1] + 16
+    assert plain.row_tokens.tolist() == [16 * width] * 2
+    suffix = sum(width - ids.shape[1] - 4 * blk for blk in range(4)) * 3  # cached passes: block start .. end
+    assert fast.row_tokens.tolist() == [4 * width + suffix] * 2
+
+
+def test_threshold_decoding_commits_every_position_once_and_reduces_to_one_token_per_step(tiny_model, tokenizer):
+    ids, mask = left_pad([tokenizer.encode("12+7="), tokenizer.encode("3*4+1="), tokenizer.encode("9-2=")],
+                         tokenizer.pad_id)
+    base = dict(gen_length=16, block_length=8, steps=16, remasking="low_confidence", temperature=0.0)
+    one_per_step = generate(tiny_model, ids, mask, SamplerConfig(**base), record=False)
+    # a threshold nothing reaches: exactly the top-1 schedule, one token per step
+    strict = generate(tiny_model, ids, mask, SamplerConfig(**base, threshold=1 - 1e-9), record=False)
+    assert torch.equal(strict.completion_ids, one_per_step.completion_ids) and strict.row_nfe.tolist() == [16] * 3
+    # a threshold every candidate clears (the untrained model's confidences are ≈ 1/vocabulary): one pass per block
+    loose = generate(tiny_model, ids, mask, SamplerConfig(**base, threshold=1e-3), record=True)
+    assert loose.row_nfe.tolist() == [2] * 3 and (loose.completion_ids != tiny_model.mask_id).all()
+    assert loose.reveal_step[:, :8].eq(0).all() and loose.reveal_step[:, 8:].eq(1).all()
+    # in between (a sharpened copy, so confidences spread; threshold = the median of the first pass): rows need
+    # different numbers of passes; every pass a row took part in revealed ≥ 1 of its tokens
+    sharp = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        sharp.lm_head.weight.mul_(300)
+        first = sharp(torch.cat([ids, torch.full((3, 16), sharp.mask_id)], 1),
+                      torch.cat([mask, torch.ones((3, 16), dtype=mask.dtype)], 1))[:, -16:-8]
+    median = float(candidate_logits(sharp, first).softmax(-1).max(-1).values.median())
+    mid = generate(sharp, ids, mask, SamplerConfig(**base, threshold=median))
+    assert (mid.row_nfe >= 2).all() and (mid.row_nfe < 16).all() and len(set(mid.row_nfe.tolist())) > 1, mid.row_nfe
+    assert (mid.reveal_step >= 0).all()
+    for i in range(3):
+        assert len(set(mid.reveal_step[i].tolist())) == int(mid.row_nfe[i])
+
+
+def test_accelerations_are_evaluation_only_and_validated():
+    with pytest.raises(ValueError, match="cache"):
+        SamplerConfig(cache="dual").validate()
+    with pytest.raises(ValueError, match="threshold"):
+        SamplerConfig(threshold=1.0).validate()
+    with pytest.raises(ValueError, match="low_confidence"):
+        SamplerConfig(remasking="random", temperature=0.5, threshold=0.9).validate()
+    from agrpo.config import RolloutConfig
+
+    assert not {"cache", "threshold"} & set(RolloutConfig.__dataclass_fields__)  # rollouts stay exact (RL rescoring)

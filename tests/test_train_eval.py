@@ -75,3 +75,26 @@ def test_eval_cells_written_skipped_and_partial_redone(setup):
     evaluate_checkpoint(cfg, tmp / "base", "base", 0, 0, "tiny_arith", out, progress=False)
     assert (cells[0] / "metrics.json").stat().st_mtime_ns == before
     assert json.loads((cells[1] / "metrics.json").read_text())["n"] == 8
+
+
+def test_eval_grid_has_cache_and_threshold_axes(setup):
+    """eval.caches × eval.thresholds: fixed-schedule cells over the steps grid, threshold cells once per length
+    (steps chosen by the data); each cell's metrics say which, with fewer positions computed (FLOPs) under the
+    cache and fewer passes under a loose threshold."""
+    import dataclasses
+
+    from agrpo.evaluate import grid
+
+    cfg, tmp = setup
+    cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, caches=["none", "prefix"], thresholds=[0.0, 1e-3]))
+    cells = grid(cfg)
+    assert len(cells) == 2 * (2 + 1) and len({(s.cache, s.threshold, s.steps) for s, _ in cells}) == 6
+    out = tmp / "eval-fast/base/step0/tiny_arith"
+    written = evaluate_checkpoint(cfg, tmp / "base", "base", 0, 0, "tiny_arith", out, progress=False)
+    assert len(written) == 6 and len({p.name for p in written}) == 6
+    m = {p.name: json.loads((p / "metrics.json").read_text()) for p in written}
+    exact = next(v for k, v in m.items() if "_pcache" not in k and "_th" not in k and v["steps"] == 40)
+    cached = next(v for k, v in m.items() if "_pcache" in k and "_th" not in k and v["steps"] == 40)
+    loose = next(v for k, v in m.items() if "_th0.001" in k and "_pcache" not in k)
+    assert cached["cache"] == "prefix" and cached["nfe"] == exact["nfe"] and cached["flops"] < exact["flops"]
+    assert loose["threshold"] == 1e-3 and loose["nfe"] == 40 / 8  # every candidate clears it: one pass per block

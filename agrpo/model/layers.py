@@ -29,3 +29,31 @@ def padding_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> tor
     keep = attention_mask.bool()
     allowed = keep[:, None, None, :] | torch.eye(keep.shape[1], dtype=torch.bool, device=keep.device)
     return torch.zeros(allowed.shape, dtype=dtype, device=keep.device).masked_fill(~allowed, float("-inf"))
+
+
+class PrefixKV:
+    """Keys and values of the first ``length`` positions of every layer (Fast-dLLM's prefix cache).
+
+    Filled by a full forward pass with ``capture=`` (each block appends its (k, v) of those positions, after
+    RoPE), then passed as ``past=`` to forward passes over the remaining positions only, which attend to
+    [cached prefix ; their own keys]. Approximate for a bidirectional model: the cached prefix does not see
+    later changes of the suffix."""
+
+    def __init__(self, length: int, layers: list | None = None):
+        self.length, self.layers = length, layers if layers is not None else []
+
+    def rows(self, keep: torch.Tensor) -> "PrefixKV":
+        """The cache of a subset of the batch rows (a bool mask or index tensor)."""
+        return PrefixKV(self.length, [(k[keep], v[keep]) for k, v in self.layers])
+
+
+def attend(q, k, v, attn_bias, layer: int, past: PrefixKV | None, capture: PrefixKV | None):
+    """SDPA over [cached prefix ; current] keys; stores the current prefix keys when capturing."""
+    import torch.nn.functional as F
+
+    if capture is not None:
+        capture.layers.append((k[:, :, :capture.length], v[:, :, :capture.length]))
+    if past is not None:
+        pk, pv = past.layers[layer]
+        k, v = torch.cat([pk, k], 2), torch.cat([pv, v], 2)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, is_causal=False)

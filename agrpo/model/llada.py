@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
-from agrpo.model.layers import RMSNorm, padding_bias
+from agrpo.model.layers import PrefixKV, RMSNorm, attend, padding_bias
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
@@ -81,13 +81,13 @@ class LLaDABlock(nn.Module):
         self.up_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=False)
         self.ff_out = nn.Linear(c.mlp_hidden_size, c.d_model, bias=False)
 
-    def forward(self, x, cos, sin, attn_bias):
+    def forward(self, x, cos, sin, attn_bias, layer: int = 0, past=None, capture=None):
         b, n, d = x.shape
         h = self.attn_norm(x)
         q, k, v = (p(h).view(b, n, self.n_heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
         q = (q.float() * cos + rotate_half(q.float()) * sin).to(v.dtype)
         k = (k.float() * cos + rotate_half(k.float()) * sin).to(v.dtype)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, is_causal=False)
+        a = attend(q, k, v, attn_bias, layer, past, capture)
         x = x + self.attn_out(a.transpose(1, 2).reshape(b, n, d))
         h = self.ff_norm(x)
         return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
@@ -113,19 +113,25 @@ class LLaDA(MaskedDiffusionLM):
             "ff_out": nn.Linear(config.d_model, vocab, bias=False),
         })
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                past: PrefixKV | None = None, capture: PrefixKV | None = None) -> torch.Tensor:
+        """Logits (B, N, V). With ``past`` the ids are the positions after the cached prefix (absolute positions
+        continue from it) and ``attention_mask`` covers prefix + these positions; ``capture`` collects the
+        prefix keys/values (agrpo.model.layers.PrefixKV)."""
         t = self.model.transformer
-        n = input_ids.shape[1]
-        freqs = torch.arange(n, device=input_ids.device, dtype=torch.float32)[:, None] * self.inv_freq(input_ids.device)
+        n, start = input_ids.shape[1], past.length if past is not None else 0
+        freqs = torch.arange(start, start + n, device=input_ids.device, dtype=torch.float32)[:, None] * self.inv_freq(input_ids.device)
         angles = torch.cat([freqs, freqs], -1)  # (N, head_dim)
         cos, sin = angles.cos()[None, None], angles.sin()[None, None]
         attn_bias = padding_bias(attention_mask, t["wte"].weight.dtype)
+        if attn_bias is not None and past is not None:
+            attn_bias = attn_bias[:, :, -n:]  # queries: the uncached positions
         x = t["wte"](input_ids)
-        for block in t["blocks"]:
+        for i, block in enumerate(t["blocks"]):
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():
                 x = torch.utils.checkpoint.checkpoint(block, x, cos, sin, attn_bias, use_reentrant=False)
             else:
-                x = block(x, cos, sin, attn_bias)
+                x = block(x, cos, sin, attn_bias, i, past, capture)
         return t["ff_out"](t["ln_f"](x))
 
     def inv_freq(self, device) -> torch.Tensor:

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
-from agrpo.model.layers import RMSNorm, padding_bias
+from agrpo.model.layers import PrefixKV, RMSNorm, attend, padding_bias
 from agrpo.model.tokenizer import CharTokenizer
 
 
@@ -53,12 +53,12 @@ class Block(nn.Module):
         self.up_proj = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
         self.ff_out = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
-    def forward(self, x, cos, sin, attn_bias):
+    def forward(self, x, cos, sin, attn_bias, layer: int = 0, past=None, capture=None):
         b, n, d = x.shape
         h = self.attn_norm(x)
         q, k, v = (p(h).view(b, n, self.n_heads, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
         q, k = rotary(q, cos, sin), rotary(k, cos, sin)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, is_causal=False)
+        a = attend(q, k, v, attn_bias, layer, past, capture)
         x = x + self.attn_out(a.transpose(1, 2).reshape(b, n, d))
         h = self.ff_norm(x)
         return x + self.ff_out(F.silu(self.ff_proj(h)) * self.up_proj(h))
@@ -85,17 +85,23 @@ class TinyDLLM(MaskedDiffusionLM):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=self.cfg.init_std)
 
-    def forward(self, input_ids, attention_mask=None):
+    def forward(self, input_ids, attention_mask=None, past: PrefixKV | None = None, capture: PrefixKV | None = None):
+        """Logits (B, N, V). With ``past`` the ids are the positions after the cached prefix and
+        ``attention_mask`` covers prefix + these positions; ``capture`` collects the prefix keys/values."""
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+            attention_mask = torch.ones((input_ids.shape[0], input_ids.shape[1] + (past.length if past else 0)),
+                                        dtype=torch.long, device=input_ids.device)
+        n = input_ids.shape[1]
         keep = attention_mask.bool()
-        pos = (keep.long().cumsum(-1) - 1).clamp(min=0).float()  # positions over real tokens only
+        pos = (keep.long().cumsum(-1) - 1).clamp(min=0).float()[:, -n:]  # positions over real tokens only
         angles = pos[:, None, :, None] * self.inv_freq  # (B, 1, N, head_dim/2)
         cos, sin = angles.cos(), angles.sin()
         attn_bias = padding_bias(attention_mask, torch.float32)
+        if attn_bias is not None and past is not None:
+            attn_bias = attn_bias[:, :, -n:]  # queries: the uncached positions
         x = self.embed(input_ids)
-        for block in self.blocks:
-            x = block(x, cos, sin, attn_bias)
+        for i, block in enumerate(self.blocks):
+            x = block(x, cos, sin, attn_bias, i, past, capture)
         return self.lm_head(self.norm(x))
 
     def forward_flops(self, seq_len: int) -> float:
