@@ -111,7 +111,7 @@ def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
     pc = cfg.pretrain
     generator = seed_everything(pc.seed, pc.threads)
     model = init_tiny(CharTokenizer(), d_model=cfg.model.d_model, n_layers=cfg.model.n_layers,
-                      n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff)
+                      n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff).to(cfg.device)
     pairs = task_pairs(cfg)
     start = time.time()
     log = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, steps=pc.steps, batch_size=pc.batch_size,

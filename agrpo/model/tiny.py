@@ -114,7 +114,7 @@ class TinyDLLM(MaskedDiffusionLM):
     def save_pretrained(self, directory: str | Path) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
         (d / "config.json").write_text(json.dumps({"model_type": "tiny", **asdict(self.cfg)}, indent=1))
         self.tokenizer.save(d / "tokenizer.json")
 
