@@ -169,7 +169,7 @@ def last_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
     per method, task, variant and steps."""
     d = _with_variant(df)
     d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
-    return _aggregate(d, ["method", "task", "variant", "gen_length", "steps"])
+    return _aggregate(d, ["method", "task", "variant", "gen_length", "steps", "threshold"])
 
 
 def _full_steps(d: pd.DataFrame) -> pd.Series:
@@ -353,7 +353,10 @@ def _table1(last: pd.DataFrame) -> list[str]:
             L = sorted(dv["gen_length"].unique())
             tokens = L[0] / steps if len(L) == 1 else None
             per_step = f", {tokens:g} token{'s' if tokens != 1 else ''} per step" if tokens else ""
-            out += [f"### {steps} sampling steps{per_step}{_suffix(var)}", "",
+            title = f"{steps} sampling steps{per_step}"
+            if (dv["threshold"] > 0).all():  # threshold decoding: the rows choose their own number of passes
+                title = f"threshold decoding, at most {steps} passes (measured NFE: summary.csv)"
+            out += [f"### {title}{_suffix(var)}", "",
                     md_table(["method", "checkpoint", "run seeds"] + tasks, rows), ""]
     return out
 

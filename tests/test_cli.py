@@ -90,3 +90,18 @@ def test_snakemake_rejects_unknown_config_key(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--config", "bogus_key=1",
                            f"work_dir={tmp_path}/w"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "bogus_key" in proc.stdout + proc.stderr
+
+
+def test_snakemake_dry_run_plans_the_small_pipeline(tmp_path):
+    """The small profile (one GPU) plans: 4 methods x 2 seeds, every checkpoint evaluated with the cache and
+    threshold axes in each eval job's cells."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "16", "--configfile", "workflow/config/small.yaml",
+                           "--config", f"work_dir={tmp_path}/w", f"results_dir={tmp_path}/r"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    # (base + d1's SFT model x 2 seeds + 4 methods x 2 seeds x 2 checkpoints) x 3 tasks
+    for rule, count in (("data", 3), ("pretrain", 1), ("sft", 1), ("train", 8), ("eval", (1 + 2 + 16) * 3)):
+        assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+    assert "_pcache_th0.9_seed0/metrics.json" in out and "L64_B8_S8_low_confidence_T0_eosx_seed0" in out
