@@ -23,6 +23,7 @@ from agrpo.distributed import Runtime, all_gather_rows, all_mean, make_runtime, 
 from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
 from agrpo.model import load_model
 from agrpo.provenance import seed_everything
+from agrpo.rl import resume
 from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
 from agrpo.sampling import generate_grouped, left_pad
 
@@ -184,9 +185,18 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     engine, opt = prepare_engine(rt, policy, opt, rl.max_grad_norm)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log, start = [], time.time()
-    bar = tqdm(range(1, rl.iterations + 1), desc=f"rl {method} seed {seed}", disable=not (progress and rt.is_main),
-               mininterval=2)
+    log, start, first = [], time.time(), 1
+    generators = {"shared": generator, "rollout": rollout_generator}
+    resumed = resume.load(out_dir, policy=policy, opt=opt, sched=sched, stream=stream, generators=generators,
+                          rank=rt.rank, world_size=rt.world_size)
+    if resumed is not None:
+        if rt.deepspeed:
+            raise RuntimeError(f"{resume.resume_dir(out_dir)}: resuming DeepSpeed (zero2) runs is not implemented; "
+                               "delete that directory to restart the run, or train with launch.strategy ddp")
+        first, log = resumed
+        start -= log[-1]["seconds"] if log else 0.0
+    bar = tqdm(range(first, rl.iterations + 1), desc=f"rl {method} seed {seed}", initial=first - 1,
+               total=rl.iterations, disable=not (progress and rt.is_main), mininterval=2)
     for it in bar:
         chunk = shard(stream.take(rl.prompts_per_batch), rt.rank, rt.world_size)  # whole groups per rank
         prompts = [policy.encode_prompt(tasks[name], ex) for name, ex in chunk for _ in range(rl.group_size)]
@@ -235,7 +245,11 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                                                                "world_size": rt.world_size})
                 replace_dir(tmp, ckpt)
             rt.barrier()
+            if not rt.deepspeed:  # the state a rerun continues from (agrpo/rl/resume.py)
+                resume.save(out_dir, iteration=it, policy=policy, opt=opt, sched=sched, stream=stream, log=log,
+                            generators=generators, rank=rt.rank, world_size=rt.world_size, barrier=rt.barrier)
     if rt.is_main:
         write_jsonl(out_dir / "train_log.jsonl", log)
+        resume.finish(out_dir)
     rt.barrier()
     return {"seconds": time.time() - start, "final_reward": log[-1]["reward_mean"]}

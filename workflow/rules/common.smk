@@ -69,6 +69,14 @@ def model_dir(wc):
     return start_model(run_method(wc.run)) if int(wc.step) == 0 else f"{WORK}/runs/{wc.run}/step{wc.step}"
 
 
+def model_ready(wc):
+    """The file whose existence says a checkpoint is complete: the training log for RL checkpoints (written after
+    all of them), the model's config.json for the base and SFT models."""
+    if wc.run != "base" and int(wc.step) > 0:
+        return f"{WORK}/runs/{wc.run}/train_log.jsonl"
+    return f"{model_dir(wc)}/config.json"
+
+
 def eval_cells(run, step, task):
     return [f"{WORK}/eval/{run}/step{step}/{task}/{c}/metrics.json" for c in CELLS]
 

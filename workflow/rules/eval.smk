@@ -1,6 +1,6 @@
 rule eval:
     input:
-        lambda wc: f"{model_dir(wc)}/config.json",
+        model_ready,
         f"{WORK}/data/{{task}}/test.jsonl",
     output:
         [f"{WORK}/eval/{{run}}/step{{step}}/{{task}}/{c}/metrics.json" for c in CELLS],

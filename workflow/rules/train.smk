@@ -33,7 +33,8 @@ rule train:
     input:
         lambda wc: f"{start_model(run_method(wc.run))}/config.json",
     output:
-        [f"{WORK}/runs/{{run}}/step{s}/config.json" for s in STEPS],
+        # written last, when every checkpoint exists. Only this file is declared: a rerun after a crash must not
+        # delete the checkpoints and resume state the trainer continues from (agrpo/rl/resume.py).
         log=f"{WORK}/runs/{{run}}/train_log.jsonl",
     log:
         f"{LOGS}/train/{{run}}.log",
