@@ -1,6 +1,7 @@
 """Reliability: training resumes to identical numbers after a crash; interrupted pipelines finish identically."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,72 @@ def test_resume_refuses_a_different_process_count(small_run, tmp_path):
     (d / "state.json").write_text(json.dumps({"iteration": 1, "world_size": 2}))
     with pytest.raises(RuntimeError, match="saved with 2 processes, resumed with 1"):
         trainer.train(cfg, "agrpo", 0, tmp / "base", tmp_path / "run", progress=False)
+
+
+def _pipeline(tmp: Path, *extra: str, popen: bool = False):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/regression/config.yaml",
+           "--config", f"work_dir={tmp}/work", f"results_dir={tmp}/results", "--quiet", *extra]
+    if popen:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _kill_when(proc, ready, timeout: float = 600) -> bool:
+    """SIGKILL the whole process group (snakemake and its jobs, as a preempted node) once ``ready()``."""
+    import os
+    import signal
+
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if ready():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    raise TimeoutError("the kill point was never reached")
+
+
+@pytest.mark.slow
+def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identically(tmp_path):
+    """The reduced tiny pipeline (tests/regression/config.yaml), SIGKILLed with all its jobs while training (a
+    resume state exists), while evaluating (some cells written) and while aggregating (the report job started),
+    each time rerun (`--unlock`, then `--rerun-incomplete`), ends with a summary.csv whose accuracies equal an
+    uninterrupted run's exactly."""
+    import pandas as pd
+
+    whole = _pipeline(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stdout[-2000:] + whole.stderr[-2000:]
+    run = tmp_path / "killed"
+    work = run / "work"
+    kill_points = {
+        "training": lambda: any(work.glob("runs/*/resume/state.json")),
+        "evaluation": lambda: any(work.glob("eval/*/step2/*/*/metrics.json")),
+        "aggregation": lambda: (ROOT / "logs/tiny/report.log").exists()
+        and (ROOT / "logs/tiny/report.log").stat().st_mtime > started,
+    }
+    killed = []
+
+
+    for name, ready in kill_points.items():
+        started = time.time()
+        proc = _pipeline(run, "--rerun-incomplete", popen=True)
+        if _kill_when(proc, ready):
+            killed.append(name)
+        assert _pipeline(run, "--unlock").returncode == 0
+    assert killed == list(kill_points), f"kill points reached: {killed}"
+    final = _pipeline(run, "--rerun-incomplete")
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+    cols = ["method", "task", "checkpoint", "steps", "accuracy", "n_correct", "n"]
+    a = pd.read_csv(tmp_path / "whole/results/summary.csv")[cols].sort_values(cols[:4]).reset_index(drop=True)
+    b = pd.read_csv(run / "results/summary.csv")[cols].sort_values(cols[:4]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert not any(work.glob("runs/*/resume"))  # resume states are removed once runs complete
