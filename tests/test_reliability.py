@@ -151,3 +151,75 @@ def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identical
     b = pd.read_csv(run / "results/summary.csv")[cols].sort_values(cols[:4]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     assert not any(work.glob("runs/*/resume"))  # resume states are removed once runs complete
+
+
+def _reward_ones(monkeypatch):
+    from agrpo.tasks import TASKS
+
+    for cls in TASKS.values():
+        monkeypatch.setattr(cls, "reward", lambda self, completion, ex: completion.count("1") / 10)
+
+
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(small_run, monkeypatch, tmp_path):
+    cfg, tmp = small_run
+    _reward_ones(monkeypatch)
+    from agrpo.rl.agrpo import AGRPO
+
+    real = AGRPO.step_loss
+    calls = {"n": 0}
+
+    def poisoned(self, *a, **kw):
+        loss, stats = real(self, *a, **kw)
+        calls["n"] += 1
+        return (loss * float("nan"), stats) if calls["n"] > 2 else (loss, stats)  # iteration 2 (k = 2 chunks each)
+    monkeypatch.setattr(AGRPO, "step_loss", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="agrpo: rollout batch 2: non-finite loss"):
+        trainer.train(cfg, "agrpo", 0, tmp / "base", out, progress=False)
+    assert (out / "step1/model.safetensors").is_file() and not (out / "step2").exists()
+    assert json.loads((out / "resume/state.json").read_text())["iteration"] == 1
+    assert not (out / "train_log.jsonl").exists()
+
+
+def test_a_failed_write_leaves_the_previous_resume_state_loadable(small_run, monkeypatch, tmp_path):
+    """A full disk while saving the iteration-2 resume state: the iteration-1 state stays whole and a rerun
+    continues from it to the same weights as an uninterrupted run."""
+    import errno
+
+    import torch
+
+    cfg, tmp = small_run
+    _reward_ones(monkeypatch)
+    out = tmp_path / "run"
+    real_save = torch.save
+    state = {"saves": 0}
+
+    def full_disk(obj, f, *a, **kw):
+        if str(f).endswith("optimizer.pt"):
+            state["saves"] += 1
+            if state["saves"] == 2:
+                Path(f).write_bytes(b"\\x80partial")  # a torn file, then the error
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **kw)
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        trainer.train(cfg, "agrpo", 0, tmp / "base", out, progress=False)
+    assert json.loads((out / "resume/state.json").read_text())["iteration"] == 1
+    monkeypatch.setattr(torch, "save", real_save)
+    trainer.train(cfg, "agrpo", 0, tmp / "base", out, progress=False)
+    trainer.train(cfg, "agrpo", 0, tmp / "base", tmp_path / "whole", progress=False)
+    for step in (1, 2, 3):
+        assert (out / f"step{step}/model.safetensors").read_bytes() == \
+            (tmp_path / f"whole/step{step}/model.safetensors").read_bytes()
+
+
+def test_no_unsafe_deserialisation_or_remote_code_in_the_package():
+    """Weights load from safetensors; every torch.load passes weights_only=True; trust_remote_code is never on."""
+    import re
+
+    for path in [*ROOT.glob("agrpo/**/*.py"), *ROOT.glob("baselines/**/*.py"), *ROOT.glob("benchmarks/*.py")]:
+        text = path.read_text()
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, f"{path}: {call}"
+        assert not re.search(r"trust_remote_code\s*=\s*True", text), path
+        assert "pickle.load" not in text, path
