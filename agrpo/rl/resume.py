@@ -8,7 +8,9 @@
 - ``state.json`` (written last inside the directory, which is then renamed into place): N, the scheduler, the
   prompt stream's order and position, the log rows so far, the world size.
 A rerun of ``agrpo train`` with the same arguments continues at N + 1 and, on CPU, reproduces an uninterrupted
-run bit for bit (tests/test_reliability.py). The directory is removed when the run completes.
+run bit for bit (tests/test_reliability.py). With DeepSpeed ZeRO-2 the weights and the partitioned optimizer are
+saved by ``accelerator.save_state`` into ``accelerate/`` instead (checked on one GPU: benchmarks/gpu_paths.sh).
+The directory is removed when the run completes.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ def _set_rng_state(state: dict, generators: dict[str, torch.Generator]) -> None:
 
 
 def save(out_dir: Path, *, iteration: int, policy, opt, sched, stream, log: list[dict], generators: dict,
-         rank: int, world_size: int, barrier) -> None:
-    """Rank 0 writes the shared state; every rank writes its random states; the directory appears atomically."""
+         rank: int, world_size: int, barrier, accelerator=None) -> None:
+    """Rank 0 writes the shared state; every rank writes its random states; the directory appears atomically.
+    With DeepSpeed (``accelerator`` given) the engine's partitioned weights and optimizer go through
+    ``accelerator.save_state`` (every rank writes its partition) instead of the two files of rank 0."""
     from safetensors.torch import save_file
 
     final = resume_dir(out_dir)
@@ -60,7 +64,9 @@ def save(out_dir: Path, *, iteration: int, policy, opt, sched, stream, log: list
         fresh_tmp_dir(final)
     barrier()
     torch.save(_rng_state(generators), staging / f"rng_rank{rank}.pt")
-    if rank == 0:
+    if accelerator is not None:
+        accelerator.save_state(str(staging / "accelerate"))
+    elif rank == 0:
         trainable = {n: p.detach().cpu().contiguous() for n, p in policy.named_parameters() if p.requires_grad}
         save_file(trainable, str(staging / "trainable.safetensors"))
         torch.save(opt.state_dict(), staging / "optimizer.pt")
@@ -73,7 +79,8 @@ def save(out_dir: Path, *, iteration: int, policy, opt, sched, stream, log: list
     barrier()
 
 
-def load(out_dir: Path, *, policy, opt, sched, stream, generators: dict, rank: int, world_size: int):
+def load(out_dir: Path, *, policy, opt, sched, stream, generators: dict, rank: int, world_size: int,
+         accelerator=None):
     """Restore a saved run; returns (next iteration, log rows) or None when there is nothing to resume."""
     from safetensors.torch import load_file
 
@@ -86,6 +93,13 @@ def load(out_dir: Path, *, policy, opt, sched, stream, generators: dict, rank: i
     if state["world_size"] != world_size:
         raise RuntimeError(f"{d}: saved with {state['world_size']} processes, resumed with {world_size}; rerun with "
                            f"the same launch.gpus or delete {d} to start over")
+    if accelerator is not None:  # DeepSpeed: engine weights and optimizer partitions
+        if not (d / "accelerate").is_dir():
+            raise RuntimeError(f"{d}: saved without DeepSpeed, resumed with it; delete {d} to start over")
+        accelerator.load_state(str(d / "accelerate"))
+        return _restore_rest(d, state, sched, stream, generators, rank)
+    if (d / "accelerate").is_dir():
+        raise RuntimeError(f"{d}: saved with DeepSpeed, resumed without it; delete {d} to start over")
     device = next(policy.parameters()).device
     trainable = load_file(str(d / "trainable.safetensors"), device=str(device))
     params = dict(policy.named_parameters())
@@ -97,9 +111,13 @@ def load(out_dir: Path, *, policy, opt, sched, stream, generators: dict, rank: i
         for n, t in trainable.items():
             params[n].copy_(t)
     opt.load_state_dict(torch.load(d / "optimizer.pt", map_location=device, weights_only=True))
+    return _restore_rest(d, state, sched, stream, generators, rank)
+
+
+def _restore_rest(d: Path, state: dict, sched, stream, generators: dict, rank: int):
     sched.load_state_dict(state["scheduler"])
     stream.order, stream.pos = state["stream"]["order"], state["stream"]["pos"]
-    _set_rng_state(torch.load(d / f"rng_rank{rank}.pt", weights_only=True), generators)
+    _set_rng_state(torch.load(d / f"rng_rank{rank}.pt", weights_only=True), generators)  # after accelerate's
     return state["iteration"] + 1, state["log"]
 
 

@@ -10,6 +10,7 @@ Budgets are counted in rollout batches, so every method sees the same number of 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -187,13 +188,14 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     out_dir.mkdir(parents=True, exist_ok=True)
     log, start, first = [], time.time(), 1
     generators = {"shared": generator, "rollout": rollout_generator}
+    ds = rt.accelerator if rt.deepspeed else None
     resumed = resume.load(out_dir, policy=policy, opt=opt, sched=sched, stream=stream, generators=generators,
-                          rank=rt.rank, world_size=rt.world_size)
+                          rank=rt.rank, world_size=rt.world_size, accelerator=ds)
     if resumed is not None:
-        if rt.deepspeed:
-            raise RuntimeError(f"{resume.resume_dir(out_dir)}: resuming DeepSpeed (zero2) runs is not implemented; "
-                               "delete that directory to restart the run, or train with launch.strategy ddp")
         first, log = resumed
+        if rt.is_main:
+            print(f"{method} seed {seed}: resuming after iteration {first - 1} from {resume.resume_dir(out_dir)}",
+                  file=sys.stderr, flush=True)
         start -= log[-1]["seconds"] if log else 0.0
     bar = tqdm(range(first, rl.iterations + 1), desc=f"rl {method} seed {seed}", initial=first - 1,
                total=rl.iterations, disable=not (progress and rt.is_main), mininterval=2)
@@ -245,9 +247,10 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                                                                "world_size": rt.world_size})
                 replace_dir(tmp, ckpt)
             rt.barrier()
-            if not rt.deepspeed:  # the state a rerun continues from (agrpo/rl/resume.py)
-                resume.save(out_dir, iteration=it, policy=policy, opt=opt, sched=sched, stream=stream, log=log,
-                            generators=generators, rank=rt.rank, world_size=rt.world_size, barrier=rt.barrier)
+            # the state a rerun continues from (agrpo/rl/resume.py)
+            resume.save(out_dir, iteration=it, policy=policy, opt=opt, sched=sched, stream=stream, log=log,
+                        generators=generators, rank=rt.rank, world_size=rt.world_size, barrier=rt.barrier,
+                        accelerator=ds)
     if rt.is_main:
         write_jsonl(out_dir / "train_log.jsonl", log)
         resume.finish(out_dir)

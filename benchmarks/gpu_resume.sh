@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Resume under DeepSpeed ZeRO-2 on one GPU (run on the device machine; results under $OUT). Needs the tiny profile's
+# base model and data copied to work/gpu_resume (models/base, data/) and deepspeed. For each of AGRPO and
+# diffu-GRPO: one uninterrupted `accelerate launch … agrpo.cli train` run, and one SIGKILLed (with its process group)
+# as soon as its first resume state exists, then rerun to the end; the two training logs are compared.
+set -uo pipefail
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+CFG=benchmarks/configs/gpu_resume.yaml
+W=work/gpu_resume
+OUT=${OUT:-/tmp/gpu_resume}
+mkdir -p "$OUT"
+LAUNCH="accelerate launch --config_file workflow/accelerate/zero2.yaml --num_processes 1 --mixed_precision bf16 -m agrpo.cli"
+for m in agrpo diffu_grpo; do
+  $LAUNCH train --config $CFG --method $m --seed 0 --base $W/models/base --out $W/runs/$m-whole --quiet > "$OUT/$m-whole.log" 2>&1 \
+    || { tail -30 "$OUT/$m-whole.log"; exit 1; }
+  setsid $LAUNCH train --config $CFG --method $m --seed 0 --base $W/models/base --out $W/runs/$m-killed --quiet \
+    > "$OUT/$m-killed-1.log" 2>&1 &
+  pid=$!
+  until [ -f $W/runs/$m-killed/resume/state.json ] || ! kill -0 $pid 2>/dev/null; do sleep 0.1; done
+  kill -9 -- -$pid 2>/dev/null && echo "$m: killed after $(python3 -c "import json;print(json.load(open('$W/runs/$m-killed/resume/state.json'))['iteration'])") iterations"
+  wait $pid 2>/dev/null
+  $LAUNCH train --config $CFG --method $m --seed 0 --base $W/models/base --out $W/runs/$m-killed --quiet > "$OUT/$m-killed-2.log" 2>&1 \
+    || { tail -30 "$OUT/$m-killed-2.log"; exit 1; }
+  grep -h "resum" "$OUT/$m-killed-2.log" | head -2
+  cp $W/runs/$m-whole/train_log.jsonl "$OUT/$m-whole.jsonl"; cp $W/runs/$m-killed/train_log.jsonl "$OUT/$m-killed.jsonl"
+  python3 - "$OUT/$m-whole.jsonl" "$OUT/$m-killed.jsonl" <<'PY'
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]; b = [json.loads(l) for l in open(sys.argv[2])]
+for x, y in zip(a, b):
+    print(x["iteration"], *(f"{k} {x[k]:.6g}/{y[k]:.6g}" for k in ("reward_mean", "loss", "grad_norm")))
+PY
+done
+echo done
