@@ -36,7 +36,7 @@ class TinyConfig:
 def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate pairs (x1, x2) of the head dimension by the position angle: (x1 cos − x2 sin, x2 cos + x1 sin)."""
     x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)  # bf16 weights: back to bf16
 
 
 class Block(nn.Module):
@@ -77,8 +77,6 @@ class TinyDLLM(MaskedDiffusionLM):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        head_dim = cfg.d_model // cfg.n_heads
-        self.register_buffer("inv_freq", cfg.rope_theta ** (-torch.arange(0, head_dim, 2).float() / head_dim), persistent=False)
         self.apply(self._init)
 
     def _init(self, m):
@@ -94,7 +92,9 @@ class TinyDLLM(MaskedDiffusionLM):
         n = input_ids.shape[1]
         keep = attention_mask.bool()
         pos = (keep.long().cumsum(-1) - 1).clamp(min=0).float()[:, -n:]  # positions over real tokens only
-        angles = pos[:, None, :, None] * self.inv_freq  # (B, 1, N, head_dim/2)
+        head_dim = self.cfg.d_model // self.cfg.n_heads  # RoPE frequencies per call, float32 (no castable buffer)
+        inv_freq = self.cfg.rope_theta ** (-torch.arange(0, head_dim, 2, device=input_ids.device).float() / head_dim)
+        angles = pos[:, None, :, None] * inv_freq  # (B, 1, N, head_dim/2)
         cos, sin = angles.cos(), angles.sin()
         attn_bias = padding_bias(attention_mask, torch.float32)
         if attn_bias is not None and past is not None:
