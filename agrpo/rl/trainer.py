@@ -184,6 +184,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                             weight_decay=rl.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(rl.lr_schedule, int(rl.warmup_ratio * total_updates), total_updates))
     engine, opt = prepare_engine(rt, policy, opt, rl.max_grad_norm)
+    if ref_model is not None and mcfg.lora.r <= 0:  # a separate frozen copy: same dtype as the policy computes in
+        ref_model.to(next(policy.parameters()).dtype)  # (DeepSpeed bf16 casts the policy; a fp32 ref would skew KL)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log, start, first = [], time.time(), 1
