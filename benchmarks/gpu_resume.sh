@@ -17,11 +17,16 @@ for m in agrpo diffu_grpo; do
     > "$OUT/$m-killed-1.log" 2>&1 &
   pid=$!
   until [ -f $W/runs/$m-killed/resume/state.json ] || ! kill -0 $pid 2>/dev/null; do sleep 0.1; done
-  kill -9 -- -$pid 2>/dev/null && echo "$m: killed after $(python3 -c "import json;print(json.load(open('$W/runs/$m-killed/resume/state.json'))['iteration'])") iterations"
+  # torch elastic starts its workers in their own sessions: kill the launcher's group and the workers
+  kill -9 -- -$pid 2>/dev/null; pkill -9 -f "agrpo.cli train .*$m-killed"
   wait $pid 2>/dev/null
+  while pgrep -f "agrpo.cli train .*$m-killed" > /dev/null; do sleep 0.1; done
+  [ -f $W/runs/$m-killed/resume/state.json ] && [ ! -f $W/runs/$m-killed/train_log.jsonl ] \
+    || { echo "$m: the kill came too late (run finished)"; exit 1; }
+  echo "$m: killed after $(python3 -c "import json;print(json.load(open('$W/runs/$m-killed/resume/state.json'))['iteration'])") iterations"
   $LAUNCH train --config $CFG --method $m --seed 0 --base $W/models/base --out $W/runs/$m-killed --quiet > "$OUT/$m-killed-2.log" 2>&1 \
     || { tail -30 "$OUT/$m-killed-2.log"; exit 1; }
-  grep -h "resum" "$OUT/$m-killed-2.log" | head -2
+  grep -h "resuming after iteration" "$OUT/$m-killed-2.log" || { echo "$m: the rerun did not resume"; exit 1; }
   cp $W/runs/$m-whole/train_log.jsonl "$OUT/$m-whole.jsonl"; cp $W/runs/$m-killed/train_log.jsonl "$OUT/$m-killed.jsonl"
   python3 - "$OUT/$m-whole.jsonl" "$OUT/$m-killed.jsonl" <<'PY'
 import json, sys
