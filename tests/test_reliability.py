@@ -46,7 +46,8 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("method", ["agrpo", "diffu_grpo"])
-def test_training_killed_after_a_checkpoint_resumes_to_identical_weights_and_log(small_run, method, monkeypatch):
+def test_training_killed_after_a_checkpoint_resumes_to_identical_weights_and_log(small_run, method, monkeypatch,
+                                                                                 capsys):
     cfg, tmp = small_run
     from agrpo.tasks import TASKS
 
@@ -67,7 +68,9 @@ def test_training_killed_after_a_checkpoint_resumes_to_identical_weights_and_log
     assert (crashed / "resume/state.json").is_file() and not (crashed / "train_log.jsonl").exists()
     assert json.loads((crashed / "resume/state.json").read_text())["iteration"] == 2
     monkeypatch.setattr(resume, "save", real_save)
+    capsys.readouterr()
     trainer.train(cfg, method, 0, tmp / "base", crashed, progress=False)  # the rerun
+    assert "resuming after iteration 2" in capsys.readouterr().err  # a restart from scratch would match too
     for step in (1, 2, 3):
         assert (crashed / f"step{step}/model.safetensors").read_bytes() == \
             (tmp / f"{method}-whole/step{step}/model.safetensors").read_bytes(), step
@@ -144,6 +147,8 @@ def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identical
             killed.append(name)
         assert _pipeline(run, "--unlock").returncode == 0
     assert killed == list(kill_points), f"kill points reached: {killed}"
+    train_logs = [p.read_text() for p in (ROOT / "logs/tiny/train").glob("*.log")]
+    assert any("resuming after iteration" in t for t in train_logs)  # the killed training continued, not restarted
     final = _pipeline(run, "--rerun-incomplete")
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     cols = ["method", "task", "checkpoint", "steps", "accuracy", "n_correct", "n"]
@@ -181,7 +186,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(small_run, m
     assert not (out / "train_log.jsonl").exists()
 
 
-def test_a_failed_write_leaves_the_previous_resume_state_loadable(small_run, monkeypatch, tmp_path):
+def test_a_failed_write_leaves_the_previous_resume_state_loadable(small_run, monkeypatch, tmp_path, capsys):
     """A full disk while saving the iteration-2 resume state: the iteration-1 state stays whole and a rerun
     continues from it to the same weights as an uninterrupted run."""
     import errno
@@ -206,7 +211,9 @@ def test_a_failed_write_leaves_the_previous_resume_state_loadable(small_run, mon
         trainer.train(cfg, "agrpo", 0, tmp / "base", out, progress=False)
     assert json.loads((out / "resume/state.json").read_text())["iteration"] == 1
     monkeypatch.setattr(torch, "save", real_save)
+    capsys.readouterr()
     trainer.train(cfg, "agrpo", 0, tmp / "base", out, progress=False)
+    assert "resuming after iteration 1" in capsys.readouterr().err
     trainer.train(cfg, "agrpo", 0, tmp / "base", tmp_path / "whole", progress=False)
     for step in (1, 2, 3):
         assert (out / f"step{step}/model.safetensors").read_bytes() == \
@@ -223,3 +230,29 @@ def test_no_unsafe_deserialisation_or_remote_code_in_the_package():
             assert "weights_only=True" in call, f"{path}: {call}"
         assert not re.search(r"trust_remote_code\s*=\s*True", text), path
         assert "pickle.load" not in text, path
+
+
+def test_killed_between_the_renames_of_a_state_replacement_resumes_from_the_previous_state(small_run, monkeypatch,
+                                                                                            tmp_path, capsys):
+    """replace_dir moves the old state to .resume.old before moving the new one in; a kill in between leaves only
+    .resume.old, and the rerun continues from it to the uninterrupted run's weights."""
+    cfg, tmp = small_run
+    _reward_ones(monkeypatch)
+    out = tmp_path / "run"
+    real_save = resume.save
+
+    def save_then_crash(out_dir, **kw):
+        real_save(out_dir, **kw)
+        if kw["iteration"] == 2:
+            raise Crash
+    monkeypatch.setattr(resume, "save", save_then_crash)
+    with pytest.raises(Crash):
+        trainer.train(cfg, "agrpo", 0, tmp / "base", out, progress=False)
+    monkeypatch.setattr(resume, "save", real_save)
+    (out / "resume").rename(out / ".resume.old")  # the moment between os.replace(final, old) and (tmp, final)
+    capsys.readouterr()
+    trainer.train(cfg, "agrpo", 0, tmp / "base", out, progress=False)
+    assert "resuming after iteration 2" in capsys.readouterr().err  # not a silent restart from scratch
+    trainer.train(cfg, "agrpo", 0, tmp / "base", tmp_path / "whole", progress=False)
+    assert (out / "step3/model.safetensors").read_bytes() == (tmp_path / "whole/step3/model.safetensors").read_bytes()
+    assert not (out / ".resume.old").exists()
