@@ -24,3 +24,34 @@ def flat_grad(model, loss):
     model.zero_grad()
     loss.backward()
     return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def minute_run(tmp, rl: dict, data: dict | None = None, **overrides):
+    """A minute-sized tiny-profile run in ``tmp``: the config (tiny.yaml with ``rl``/``data`` overrides, AGRPO k 2,
+    diffu-GRPO μ 2), its task data, and an untrained 1-layer base model at ``tmp/base``. Returns the config."""
+    from pathlib import Path
+
+    import yaml
+
+    from agrpo.config import load_config
+    from agrpo.data import write_task_data
+    from agrpo.model.tiny import init_tiny
+    from agrpo.model.tokenizer import CharTokenizer
+
+    root = Path(__file__).resolve().parent.parent
+    d = yaml.safe_load((root / "workflow/config/tiny.yaml").read_text())
+    d.update(work_dir=str(tmp / "work"), results_dir=str(tmp / "results"))
+    d["data"].update(train_size=50, test_size=8, **(data or {}))
+    d["model"].update(d_model=32, n_layers=1, n_heads=2, d_ff=64)
+    d["rl"].update(rl)
+    d["methods"]["agrpo"]["objective_args"]["mc_samples"] = 2
+    d["methods"]["diffu_grpo"]["inner_iterations"] = 2
+    for key, value in overrides.items():
+        d[key].update(value)
+    (tmp / "c.yaml").write_text(yaml.safe_dump(d))
+    cfg = load_config(tmp / "c.yaml")
+    for t in cfg.data.tasks:
+        write_task_data(cfg, t)
+    torch.manual_seed(0)
+    init_tiny(CharTokenizer(), d_model=32, n_layers=1, n_heads=2, d_ff=64).save_pretrained(tmp / "base")
+    return cfg

@@ -5,11 +5,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from agrpo.config import load_config
-from agrpo.data import write_task_data
 from agrpo.rl import resume, trainer
+from helpers import minute_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,24 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
-    d = yaml.safe_load((ROOT / "workflow/config/tiny.yaml").read_text())
-    d.update(work_dir=str(tmp / "work"), results_dir=str(tmp / "results"))
-    d["data"].update(train_size=50, test_size=8)
-    d["rl"].update(iterations=3, checkpoint_every=1, prompts_per_batch=2, group_size=4)
-    d["methods"]["agrpo"]["objective_args"]["mc_samples"] = 2
-    d["methods"]["diffu_grpo"]["inner_iterations"] = 2
-    (tmp / "c.yaml").write_text(yaml.safe_dump(d))
-    cfg = load_config(tmp / "c.yaml")
-    for t in cfg.data.tasks:
-        write_task_data(cfg, t)
-    import torch
-
-    from agrpo.model.tiny import init_tiny
-    from agrpo.model.tokenizer import CharTokenizer
-
-    torch.manual_seed(0)
-    init_tiny(CharTokenizer(), d_model=32, n_layers=1, n_heads=2, d_ff=64).save_pretrained(tmp / "base")
-    return cfg, tmp
+    return minute_run(tmp, rl=dict(iterations=3, checkpoint_every=1, prompts_per_batch=2, group_size=4)), tmp
 
 
 class Crash(Exception):

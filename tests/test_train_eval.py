@@ -4,13 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-import yaml
 
-from agrpo.config import load_config
-from agrpo.data import write_task_data
 from agrpo.evaluate import cell_is_complete, evaluate_checkpoint
 from agrpo.rl.trainer import train
+from helpers import minute_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,23 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
-    d = yaml.safe_load((ROOT / "workflow/config/tiny.yaml").read_text())
-    d.update(work_dir=str(tmp / "work"), results_dir=str(tmp / "results"))
-    d["data"].update(train_size=50, test_size=8)
-    d["model"].update(d_model=32, n_layers=1, n_heads=2, d_ff=64)
-    d["rl"].update(iterations=2, checkpoint_every=1, prompts_per_batch=2, group_size=2)
-    d["methods"]["agrpo"]["objective_args"]["mc_samples"] = 2
-    d["methods"]["diffu_grpo"]["inner_iterations"] = 2
-    d["eval"].update(steps_divisors=[1, 8], batch_size=4)
-    (tmp / "c.yaml").write_text(yaml.safe_dump(d))
-    cfg = load_config(tmp / "c.yaml")
-    for t in cfg.data.tasks:
-        write_task_data(cfg, t)
-    from agrpo.model.tiny import init_tiny
-    from agrpo.model.tokenizer import CharTokenizer
-
-    torch.manual_seed(0)
-    init_tiny(CharTokenizer(), d_model=32, n_layers=1, n_heads=2, d_ff=64).save_pretrained(tmp / "base")
+    cfg = minute_run(tmp, rl=dict(iterations=2, checkpoint_every=1, prompts_per_batch=2, group_size=2),
+                     eval=dict(steps_divisors=[1, 8], batch_size=4))
     return cfg, tmp
 
 
