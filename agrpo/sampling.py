@@ -253,9 +253,8 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
                 sel.scatter_(1, conf.argmax(1, keepdim=True), True)
             else:
                 sel = torch.zeros_like(open_).scatter_(1, conf.topk(transfer[j], dim=-1).indices, True)
-            xb = x[r, p + lo + torch.arange(cfg.block_length, device=device)]
-            x[r, p + lo + torch.arange(cfg.block_length, device=device)] = torch.where(sel, x0, xb)
-            cols = lo + torch.arange(cfg.block_length, device=device)
+            cols = lo + torch.arange(cfg.block_length, device=device)  # the block's completion positions
+            x[r, p + cols] = torch.where(sel, x0, x[r, p + cols])
             reveal[r, cols] = torch.where(sel, step, reveal[r, cols])
             if record:
                 tok_logp = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
