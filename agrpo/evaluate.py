@@ -56,6 +56,12 @@ def grid(cfg) -> list[tuple[SamplerConfig, int]]:
     return cells
 
 
+def prompt_batch(model, task, examples, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded prompt ids and attention mask of ``examples`` on ``device``."""
+    ids, mask = left_pad([model.encode_prompt(task, ex) for ex in examples], model.pad_id)
+    return ids.to(device), mask.to(device)
+
+
 def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_size: int, progress: bool = False):
     """Generate and judge every example; returns (rows, totals)."""
     device = next(model.parameters()).device
@@ -65,8 +71,7 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
     for lo in tqdm(range(0, len(examples), batch_size), desc=f"{task.name} S={sampler.steps}", disable=not progress):
         chunk = examples[lo:lo + batch_size]
         prompts = [task.prompt(ex) for ex in chunk]
-        ids, mask = left_pad([model.encode_prompt(task, ex) for ex in chunk], model.pad_id)
-        ids, mask = ids.to(device), mask.to(device)
+        ids, mask = prompt_batch(model, task, chunk, device)
         t0 = time.perf_counter()
         out = generate(model, ids, mask, sampler, generator, record=False)
         if device.type == "cuda":
@@ -101,9 +106,9 @@ def compile_warmup(model, task, examples, sampler: SamplerConfig, batch_size: in
     """Run one untimed batch so that compilation is not billed to the first cell's ``seconds``; returns its
     wall time (recorded as ``compile_warmup_seconds``)."""
     device = next(model.parameters()).device
-    ids, mask = left_pad([model.encode_prompt(task, ex) for ex in examples[:batch_size]], model.pad_id)
+    ids, mask = prompt_batch(model, task, examples[:batch_size], device)
     t0 = time.perf_counter()
-    generate(model, ids.to(device), mask.to(device), sampler, torch.Generator(device).manual_seed(0), record=False)
+    generate(model, ids, mask, sampler, torch.Generator(device).manual_seed(0), record=False)
     return time.perf_counter() - t0
 
 

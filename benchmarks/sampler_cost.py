@@ -32,11 +32,11 @@ import torch
 
 from agrpo.config import eval_sampler, load_config, profile_task
 from agrpo.data import load_split
-from agrpo.evaluate import run_cell
+from agrpo.evaluate import prompt_batch, run_cell
 from agrpo.io import atomic_write_json, atomic_write_text
 from agrpo.model import load_model
 from agrpo.provenance import device_name, git_sha, versions
-from agrpo.sampling import generate, left_pad
+from agrpo.sampling import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- sampler-table:start -->", "<!-- sampler-table:end -->"
@@ -60,15 +60,10 @@ def median_time(fn, device, repeats: int) -> float:
     return statistics.median(timed(fn, device) for _ in range(repeats))
 
 
-def batch_of(model, task, examples, device):
-    ids, mask = left_pad([model.encode_prompt(task, ex) for ex in examples], model.pad_id)
-    return ids.to(device), mask.to(device)
-
-
 def step_ratio(model, task, examples, sampler, device, repeats):
     """Median seconds of one sampler step and of one bare forward on the same (B, P + L) batch."""
     sampler = dataclasses.replace(sampler, eos_early_exit=False)  # every step a full-batch pass
-    ids, mask = batch_of(model, task, examples, device)
+    ids, mask = prompt_batch(model, task, examples, device)
     full = torch.cat([ids, torch.full((ids.shape[0], sampler.gen_length), model.mask_id, device=device)], 1)
     attn = torch.cat([mask, torch.ones((ids.shape[0], sampler.gen_length), dtype=mask.dtype, device=device)], 1)
     with torch.no_grad():
@@ -86,9 +81,12 @@ def throughput(model, task, examples, sampler, batch_size, device):
     passes = 0
     with torch.no_grad():
         for lo in range(0, len(examples), batch_size):
-            ids, mask = batch_of(model, task, examples[lo:lo + batch_size], device)
-            wall += timed(lambda: generate(model, ids, mask, sampler, g, record=False), device)
-            out = generate(model, ids, mask, sampler, g, record=False)
+            ids, mask = prompt_batch(model, task, examples[lo:lo + batch_size], device)
+            sync(device)
+            t0 = time.perf_counter()
+            out = generate(model, ids, mask, sampler, g, record=False)  # timed once; its pass counts feed the floor
+            sync(device)
+            wall += time.perf_counter() - t0
             full = torch.cat([ids, torch.full((ids.shape[0], sampler.gen_length), model.mask_id, device=device)], 1)
             attn = torch.cat([mask, torch.ones_like(full[:, ids.shape[1]:])], 1)
             one = statistics.median(timed(lambda: model(full, attn), device) for _ in range(3))
