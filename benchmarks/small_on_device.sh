@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The small profile on one lent GPU machine (the device tool), which allows 10 minutes a command and keeps a machine
+# for 30: Snakemake runs in the background in its own session (so it outlives each command) from a copy of the repo
+# outside the synced working tree, and successive commands wait on it and pack what has finished into $OUT.
+#   bash benchmarks/small_on_device.sh start <git sha>   install the carried wheels (.whl), start MPS if it works,
+#                                                         copy the repo to /tmp/proj, start snakemake (no report:
+#                                                         the device lacks pandas; aggregate where they are)
+#   bash benchmarks/small_on_device.sh wait <seconds>    wait for snakemake (at most <seconds>), print progress, pack
+#   bash benchmarks/small_on_device.sh bench             GPU benchmarks on the RL-trained small model, packed
+# Here, after the last command: tar xzf each eval_*.tgz / small_logs.tgz into the repo root, then
+#   agrpo report --config work/small/config.resolved.yaml --cells work/small/eval --out results/small
+set -uo pipefail
+P=/tmp/proj
+CFG=workflow/config/small.yaml
+OUT=${OUT:-/tmp/small_out}
+mkdir -p "$OUT"
+export PYTHONPATH=/tmp/site:$P PATH=/tmp/bin:$PATH PYTHONUNBUFFERED=1
+
+pack() {
+  (cd $P && tar czf "$OUT/small_logs.tgz" logs/small /tmp/smk.log work/small/config.resolved.yaml \
+     $(ls work/small/runs/*/train_log.jsonl work/small/models/*/config.json work/small/models/*/*.json 2>/dev/null) \
+     2>/dev/null)
+  for t in tiny_arith tiny_countdown tiny_sudoku; do
+    (cd $P && find work/small/eval -path "*/$t/*" \( -name metrics.json -o -name generations.jsonl \) -print0 \
+       | tar czf "$OUT/eval_$t.tgz" --null -T -)
+  done
+  ls -la "$OUT"
+}
+
+progress() {
+  cd $P
+  echo "cells: $(find work/small/eval -name metrics.json 2>/dev/null | wc -l) metrics.json"
+  for f in logs/small/pretrain.log logs/small/sft/*.log logs/small/train/*.log; do
+    [ -f "$f" ] && echo "$f: $(tail -c 300 "$f" | tr '\r' '\n' | grep -v '^$' | tail -1 | cut -c1-150)"
+  done
+  tail -5 /tmp/smk.log
+  nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader
+}
+
+case "${1:-}" in
+start)
+  python3 benchmarks/device_install.py .whl /tmp/site || exit 1
+  mkdir -p /tmp/bin
+  printf '#!/bin/sh\nexec python3 -m agrpo.cli "$@"\n' > /tmp/bin/agrpo && chmod +x /tmp/bin/agrpo
+  # MPS lets the concurrent jobs' kernels share the GPU instead of time-slicing; off again if a client cannot start
+  if command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d; then
+    timeout 60 python3 -c "import torch; torch.ones(1, device='cuda').sum().item(); print('MPS on')" \
+      || { echo quit | nvidia-cuda-mps-control; echo "MPS off"; }
+  else
+    echo "MPS not available"
+  fi
+  rm -rf $P && mkdir -p $P && tar --exclude=./.whl --exclude=./.git --exclude=./work -cf - . | tar -xf - -C $P
+  cd $P && AGRPO_GIT_SHA=${2:?git sha} setsid nohup snakemake --cores 16 --configfile $CFG --omit-from report \
+    --keep-going > /tmp/smk.log 2>&1 < /dev/null &
+  sleep 20; progress
+  ;;
+wait)
+  end=$((SECONDS + ${2:?seconds}))
+  while [ $SECONDS -lt $end ] && pgrep -f "snakemake --cores" > /dev/null; do sleep 5; done
+  pgrep -f "snakemake --cores" > /dev/null && echo "snakemake: running" || echo "snakemake: finished"
+  progress; pack
+  ;;
+bench)
+  cd $P
+  m=work/small/runs/agrpo-seed0/step80
+  AGRPO_GIT_SHA=${2:?git sha} python3 benchmarks/sampler_cost.py --config $CFG --model $m --task tiny_arith \
+    --device cuda --tag small_rl_h100 --batch-sizes 1 8 32 128 256 --threads 4 || exit 1
+  for o in agrpo diffu_grpo; do
+    AGRPO_GIT_SHA=$2 python3 benchmarks/update_cost.py --objective $o --device cuda --d-model 512 --n-layers 8 \
+      --n-heads 8 --batch 128 --gen-length 40 --block-length 8 --steps 20 --k 8 --repeats 5 --threads 4 \
+      --tag small || exit 1
+  done
+  tar czf "$OUT/bench.tgz" benchmarks/results docs/performance.md docs/*.md
+  ls -la "$OUT"
+  ;;
+*)
+  echo "usage: $0 start <sha> | wait <seconds> | bench <sha>"; exit 2
+  ;;
+esac
