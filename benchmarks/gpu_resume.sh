@@ -10,7 +10,7 @@ W=work/gpu_resume
 OUT=${OUT:-/tmp/gpu_resume}
 mkdir -p "$OUT"
 LAUNCH="accelerate launch --config_file workflow/accelerate/zero2.yaml --num_processes 1 --mixed_precision bf16 -m agrpo.cli"
-for m in agrpo diffu_grpo; do
+for m in ${METHODS:-agrpo diffu_grpo}; do   # METHODS="diffu_grpo" reruns one
   $LAUNCH train --config $CFG --method $m --seed 0 --base $W/models/base --out $W/runs/$m-whole --quiet > "$OUT/$m-whole.log" 2>&1 \
     || { tail -30 "$OUT/$m-whole.log"; exit 1; }
   setsid $LAUNCH train --config $CFG --method $m --seed 0 --base $W/models/base --out $W/runs/$m-killed --quiet \

@@ -14,7 +14,10 @@ P=/tmp/proj
 CFG=workflow/config/small.yaml
 OUT=${OUT:-/tmp/small_out}
 mkdir -p "$OUT"
-export PYTHONPATH=/tmp/site:$P PATH=/tmp/bin:$PATH PYTHONUNBUFFERED=1
+# wheels install to /tmp/site (their console scripts, snakemake among them, to /tmp/site/bin); /tmp/bin holds `agrpo`
+export PYTHONPATH=/tmp/site:$P PATH=/tmp/site/bin:/tmp/bin:$PATH PYTHONUNBUFFERED=1
+# the GPU's short name (h100, h200) tags the benchmark result files
+gpu_tag() { nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o 'H[0-9]*' | tr 'H' 'h'; }
 
 pack() {
   (cd $P && tar czf "$OUT/small_logs.tgz" logs/small /tmp/smk.log work/small/config.resolved.yaml \
@@ -64,11 +67,11 @@ bench)
   cd $P
   m=work/small/runs/agrpo-seed0/step80
   AGRPO_GIT_SHA=${2:?git sha} python3 benchmarks/sampler_cost.py --config $CFG --model $m --task tiny_arith \
-    --device cuda --tag small_rl_h100 --batch-sizes 1 8 32 128 256 --threads 4 || exit 1
+    --device cuda --tag small_rl_$(gpu_tag) --batch-sizes 1 8 32 128 256 --threads 4 || exit 1
   for o in agrpo diffu_grpo; do
     AGRPO_GIT_SHA=$2 python3 benchmarks/update_cost.py --objective $o --device cuda --d-model 512 --n-layers 8 \
       --n-heads 8 --batch 128 --gen-length 40 --block-length 8 --steps 20 --k 8 --repeats 5 --threads 4 \
-      --tag small || exit 1
+      --tag small_$(gpu_tag) || exit 1
   done
   tar czf "$OUT/bench.tgz" benchmarks/results docs/performance.md docs/*.md
   ls -la "$OUT"
