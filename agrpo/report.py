@@ -159,7 +159,7 @@ def _aggregate(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     out = d.groupby(by, as_index=False, sort=True).agg(
         accuracy=("accuracy", "mean"), ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"),
         acc_sd=("accuracy", "std"), cells=("accuracy", "size"), runs=("run_seed", "nunique"),
-        flops=("flops", "sum"), items=("n", "sum"), train_step=("train_step", "max"))
+        flops=("flops", "sum"), items=("n", "sum"), train_step=("train_step", "max"), nfe=("nfe", "mean"))
     out["flops_per_item"] = out["flops"] / out["items"]
     return out
 
@@ -432,59 +432,82 @@ def _colors(methods) -> dict[str, str]:
     return {m: palette[i % len(palette)] for i, m in enumerate(_methods(methods))}
 
 
-def _task_axes(tasks: list[str]):
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.3 * len(tasks), 3.6), squeeze=False)
-    return fig, dict(zip(tasks, axes[0]))
+def _task_axes(tasks: list[str], rows: list[str] | None = None):
+    """One column per task; one row per entry of `rows` (default: a single row). Returns (fig, {(row, task): ax})."""
+    rows = rows or [""]
+    fig, axes = plt.subplots(len(rows), len(tasks), figsize=(4.3 * len(tasks), 3.4 * len(rows) + 0.4),
+                             squeeze=False)
+    return fig, {(r, t): axes[i][j] for i, r in enumerate(rows) for j, t in enumerate(tasks)}
 
 
 def _finish(fig, axes: dict, suptitle: str) -> bytes:
-    handles, labels = next(iter(axes.values())).get_legend_handles_labels()
+    handles, labels = {}, []
     for ax in axes.values():
         ax.grid(alpha=0.3)
-        h, lab = ax.get_legend_handles_labels()
-        if len(lab) > len(labels):
-            handles, labels = h, lab
-    fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    ncol = min(len(labels), 5)
+    height = fig.get_size_inches()[1]
+    legend_in = 0.25 * -(-len(labels) // max(ncol, 1)) + 0.15  # legend rows below the panels, in inches
+    fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(suptitle, fontsize=10, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 0.86, 0.95))
+    fig.tight_layout(rect=(0, legend_in / height, 1, 1 - 0.35 / height))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
 
 
+def _panel(variant: str) -> str:
+    """The variant label without its threshold: threshold cells share the panel of plain sampling."""
+    return ", ".join(p for p in variant.split(", ") if p and not p.startswith("threshold="))
+
+
 def _plot_vs(last: pd.DataFrame, x: str, xlabel: str, base: int, profile: str) -> bytes:
-    fig, axes = _task_axes(sorted(last["task"].unique()))
+    """Accuracy vs `x` (sampling steps or FLOPs per item): a line per method for plain sampling, and a star per
+    method for confidence-threshold decoding, placed at its measured mean passes (NFE) on the steps plot."""
+    last = last.assign(panel=last["variant"].map(_panel))
+    rows = sorted(last["panel"].unique())
+    fig, axes = _task_axes(sorted(last["task"].unique()), rows)
     colors = _colors(last["method"])
-    for task, ax in axes.items():
-        for (m, var), d in sorted(last[last["task"] == task].groupby(["method", "variant"]),
-                                  key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
+    for (row, task), ax in axes.items():
+        here = last[(last["task"] == task) & (last["panel"] == row)]
+        for (m, thr), d in sorted(here.groupby(["method", "threshold"]), key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
             d = d.sort_values(x)
+            xs = d["nfe"] if (thr > 0 and x == "steps") else d[x]
             y = 100 * d["accuracy"]
             err = [(y - 100 * d["ci_low"]).clip(lower=0), (100 * d["ci_high"] - y).clip(lower=0)]
-            ax.errorbar(d[x], y, yerr=err, marker="o", capsize=3, color=colors[m],
-                        label=f"{m} (step{int(d['train_step'].max())}){_suffix(var)}")
+            style = dict(marker="*", markersize=11, linestyle="none") if thr > 0 else dict(marker="o")
+            ax.errorbar(xs, y, yerr=err, capsize=3, color=colors[m], **style,
+                        label=f"{m} (step{int(d['train_step'].max())})" + (f", threshold {thr:g}" if thr > 0 else ""))
         ax.set_xscale("log", base=base)
         if x == "steps":
             ticks = sorted(last["steps"].unique())
             ax.xaxis.set_major_locator(FixedLocator(ticks))
             ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xticklabels([str(t) for t in ticks])
-        ax.set(title=task, xlabel=xlabel, ylabel="accuracy (%)")
-    return _finish(fig, axes, f"{profile}: last checkpoint of each method, mean over seeds, 95% CI")
+        ax.set(title=f"{task}{_suffix(row)}", xlabel=xlabel, ylabel="accuracy (%)")
+    note = "; stars: threshold decoding at its mean passes (NFE)" if x == "steps" and (last["threshold"] > 0).any() else ""
+    return _finish(fig, axes, f"{profile}: last checkpoint of each method, mean over seeds, 95% CI{note}")
 
 
 def _plot_train(curves: pd.DataFrame, profile: str) -> bytes:
-    fig, axes = _task_axes(sorted(curves["task"].unique()))
+    """Accuracy at full sampling steps vs RL step: a row per sampler variant; threshold decoding dashed."""
+    curves = curves.assign(panel=curves["variant"].map(_panel))
+    rows = sorted(curves["panel"].unique())
+    fig, axes = _task_axes(sorted(curves["task"].unique()), rows)
     colors = _colors(curves["method"])
-    for task, ax in axes.items():
-        for (m, var), d in sorted(curves[curves["task"] == task].groupby(["method", "variant"]),
-                                  key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
+    for (row, task), ax in axes.items():
+        here = curves[(curves["task"] == task) & (curves["panel"] == row)]
+        for (m, var), d in sorted(here.groupby(["method", "variant"]), key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
             d = d.sort_values("train_step")
+            thr = [p for p in var.split(", ") if p.startswith("threshold=") and p != "threshold=0"]
             ax.plot(d["train_step"], 100 * d["accuracy"], marker="s" if m == "base" else "o", color=colors[m],
-                    label=f"{m}{_suffix(var)}")
-        steps = sorted(curves.loc[curves["task"] == task, "steps"].unique())
-        ax.set(title=task, xlabel="RL train step (rollout batches)",
+                    linestyle="--" if thr else "-", label=m + (f", {thr[0].replace('=', ' ')}" if thr else ""))
+        steps = sorted(here["steps"].unique())
+        ax.set(title=f"{task}{_suffix(row)}", xlabel="RL train step (rollout batches)",
                ylabel=f"accuracy (%) at {'/'.join(map(str, steps))} steps")
     return _finish(fig, axes, f"{profile}: accuracy vs training step at full sampling steps (base = step 0)")
 

@@ -129,8 +129,9 @@ def table(results: list[dict]) -> str:
         acc = "; ".join(f"{a['setting']}: {a['speedup_per_correct_vs_plain_half']:.2f}×, "
                         f"{100 * a['accuracy_change_vs_plain_half']:+.0f} pts" for a in r["accelerations"]
                         if a["setting"] != "plain, steps L/2")
-        out.append(f"| {r['device']} | {r['model_params'] / 1e6:.2f}M params, {r['task']} (n {r['throughput'][0]['items']}, "
-                   f"L {r['gen_length']}) | {r['step']['ratio']:.3f} (B {r['step']['batch']}) | {tp} | {acc} |")
+        model = "/".join(Path(r["model"]).parts[-2:])  # e.g. models/base, agrpo-seed0/step80
+        out.append(f"| {r['device']} | {r['model_params'] / 1e6:.2f}M params ({model}), {r['task']} "
+                   f"(n {r['throughput'][0]['items']}, L {r['gen_length']}) | {r['step']['ratio']:.3f} (B {r['step']['batch']}) | {tp} | {acc} |")
     return "\n".join(out)
 
 
