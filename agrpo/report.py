@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -22,7 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedLocator, NullLocator  # noqa: E402
 
-from agrpo.io import atomic_write_bytes  # noqa: E402
+from agrpo.io import atomic_write_bytes, read_jsonl  # noqa: E402
+from agrpo.stats import DiffCI, diff_in_diff_ci, item_means, paired_diff_ci, same_ids  # noqa: E402
 
 REQUIRED_KEYS = ["method", "run_seed", "checkpoint", "train_step", "task", "protocol", "gen_length", "block_length",
                  "steps", "remasking", "temperature", "seed", "n", "n_expected", "accuracy", "n_correct", "ci_low",
@@ -284,35 +287,223 @@ def _paper_speedup(ref) -> tuple[str, str]:
     return f"small loss at {s['value'].iloc[0]:g}x fewer steps ('minimal'; no number)", _src(s)
 
 
-def claims_table(last: pd.DataFrame, ref: pd.DataFrame | None) -> pd.DataFrame:
-    """The papers' claims beside the same comparisons measured here (last checkpoints, full steps, points)."""
-    full = last[last["steps"] == _full_steps(last)].set_index(["method", "task", "variant"])["accuracy"]
-    rob = step_robustness(last).set_index(["method", "task", "variant"])["change"]
+# ------------------------------------------------------------------------------------ claims with paired CIs
 
-    def diff(a, b, key):
-        if (a, *key) in full.index and (b, *key) in full.index:
-            return f"{100 * (full[(a, *key)] - full[(b, *key)]):+.1f}"
+NAMES = {"base": "base", "agrpo": "AGRPO", "diffu_grpo": "diffu-GRPO", "d1": "d1", "wd1": "wd1"}
+# Table 4's verdict by kind of comparison and CI sign (+1: interval above 0, −1: below, 0: includes 0)
+VERDICTS = {"diff": {1: "{a} higher", 0: "no detectable difference", -1: "{a} lower"},
+            "drop": {1: "{a} loses accuracy", 0: "no detectable drop", -1: "{a} gains accuracy"},
+            "did": {1: "{a} drops more than {b}", 0: "no detectable difference", -1: "{a} drops less than {b}"}}
+
+
+def _name(m: str) -> str:
+    return NAMES.get(m, m)
+
+
+def item_scores(cell: dict) -> dict | None:
+    """{item id: score} of one cell (a load_cells row) from the generations.jsonl beside its metrics.json — the
+    ``id`` and ``score`` that agrpo.evaluate writes per item; None when the cell has no generations.jsonl.
+
+    Raises ValueError naming the file for a row without id/score, a repeated id, or items that disagree with
+    metrics.json (count ≠ n, or mean score ≠ accuracy).
+    """
+    if not isinstance(cell.get("file"), str):
+        return None
+    path = Path(cell["file"]).with_name("generations.jsonl")
+    if not path.is_file():
+        return None
+    scores: dict = {}
+    for k, row in enumerate(read_jsonl(path), 1):
+        try:
+            i, s = row["id"], float(row["score"])
+            if i in scores:
+                raise ValueError(f"item id {i!r} appears twice")
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: item {k}: no usable id and score ({e})") from None
+        scores[i] = s
+    mean = math.fsum(scores.values()) / max(len(scores), 1)
+    if len(scores) != cell["n"] or abs(mean - cell["accuracy"]) > 1e-9:
+        raise ValueError(f"{path}: {len(scores)} items with mean score {mean:.6g}, but metrics.json says n = "
+                         f"{cell['n']}, accuracy {cell['accuracy']:.6g} (stale generations?)")
+    return scores
+
+
+@dataclass
+class Comparison:
+    """One of our answers to a claim on one task: point difference, paired CI, per-run-seed differences (all
+    fractions; None where not run or not computable). kind: gain (a − base), h2h (a − b), drop (a's full − fast),
+    did (a's drop − b's drop)."""
+    kind: str
+    a: str
+    b: str | None
+    task: str
+    variant: str
+    steps: tuple[int, int | None]  # full, and full/4 for drop/did
+    point: float | None = None
+    ci: DiffCI | None = None
+    per_seed: dict = field(default_factory=dict)
+
+    @property
+    def claim(self) -> str:
+        return {"gain": f"base → {_name(self.a)} gain", "h2h": f"{_name(self.a)} − {_name(self.b)}",
+                "drop": f"accuracy drop at 4x fewer steps: {_name(self.a)}",
+                "did": f"accuracy drop at 4x fewer steps: {_name(self.a)} − {_name(self.b or '')}"}[self.kind]
+
+    @property
+    def question(self) -> str:
+        """The claim as the Answers list asks it."""
+        full, quarter = self.steps
+        return {"gain": f"{_name(self.a)} vs base", "h2h": f"{_name(self.a)} vs {_name(self.b)} at equal rollouts",
+                "drop": f"{_name(self.a)}'s accuracy drop at 4x fewer sampling steps"
+                        + (f" ({full} → {quarter})" if quarter else ""),
+                "did": f"{_name(self.a)}'s drop at 4x fewer steps minus {_name(self.b or '')}'s"}[self.kind]
+
+    @property
+    def verdict(self) -> str:
+        """What the CI says (it includes or excludes 0), then whether the run seeds agree in sign."""
+        if self.point is None:
+            return "–"
+        a, b = _name(self.a), _name(self.b or "")
+        if self.ci is None:
+            text = "no verdict (no per-item scores)"
+        else:
+            text = VERDICTS.get(self.kind, VERDICTS["diff"])[self.ci.sign].format(a=a, b=b)
+            text += " (CI includes 0)" if self.ci.sign == 0 else " (CI excludes 0)"
+        k = len(self.per_seed)
+        signs = {(v > 0) - (v < 0) for v in map(_round_pts, self.per_seed.values())}  # as shown, to 0.1 point
+        if k < 2:
+            return text
+        if {1, -1} <= signs:
+            return text + (", but" if self.ci is not None and self.ci.sign else ";") + " run seeds disagree in sign"
+        if 0 in signs:
+            return text + "; run seeds do not all agree in sign (some at 0.0)"
+        return text + ("; both run seeds agree in sign" if k == 2 else f"; all {k} run seeds agree in sign")
+
+
+def _round_pts(x: float) -> float:
+    return round(100 * float(x), 1) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def _pts(x: float) -> str:
+    """A difference as signed points, '+3.1'."""
+    return f"{_round_pts(x):+.1f}"
+
+
+def claim_comparisons(df: pd.DataFrame) -> list[Comparison]:
+    """Our side of Table 4, per task and variant, at each method's last checkpoint:
+
+    * gain / h2h: a − b at full sampling steps;
+    * drop: a's accuracy at full steps − at full/4 (> 0: a loses accuracy);
+    * did: a's drop − b's drop, for every other method b with both steps values.
+
+    Points come from the cells' accuracies (as in Tables 1 and 3). The CI pairs the same test items: each
+    method's per-item scores are averaged over its run seeds and eval seeds (item_means), then paired_diff_ci /
+    diff_in_diff_ci; generations are read lazily, once per cell, and a cell without them leaves ci None. Per run
+    seed r of a: the same difference from a's seed-r cells and b's seed-r cells, or all of b's cells where b has
+    no seed r (base).
+    """
+    last = last_checkpoints(df)
+    acc = last.set_index(["method", "task", "variant", "steps"])["accuracy"]
+    rob = step_robustness(last).set_index(["method", "task", "variant"])
+    d = _with_variant(df)
+    d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
+    full_steps = _full_steps(last).groupby([last["task"], last["variant"]]).first()
+    loaded: dict = {}
+
+    def cells(m, key, steps) -> pd.DataFrame:
+        return d[(d["method"] == m) & (d["task"] == key[0]) & (d["variant"] == key[1]) & (d["steps"] == steps)]
+
+    def scores(g: pd.DataFrame) -> dict | None:
+        per = []
+        for r in g.to_dict("records"):
+            f = r.get("file")
+            if f not in loaded:
+                loaded[f] = item_scores(r)
+            if loaded[f] is None:
+                return None
+            per.append(loaded[f])
+        return item_means(per, [str(r.get("file", "?")) for r in g.to_dict("records")])
+
+    def seed_acc(g: pd.DataFrame, r) -> float:
+        own = g[g["run_seed"] == r]
+        return (own if len(own) else g)["accuracy"].mean()
+
+    def compare(c: Comparison, terms: list[tuple[str, int]]) -> Comparison:
+        """terms: (method, steps) of a_full, b_full (gain, h2h) or a_full, a_fast, b_full, b_fast (drop, did)."""
+        key = (c.task, c.variant)
+        if any((m, *key, s) not in acc.index for m, s in terms):
+            return c
+        signs = [1, -1] if len(terms) == 2 else [1, -1, -1, 1]
+        c.point = float(sum(sg * acc[(m, *key, s)] for sg, (m, s) in zip(signs, terms)))
+        groups = [cells(m, key, s) for m, s in terms]
+        c.per_seed = {int(r): float(sum(sg * seed_acc(g, r) for sg, g in zip(signs, groups)))
+                      for r in sorted(groups[0]["run_seed"].unique())}
+        per_item = [scores(g) for g in groups]
+        if all(s is not None for s in per_item):
+            names = [f"{m} at {s} steps" for m, s in terms]
+            ids = per_item[0]
+            for s, name in zip(per_item[1:], names[1:]):
+                same_ids(ids, s, names[0], name)
+            cols = [[s[i] for i in ids] for s in per_item]
+            c.ci = paired_diff_ci(*cols) if len(cols) == 2 else diff_in_diff_ci(*cols)
+        return c
+
+    def fast(m, key) -> tuple[int, int] | None:
+        """(full, full/4) steps of m, or None where full/4 is not in its grid."""
+        if (m, *key) not in rob.index or pd.isna(rob.loc[(m, *key), "quarter_steps"]):
+            return None
+        return int(rob.loc[(m, *key), "full_steps"]), int(rob.loc[(m, *key), "quarter_steps"])
+
+    out = []
+    for key in sorted(set(zip(last["task"], last["variant"]))):
+        full = int(full_steps[key])
+        for kind, a, b in (("gain", "agrpo", "base"), ("gain", "diffu_grpo", "base"), ("h2h", "agrpo", "diffu_grpo")):
+            out.append(compare(Comparison(kind, a, b, *key, (full, None)), [(a, full), (b, full)]))
+        fa = fast("agrpo", key)
+        if fa is None:
+            out.append(Comparison("drop", "agrpo", None, *key, (full, None)))
+            continue
+        out.append(compare(Comparison("drop", "agrpo", None, *key, fa), [("agrpo", fa[0]), ("agrpo", fa[1])]))
+        for m in _methods(last["method"]):
+            fb = fast(m, key) if m != "agrpo" else None
+            if fb:
+                out.append(compare(Comparison("did", "agrpo", m, *key, fa),
+                                   [("agrpo", fa[0]), ("agrpo", fa[1]), (m, fb[0]), (m, fb[1])]))
+    return out
+
+
+def _ours(c: Comparison) -> str:
+    if c.point is None:
         return "not run"
+    if c.ci is None:
+        return f"{_pts(c.point)}, CI n/a (no per-item scores)"
+    return f"{_pts(c.point)} [{_pts(c.ci.low)}, {_pts(c.ci.high)}]"
 
-    def drops(key):
-        parts = [f"{m} {100 * rob[(m, *key)]:+.1f}" for m in _methods(last["method"])
-                 if (m, *key) in rob.index and rob[(m, *key)] == rob[(m, *key)]]
-        return ", ".join(parts) or "not run"
 
+def claims_table(comps: list[Comparison], ref: pd.DataFrame | None) -> pd.DataFrame:
+    """The papers' claims beside ours (claim_comparisons): difference [95% CI], per run seed, verdict; points."""
     rows = []
-    for task, var in sorted(set(zip(last["task"], last["variant"]))):
-        t = PAPER_TASK.get(task, "")
-        ours_task = f"{task} ({var})" if var else task
-        key = (task, var)
-        for claim, (paper, src), ours in [
-            ("base → AGRPO gain", _paper_gain(ref, "agrpo", t), diff("agrpo", "base", key)),
-            ("base → diffu-GRPO gain", _paper_gain(ref, "diffu_grpo", t), diff("diffu_grpo", "base", key)),
-            ("AGRPO − diffu-GRPO", _paper_head_to_head(ref, t), diff("agrpo", "diffu_grpo", key)),
-            ("accuracy change at 4x fewer steps", _paper_speedup(ref), drops(key)),
-        ]:
-            rows.append([claim, ours_task, t or "–", paper, src or "–", ours])
+    for c in comps:
+        t = PAPER_TASK.get(c.task, "")
+        paper, src = {"gain": lambda: _paper_gain(ref, c.a, t), "h2h": lambda: _paper_head_to_head(ref, t),
+                      "drop": lambda: _paper_speedup(ref), "did": lambda: ("–", "")}[c.kind]()
+        seeds = ", ".join(f"seed{r} {_pts(v)}" for r, v in c.per_seed.items()) or "–"
+        rows.append([c.claim, c.task + _suffix(c.variant), t or "–", paper, src or "–", _ours(c), seeds, c.verdict])
     return pd.DataFrame(rows, columns=["claim", "our task", "paper task", "paper (points)", "paper source [flag]",
-                                       "ours (points)"])
+                                       "ours: difference [95% CI] (points)", "ours per run seed", "verdict"])
+
+
+def claim_answers(comps: list[Comparison]) -> list[str]:
+    """One plain sentence per claim and task, made from the numbers of claim_comparisons."""
+    out = []
+    for c in comps:
+        head = f"{c.task}{_suffix(c.variant)}: {c.question}: "
+        if c.point is None:
+            out.append(head + "not run.")
+        else:
+            ci = f" [{_pts(c.ci.low)}, {_pts(c.ci.high)}]" if c.ci is not None else ""
+            out.append(f"{head}{_pts(c.point)} points{ci}: {c.verdict}.")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ markdown
@@ -396,8 +587,9 @@ def _provenance(df: pd.DataFrame, profile: str) -> str:
 
 
 def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None) -> str:
-    """The text of report.md (pure: depends only on the cells and the reference numbers)."""
+    """The text of report.md (pure: depends only on the cells, their generations.jsonl and the reference numbers)."""
     last = last_checkpoints(df)
+    comps = claim_comparisons(df)
     lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
              "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
              "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "
@@ -411,9 +603,19 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
               _table3(step_robustness(last)), "",
               "## Table 4. The paper's claims beside ours", "", SCALE_NOTE, "",
               "Paper numbers come from `results/reference/paper_numbers.csv` (flags as in its README); 'derived' "
-              "marks arithmetic done here on those numbers. Ours: last checkpoints at full sampling steps, "
-              "accuracy points." + ("" if ref is not None else " No reference CSV was given."), "",
-              md_table(*_frame_rows(claims_table(last, ref))), "",
+              "marks arithmetic done here on those numbers." + ("" if ref is not None else
+                                                                " No reference CSV was given."), "",
+              "Ours: last checkpoints, accuracy points; differences at full sampling steps, and drops = accuracy at "
+              "full steps − at full/4 (> 0: a loss). The 95% CI is paired over the same test items: each method's "
+              "per-item scores (`generations.jsonl`) are averaged over its run seeds and eval seeds, then "
+              "d̄ ± 1.96·s_d/√n over the per-item differences dᵢ (for 'A − B' drops, dᵢ = (A_full − A_fast) − "
+              "(B_full − B_fast)). It counts item-level variation only, holding the trained runs fixed; the "
+              "per-run-seed column, the same difference for each run seed of the first method (a method without "
+              "that run seed, such as base, enters with all its cells), is the check on seed-to-seed variation.",
+              "",
+              md_table(*_frame_rows(claims_table(comps, ref))), "",
+              "**Answers at this scale** (generated from the numbers above):", "",
+              *[f"- {a}" for a in claim_answers(comps)], "",
               "## Plots", "",
               "![accuracy vs sampling steps](plots/acc_vs_steps.png)", "",
               "![accuracy vs estimated FLOPs per item](plots/acc_vs_flops.png)", "",

@@ -1,6 +1,7 @@
-"""Aggregation: fake eval cells → summary.csv, report.md, plots; mean_ci on known values."""
+"""Aggregation: fake eval cells → summary.csv, report.md, plots; mean_ci and the paired CIs on known values."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import agrpo.io as agrpo_io
 
 from agrpo import report
 from agrpo.report import IncompleteCellError, check_complete, load_cells, write_report
-from agrpo.stats import mean_ci
+from agrpo.stats import DiffCI, diff_in_diff_ci, item_means, mean_ci, paired_diff_ci, same_ids
 
 REF = Path(__file__).resolve().parents[1] / "results" / "reference" / "paper_numbers.csv"
 L, N = 16, 50
@@ -28,8 +29,11 @@ def true_acc(method, train_step, task, steps, run_seed=0):
             + 0.04 * run_seed)
 
 
-def write_cell(root: Path, method, run_seed, train_step, task, steps, seed=0, n=N, n_expected=N) -> Path:
-    k = round(true_acc(method, train_step, task, steps, run_seed) * n)
+def write_cell(root: Path, method, run_seed, train_step, task, steps, seed=0, n=N, n_expected=N, k=None,
+               generations=False) -> Path:
+    """A fake cell with k of n items correct (default: true_acc); with generations, a generations.jsonl beside it
+    where items q00 … q{k-1} are the correct ones, so any two cells' correct items are nested."""
+    k = round(true_acc(method, train_step, task, steps, run_seed) * n) if k is None else k
     acc, lo, hi = mean_ci([1.0] * k + [0.0] * (n - k))
     cell = {
         "method": method, "run_seed": run_seed, "checkpoint": f"step{train_step}", "train_step": train_step,
@@ -44,17 +48,22 @@ def write_cell(root: Path, method, run_seed, train_step, task, steps, seed=0, n=
     d = root / method / f"seed{run_seed}" / f"step{train_step}" / task / f"S{steps}_seed{seed}"
     d.mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps(cell))
+    if generations:
+        rows = [{"id": f"q{i:02d}", "correct": i < k, "score": float(i < k), "completion": "", "prompt": ""}
+                for i in range(n)]
+        (d / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return d / "metrics.json"
 
 
-def make_grid(root: Path, methods=("agrpo", "diffu_grpo"), run_seeds=(0,), tasks=TASKS, steps=STEPS) -> Path:
+def make_grid(root: Path, methods=("agrpo", "diffu_grpo"), run_seeds=(0,), tasks=TASKS, steps=STEPS,
+              generations=False) -> Path:
     for task in tasks:
         for s in steps:
-            write_cell(root, "base", 0, 0, task, s)
+            write_cell(root, "base", 0, 0, task, s, generations=generations)
             for m in methods:
                 for r in run_seeds:
                     for t in (20, 40):
-                        write_cell(root, m, r, t, task, s)
+                        write_cell(root, m, r, t, task, s, generations=generations)
     return root
 
 
@@ -90,6 +99,59 @@ def test_mean_ci_fractional_scores_normal_approximation():
 def test_mean_ci_rejects_empty():
     with pytest.raises(ValueError):
         mean_ci([])
+
+
+def test_paired_diff_ci_excludes_zero():
+    # d = 1 1 0 0 1 1: d̄ = 4/6, s_d² = (4·(1/3)² + 2·(2/3)²)/5 = 4/15, half = 1.96 · √(4/15)/√6 = 0.41320
+    ci = paired_diff_ci([1, 1, 1, 0, 1, 1], [0, 0, 1, 0, 0, 0])
+    assert ci.n == 6 and ci.diff == pytest.approx(2 / 3)
+    assert ci.low == pytest.approx(0.253470, abs=1e-6) and ci.high == pytest.approx(1.079863, abs=1e-6)
+    assert ci.sign == 1
+    assert paired_diff_ci([0, 0, 1, 0, 0, 0], [1, 1, 1, 0, 1, 1]).sign == -1
+
+
+def test_paired_diff_ci_includes_zero():
+    # d = 1 −1 1 0: d̄ = 0.25, s_d² = 2.75/3, half = 1.96 · 0.957427/2 = 0.938262
+    ci = paired_diff_ci([1, 0, 1, 0], [0, 1, 0, 0])
+    assert ci.diff == 0.25 and ci.n == 4
+    assert ci.low == pytest.approx(-0.688262, abs=1e-6) and ci.high == pytest.approx(1.188262, abs=1e-6)
+    assert ci.sign == 0
+    assert paired_diff_ci([0.5, 0.5], [0.5, 0.5]) == DiffCI(0.0, 0.0, 0.0, 2)  # s_d = 0: zero width, includes 0
+    assert paired_diff_ci([1], [0]) == DiffCI(1.0, float("-inf"), float("inf"), 1)  # s_d undefined at n = 1
+
+
+def test_diff_in_diff_ci_known_values():
+    # drops a: 0 0 0 1, b: 1 1 0 0 → d = −1 −1 0 1: d̄ = −0.25, the same s_d as above
+    ci = diff_in_diff_ci([1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0])
+    assert ci.diff == -0.25 and ci.n == 4
+    assert ci.low == pytest.approx(-1.188262, abs=1e-6) and ci.high == pytest.approx(0.688262, abs=1e-6)
+    with pytest.raises(ValueError, match="lengths differ: a_full 2, a_fast 2, b_full 1, b_fast 2"):
+        diff_in_diff_ci([1, 0], [1, 0], [1], [0, 0])
+
+
+def test_paired_diff_ci_rejects_mismatch():
+    with pytest.raises(ValueError, match="lengths differ: a 3, b 2"):
+        paired_diff_ci([1, 0, 1], [1, 0])
+    with pytest.raises(ValueError, match="at least one item"):
+        paired_diff_ci([], [])
+    with pytest.raises(ValueError, match="confidence"):
+        paired_diff_ci([1, 0], [0, 0], confidence=1.5)
+    with pytest.raises(AttributeError):
+        paired_diff_ci([1, 0], [0, 0]).diff = 0.0  # frozen
+
+
+def test_item_means_and_same_ids():
+    # two seeds of one method: per-item means, in the first cell's order
+    means = item_means([{"q2": 1.0, "q1": 0.0, "q3": 1.0}, {"q1": 1.0, "q2": 1.0, "q3": 0.0}])
+    assert means == {"q2": 1.0, "q1": 0.5, "q3": 0.5} and list(means) == ["q2", "q1", "q3"]
+    with pytest.raises(ValueError, match=r"seed1 lacks 1 item\(s\) of seed0: 'q3'; seed0 lacks 1 item\(s\) of "
+                                         r"seed1: 'q4'"):
+        item_means([{"q1": 1, "q3": 0}, {"q1": 0, "q4": 1}], names=["seed0", "seed1"])
+    with pytest.raises(ValueError, match="cell 1 lacks 7 item"):
+        item_means([{f"q{i}": 1 for i in range(8)}, {"q0": 1}])
+    assert same_ids({"b": 1, "a": 0}, {"a": 1, "b": 0}) == ["b", "a"]
+    with pytest.raises(ValueError, match="not over the same items: agrpo lacks 1 item\\(s\\) of base: 7"):
+        same_ids({7: 1.0, 8: 0.0}, {8: 1.0}, "base", "agrpo")
 
 
 # ------------------------------------------------------------------------------------------------- loading
@@ -183,11 +245,18 @@ def test_report_md_tables_and_claims(cells, tmp_path):
     claims = md.split("Table 4.")[1].split("## Plots")[0]
     # reference numbers: AGRPO v2 abstract gains; d1 Table 1 diffu-GRPO − LLaDA (72.6−68.7, 79.8−76.7, 81.9−78.2)
     assert "+9.9" in claims and "+59.4" in claims and "+3.9 / +3.1 / +3.7" in claims and "86.3" in claims
-    # ours: agrpo − base = +30.0 points, diffu-GRPO − base = +10.0, agrpo − diffu = +20.0 at full steps
+    # ours: agrpo − base = +30.0 points, diffu-GRPO − base = +10.0, agrpo − diffu = +20.0 at full steps; drops at
+    # 4x fewer steps: agrpo 4.0, base 16.0, diffu-GRPO 12.0. These cells have no generations.jsonl: no CI.
     arith = [line for line in claims.splitlines() if "| tiny_arith |" in line]
-    assert len(arith) == 4
-    assert arith[0].endswith("| +30.0 |") and arith[1].endswith("| +10.0 |") and arith[2].endswith("| +20.0 |")
-    assert "agrpo -4.0" in arith[3] and "base -16.0" in arith[3] and "diffu_grpo -12.0" in arith[3]
+    assert len(arith) == 6
+    na = ", CI n/a (no per-item scores) | seed0 {0} | no verdict (no per-item scores) |"
+    for line, claim, diff in zip(arith, ["base → AGRPO gain", "base → diffu-GRPO gain", "AGRPO − diffu-GRPO",
+                                         "accuracy drop at 4x fewer steps: AGRPO",
+                                         "accuracy drop at 4x fewer steps: AGRPO − base",
+                                         "accuracy drop at 4x fewer steps: AGRPO − diffu-GRPO"],
+                                 ["+30.0", "+10.0", "+20.0", "+4.0", "-12.0", "-8.0"]):
+        assert line.startswith(f"| {claim} | tiny_arith |") and line.endswith(f"| {diff}" + na.format(diff))
+    assert "- tiny_arith: AGRPO vs diffu-GRPO at equal rollouts: +20.0 points: no verdict (no per-item scores)." in md
     # table 3: agrpo on tiny_countdown at 16 and 4 steps
     assert "| agrpo | tiny_countdown | 16 | 50.0 | 4 | 46.0 | -4.0 |" in md
     # table 1 at full steps: the last checkpoint (step40) of agrpo: 70.0 on tiny_arith
@@ -199,6 +268,89 @@ def test_report_md_tables_and_claims(cells, tmp_path):
     assert f"| agrpo | 40.0* | {mid:.1f} | 70.0 |" in t2 and "| base | 40.0 | – | – |" in t2
     for p in ("plots/acc_vs_steps.png", "plots/acc_vs_flops.png", "plots/acc_vs_train_step.png"):
         assert f"]({p})" in md
+
+
+def _claim_rows(md: str, task: str) -> list[str]:
+    return [line for line in md.split("Table 4.")[1].split("**Answers")[0].splitlines() if f"| {task} |" in line]
+
+
+def test_claims_ci_from_generations(tmp_path):
+    """Items q00 … q{k−1} correct in every fake cell (N = 50), so per-item differences are 0 or ±1 on known items."""
+    root = make_grid(tmp_path / "c", generations=True)
+    build(root, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    arith = _claim_rows(md, "tiny_arith")
+    # AGRPO − diffu-GRPO at 16 steps: k 35 vs 25 → dᵢ = 1 on 10 items: d̄ = 0.2, s_d² = (10·0.8² + 40·0.2²)/49 = 8/49,
+    # half = 1.96 · 0.40406/√50 = 0.1120 → [8.8, 31.2] points: excludes 0
+    assert arith[2].endswith("| +20.0 [+8.8, +31.2] | seed0 +20.0 | AGRPO higher (CI excludes 0) |")
+    # AGRPO − base: k 35 vs 20, d̄ = 0.3, s_d² = 50/49 · 0.21, half = 0.1283
+    assert arith[0].endswith("| +30.0 [+17.2, +42.8] | seed0 +30.0 | AGRPO higher (CI excludes 0) |")
+    # drops 16 → 4 steps: AGRPO k 35 → 33 (items 33, 34), diffu-GRPO 25 → 19 (items 19 … 24): dᵢ = +1 on 2 items,
+    # −1 on 6: d̄ = −0.08, s_d² = (2·1.08² + 6·0.92² + 42·0.08²)/49 = 7.68/49, half = 0.1097 → [−19.0, +3.0]
+    assert arith[5].endswith("| -8.0 [-19.0, +3.0] | seed0 -8.0 | no detectable difference (CI includes 0) |")
+    # AGRPO's own drop: dᵢ = 1 on 2 items: d̄ = 0.04, s_d² = 50/49 · 0.04 · 0.96, half = 0.0549
+    assert arith[3].endswith("| +4.0 [-1.5, +9.5] | seed0 +4.0 | no detectable drop (CI includes 0) |")
+    answers = md.split("**Answers at this scale**")[1].split("## Plots")[0]
+    assert ("- tiny_arith: AGRPO vs diffu-GRPO at equal rollouts: +20.0 points [+8.8, +31.2]: AGRPO higher "
+            "(CI excludes 0).\n") in answers
+    assert ("- tiny_countdown: AGRPO's drop at 4x fewer steps minus diffu-GRPO's: -8.0 points [-19.0, +3.0]: "
+            "no detectable difference (CI includes 0).\n") in answers
+    assert ("- tiny_arith: AGRPO's accuracy drop at 4x fewer sampling steps (16 → 4): +4.0 points [-1.5, +9.5]: "
+            "no detectable drop (CI includes 0).\n") in answers
+    assert answers.count("\n- ") == 12  # 2 tasks × (3 comparisons, AGRPO's drop, its drop vs base and diffu-GRPO)
+    assert "paired over the same test items" in md and "item-level variation only" in md
+
+
+def test_claims_ci_seeds_averaged_and_disagreeing(tmp_path):
+    root = tmp_path / "c"
+    write_cell(root, "base", 0, 0, "tiny_arith", 16, k=10, generations=True)
+    for m, ks in (("agrpo", (30, 20)), ("diffu_grpo", (20, 25))):
+        for r, k in enumerate(ks):
+            write_cell(root, m, r, 40, "tiny_arith", 16, k=k, generations=True)
+    build(root, tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    rows = _claim_rows(md, "tiny_arith")
+    # per-item means: AGRPO 1 on q00–q19, 0.5 on q20–q29; diffu-GRPO 1 on q00–q19, 0.5 on q20–q24 → dᵢ = 0.5 on 5
+    # items: d̄ = 0.05, s_d² = (5·0.45² + 45·0.05²)/49 = 1.125/49, half = 0.0420 → [0.8, 9.2]; seeds: +20, −10
+    assert rows[2].endswith("| +5.0 [+0.8, +9.2] | seed0 +20.0, seed1 -10.0 | AGRPO higher (CI excludes 0), but run "
+                            "seeds disagree in sign |")
+    # base has one run seed: both AGRPO seeds are compared with it (0.6 − 0.2, 0.4 − 0.2)
+    assert "| seed0 +40.0, seed1 +20.0 | AGRPO higher (CI excludes 0); both run seeds agree in sign |" in rows[0]
+    assert rows[3].endswith("| not run | – | – |")  # no steps/4 cells
+    assert "- tiny_arith: AGRPO's accuracy drop at 4x fewer sampling steps: not run." in md
+
+
+def test_claims_ci_na_only_where_generations_are_missing(tmp_path):
+    root = make_grid(tmp_path / "c", tasks=["tiny_arith"], generations=True)
+    (root / "diffu_grpo" / "seed0" / "step40" / "tiny_arith" / "S16_seed0" / "generations.jsonl").unlink()
+    build(root, tmp_path / "out")
+    rows = _claim_rows((tmp_path / "out" / "report.md").read_text(), "tiny_arith")
+    assert rows[0].endswith("| +30.0 [+17.2, +42.8] | seed0 +30.0 | AGRPO higher (CI excludes 0) |")
+    assert rows[1].endswith("| +10.0, CI n/a (no per-item scores) | seed0 +10.0 | no verdict (no per-item scores) |")
+    assert "| +20.0, CI n/a (no per-item scores) |" in rows[2] and "| -8.0, CI n/a (no per-item scores) |" in rows[5]
+    assert "| -12.0 [-24.1, +0.1] |" in rows[4]
+
+
+def test_claims_ci_rejects_mismatched_or_stale_generations(tmp_path):
+    root = make_grid(tmp_path / "c", tasks=["tiny_arith"], steps=[16], generations=True)
+    gen = root / "agrpo" / "seed0" / "step40" / "tiny_arith" / "S16_seed0" / "generations.jsonl"
+    lines = gen.read_text().splitlines()
+    gen.write_text("\n".join(lines[:-1] + [lines[-1].replace('"q49"', '"x49"')]) + "\n")
+    with pytest.raises(ValueError, match=re.escape("not over the same items: base at 16 steps lacks 1 item(s) of agrpo "
+                                                   "at 16 steps: 'x49'; agrpo at 16 steps lacks 1 item(s) of base at "
+                                                   "16 steps: 'q49'")):
+        build(root, tmp_path / "out")
+    gen.write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(ValueError, match=f"{gen}: 49 items .* n = 50.*stale generations"):
+        build(root, tmp_path / "out")
+
+
+def test_summary_csv_unchanged_by_generations(tmp_path):
+    """Per-item scores feed Table 4 only: summary.csv is byte-identical with and without generations.jsonl."""
+    build(make_grid(tmp_path / "with", generations=True), tmp_path / "a")
+    build(make_grid(tmp_path / "without"), tmp_path / "b")
+    a, b = (tmp_path / "a" / "summary.csv").read_bytes(), (tmp_path / "b" / "summary.csv").read_bytes()
+    assert a == b and b"generations" not in a and b"score" not in a.split(b"\n")[0]
 
 
 def test_run_seeds_are_averaged(tmp_path):
