@@ -264,20 +264,27 @@ def _paper_gain(ref, method: str, task: str) -> tuple[str, str]:
     return f"{gains} (L = {lengths}; derived)", _src(pd.concat([a, b]))
 
 
-def _paper_head_to_head(ref, task: str) -> tuple[str, str]:
-    """AGRPO − diffu-GRPO as the papers state it: only a direction and task-less ratios, plus a derived
-    difference where an absolute AGRPO accuracy exists."""
-    ratios = _ref(ref, method="AGRPO", metric="ratio_over_diffu_grpo")
-    text = "> 0 (direction)" + "".join(f"; {v:g}× ({s.replace('AGRPO ', '')}, task not stated)"
-                                      for v, s in zip(ratios["value"], ratios["source"]))
-    rows = [ratios]
+def _paper_head_to_head(ref, task: str, other: str = "diffu_grpo") -> tuple[str, str]:
+    """AGRPO − `other` as the papers state it. For diffu-GRPO: only a direction and task-less ratios, plus a
+    derived difference where an absolute AGRPO accuracy exists; for d1: the derived difference only; else none."""
+    if ref is None:
+        return "–", ""
+    name = PAPER_METHOD.get(other, other)
+    rows, text = [], ""
+    if other == "diffu_grpo":
+        ratios = _ref(ref, method="AGRPO", metric="ratio_over_diffu_grpo")
+        text = "> 0 (direction)" + "".join(f"; {v:g}× ({s.replace('AGRPO ', '')}, task not stated)"
+                                          for v, s in zip(ratios["value"], ratios["source"]))
+        rows.append(ratios)
     a = _ref(ref, method="AGRPO", task=task, metric="accuracy")
-    d = _ref(ref, method="diffu-GRPO", task=task, metric="accuracy", source="d1 paper Table 1", gen_length=256)
+    d = _ref(ref, method=name, task=task, metric="accuracy", source="d1 paper Table 1", gen_length=256)
     if len(a) and len(d):
-        text += (f"; {a['value'].iloc[0]:g} − {d['value'].iloc[0]:g} (diffu-GRPO, L = 256) = "
-                 f"{a['value'].iloc[0] - d['value'].iloc[0]:+.1f} (derived, AGRPO length unverified)")
+        text += ("; " if text else "") + (
+            f"{a['value'].iloc[0]:g} − {d['value'].iloc[0]:g} ({NAMES.get(other, other)}, L = 256) = "
+            f"{a['value'].iloc[0] - d['value'].iloc[0]:+.1f} (derived, AGRPO length unverified)")
         rows += [a, d]
-    return (text, _src(pd.concat(rows))) if ref is not None else ("–", "")
+    rows = [r for r in rows if len(r)]
+    return (text, _src(pd.concat(rows))) if rows else ("–", "")
 
 
 def _paper_speedup(ref) -> tuple[str, str]:
@@ -366,6 +373,8 @@ class Comparison:
         a, b = _name(self.a), _name(self.b or "")
         if self.ci is None:
             text = "no verdict (no per-item scores)"
+        elif self.ci.low == self.ci.high == 0:
+            return "no difference: identical per-item scores"
         else:
             text = VERDICTS.get(self.kind, VERDICTS["diff"])[self.ci.sign].format(a=a, b=b)
             text += " (CI includes 0)" if self.ci.sign == 0 else " (CI excludes 0)"
@@ -457,7 +466,9 @@ def claim_comparisons(df: pd.DataFrame) -> list[Comparison]:
     out = []
     for key in sorted(set(zip(last["task"], last["variant"]))):
         full = int(full_steps[key])
-        for kind, a, b in (("gain", "agrpo", "base"), ("gain", "diffu_grpo", "base"), ("h2h", "agrpo", "diffu_grpo")):
+        pairs = [("gain", "agrpo", "base"), ("gain", "diffu_grpo", "base")]
+        pairs += [("h2h", "agrpo", m) for m in _methods(last["method"]) if m not in ("base", "agrpo")]
+        for kind, a, b in pairs:
             out.append(compare(Comparison(kind, a, b, *key, (full, None)), [(a, full), (b, full)]))
         fa = fast("agrpo", key)
         if fa is None:
@@ -485,7 +496,7 @@ def claims_table(comps: list[Comparison], ref: pd.DataFrame | None) -> pd.DataFr
     rows = []
     for c in comps:
         t = PAPER_TASK.get(c.task, "")
-        paper, src = {"gain": lambda: _paper_gain(ref, c.a, t), "h2h": lambda: _paper_head_to_head(ref, t),
+        paper, src = {"gain": lambda: _paper_gain(ref, c.a, t), "h2h": lambda: _paper_head_to_head(ref, t, c.b),
                       "drop": lambda: _paper_speedup(ref), "did": lambda: ("–", "")}[c.kind]()
         seeds = ", ".join(f"seed{r} {_pts(v)}" for r, v in c.per_seed.items()) or "–"
         rows.append([c.claim, c.task + _suffix(c.variant), t or "–", paper, src or "–", _ours(c), seeds, c.verdict])
@@ -503,6 +514,119 @@ def claim_answers(comps: list[Comparison]) -> list[str]:
         else:
             ci = f" [{_pts(c.ci.low)}, {_pts(c.ci.high)}]" if c.ci is not None else ""
             out.append(f"{head}{_pts(c.point)} points{ci}: {c.verdict}.")
+    return out
+
+
+def _is_threshold(variant: str) -> bool:
+    return any(p.startswith("threshold=") and p != "threshold=0" for p in variant.split(", "))
+
+
+def standard_sampler(df: pd.DataFrame) -> pd.DataFrame:
+    """The cells sampled as the papers sample: no KV cache, no confidence-threshold decoding (Tables 3 and 4
+    answer the papers' claims on these). Grids without those axes are returned whole."""
+    keep = pd.Series(True, index=df.index)
+    if "cache" in df:
+        keep &= df["cache"].fillna("none") == "none"
+    if "threshold" in df:
+        keep &= df["threshold"].fillna(0.0) == 0
+    return df[keep] if keep.any() else df
+
+
+ACCEL_KEYS = ["method", "run_seed", "checkpoint", "task", "protocol", "gen_length", "block_length", "remasking",
+              "temperature", "eos_early_exit", "seed"]
+
+
+def acceleration_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Fast-dLLM's options against plain sampling over the whole grid (every checkpoint, method and task).
+
+    Each accelerated cell (prefix cache and/or threshold τ > 0) is paired with the plain cell of the same model,
+    task and sampler: the cache at the same steps (its own cost), threshold decoding against plain sampling at
+    L/2 steps (the d1 protocol) and at L steps. Per setting and gen length: cells paired, the ratio of forward
+    passes (Σ NFE plain / Σ NFE fast), of wall seconds and of seconds per correct answer
+    (Σ seconds / Σ correct, plain over fast), and the accuracy change fast − plain with a 95% CI paired over
+    (cell, item) pairs from generations.jsonl (None where a cell has none). Wall seconds are as the cells
+    recorded them: cells that shared a device are noisy; NFE is exact.
+    """
+    if not {"cache", "threshold"} <= set(df.columns):
+        return pd.DataFrame()
+    d = df.assign(cache=df["cache"].fillna("none"), threshold=df["threshold"].fillna(0.0))
+    plain = d[(d["cache"] == "none") & (d["threshold"] == 0)]
+    fast = d[(d["cache"] != "none") | (d["threshold"] > 0)]
+    if fast.empty:
+        return pd.DataFrame()
+
+    def key(r, steps) -> tuple:
+        return tuple(str(r.get(c)) for c in ACCEL_KEYS) + (int(steps),)
+
+    plain_at = {key(r, r["steps"]): r for r in plain.to_dict("records")}
+    rows = []
+    for (cache, thr), f in fast.groupby(["cache", "threshold"], sort=True):
+        setting = " + ".join(([f"{cache} cache"] if cache != "none" else []) + ([f"threshold {thr:g}"] if thr else []))
+        against = [("same steps", lambda r: r["steps"])] if not thr else \
+            [("plain, steps L/2", lambda r: r["gen_length"] // 2), ("plain, steps L", lambda r: r["gen_length"])]
+        for label, steps_of in against:
+            for L, fl in f.groupby("gen_length", sort=True):
+                pairs = [(r, plain_at[key(r, steps_of(r))]) for r in fl.to_dict("records")
+                         if key(r, steps_of(r)) in plain_at]
+                if not pairs:
+                    continue
+                fr, pr = pd.DataFrame([a for a, _ in pairs]), pd.DataFrame([b for _, b in pairs])
+                a_items, b_items = [], []
+                for a, b in pairs:
+                    sa, sb = item_scores(a), item_scores(b)
+                    if sa is None or sb is None:
+                        a_items = None
+                        break
+                    ids = same_ids(sa, sb, str(a.get("file")), str(b.get("file")))
+                    a_items += [sa[i] for i in ids]
+                    b_items += [sb[i] for i in ids]
+                ci = paired_diff_ci(a_items, b_items) if a_items else None
+                spc = lambda x: x["seconds"].sum() / max(x["n_correct"].sum(), 1)  # noqa: E731
+                rows.append({"setting": setting, "against": label, "gen_length": int(L), "cells": len(pairs),
+                             "passes_ratio": pr["nfe"].sum() / fr["nfe"].sum(),
+                             "seconds_ratio": pr["seconds"].sum() / fr["seconds"].sum(),
+                             "seconds_per_correct_ratio": spc(pr) / spc(fr),
+                             "accuracy_change": (fr["accuracy"] - pr["accuracy"]).mean(), "ci": ci})
+    return pd.DataFrame(rows)
+
+
+def _table5(acc: pd.DataFrame) -> list[str]:
+    if acc.empty:
+        return ["This grid has no cache or threshold axes (`eval.caches`, `eval.thresholds`).", ""]
+    rows = [[r["setting"], r["against"], r["gen_length"], r["cells"], f"{r['passes_ratio']:.2f}×",
+             f"{r['seconds_ratio']:.2f}×", f"{r['seconds_per_correct_ratio']:.2f}×",
+             f"{_pts(r['accuracy_change'])}" + (f" [{_pts(r['ci'].low)}, {_pts(r['ci'].high)}]" if r["ci"] else
+                                                  " (CI n/a: no per-item scores)")]
+            for r in acc.to_dict("records")]
+    return [md_table(["setting", "against", "L", "cells paired", "fewer passes", "less wall time",
+                      "less time per correct answer", "accuracy change, points [95% CI]"], rows), ""]
+
+
+def claim_summary(comps: list[Comparison]) -> list[str]:
+    """The issue's two questions, counted over (task, gen length) settings from claim_comparisons: does AGRPO
+    beat each baseline at equal rollouts (h2h), and does it lose less than each when steps drop 4x (did)."""
+    out = []
+    for kind, question, words in (
+            ("h2h", "AGRPO vs {b} at equal rollouts, full sampling steps", ("AGRPO higher", "AGRPO lower")),
+            ("did", "accuracy drop at 4x fewer sampling steps, AGRPO's minus {b}'s",
+             ("AGRPO drops more", "AGRPO drops less"))):
+        for b in dict.fromkeys(c.b for c in comps if c.kind == kind):
+            cs = [c for c in comps if c.kind == kind and c.b == b and c.point is not None]
+            with_ci = [c for c in cs if c.ci is not None]
+            if not cs:
+                continue
+            same = [c for c in with_ci if c.ci.low == c.ci.high == 0]
+            up = [c for c in with_ci if c.ci.sign > 0]
+            down = [c for c in with_ci if c.ci.sign < 0]
+            where = lambda xs: " (" + ", ".join(f"{c.task}{_suffix(c.variant)} {_pts(c.point)}" for c in xs) + ")" if xs else ""  # noqa: E731
+            text = (f"{question.format(b=_name(b))}: of {len(cs)} task × length settings, {words[0]} (CI excludes 0) "
+                    f"in {len(up)}{where(up)}, {words[1]} in {len(down)}{where(down)}, no detectable difference in "
+                    f"{len(with_ci) - len(up) - len(down) - len(same)}")
+            if same:
+                text += f", identical per-item scores in {len(same)}{where(same)}"
+            if len(with_ci) < len(cs):
+                text += f", no per-item scores in {len(cs) - len(with_ci)}"
+            out.append(text + ".")
     return out
 
 
@@ -567,8 +691,9 @@ def _table2(curves: pd.DataFrame) -> list[str]:
 
 
 def _table3(rob: pd.DataFrame) -> str:
-    rows = [[r.method, r.task + _suffix(r.variant), r.full_steps, _pct(r.acc_full),
-             r.quarter_steps if r.quarter_steps else "not in grid", _pct(r.acc_quarter),
+    rob = rob[~rob["variant"].map(_is_threshold)]  # threshold decoding chooses its own passes: no steps grid
+    rows = [[r.method, r.task + _suffix(r.variant), int(r.full_steps), _pct(r.acc_full),
+             "not in grid" if pd.isna(r.quarter_steps) else int(r.quarter_steps), _pct(r.acc_quarter),
              "–" if r.change != r.change else f"{100 * r.change:+.1f}"] for r in rob.itertuples()]
     return md_table(["method", "task", "full steps", "accuracy (%)", "steps / 4", "accuracy (%)", "change (points)"],
                     rows)
@@ -589,7 +714,8 @@ def _provenance(df: pd.DataFrame, profile: str) -> str:
 def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl and the reference numbers)."""
     last = last_checkpoints(df)
-    comps = claim_comparisons(df)
+    std = standard_sampler(df)
+    comps = claim_comparisons(std)
     lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
              "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
              "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "
@@ -600,12 +726,13 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
     lines += ["## Table 2. Accuracy (%) vs RL training step, at full sampling steps", ""]
     lines += _table2(training_curves(df))
     lines += ["## Table 3. Step robustness (AGRPO v2: \"4x faster with minimal performance sacrifices\")", "",
-              _table3(step_robustness(last)), "",
+              _table3(step_robustness(last_checkpoints(std))), "",
               "## Table 4. The paper's claims beside ours", "", SCALE_NOTE, "",
               "Paper numbers come from `results/reference/paper_numbers.csv` (flags as in its README); 'derived' "
               "marks arithmetic done here on those numbers." + ("" if ref is not None else
                                                                 " No reference CSV was given."), "",
-              "Ours: last checkpoints, accuracy points; differences at full sampling steps, and drops = accuracy at "
+              "Ours: the papers' sampler (no cache, no threshold decoding; Table 5 has those); last checkpoints, "
+              "accuracy points; differences at full sampling steps, and drops = accuracy at "
               "full steps − at full/4 (> 0: a loss). The 95% CI is paired over the same test items: each method's "
               "per-item scores (`generations.jsonl`) are averaged over its run seeds and eval seeds, then "
               "d̄ ± 1.96·s_d/√n over the per-item differences dᵢ (for 'A − B' drops, dᵢ = (A_full − A_fast) − "
@@ -614,8 +741,19 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
               "that run seed, such as base, enters with all its cells), is the check on seed-to-seed variation.",
               "",
               md_table(*_frame_rows(claims_table(comps, ref))), "",
-              "**Answers at this scale** (generated from the numbers above):", "",
+              "**Answers at this scale** (generated from the numbers above; each CI at 95%, so about 1 in 20 "
+              "comparisons without a real difference still excludes 0):", "",
+              *[f"- {a}" for a in claim_summary(comps)], "",
+              "Per task and length:", "",
               *[f"- {a}" for a in claim_answers(comps)], "",
+              "## Table 5. Fast-dLLM accelerations against plain sampling, over the whole grid", "",
+              "Every checkpoint, method and task: each prefix-cache or threshold-decoding cell is paired with the "
+              "plain cell of the same model and task (the cache at the same steps; threshold decoding against plain "
+              "sampling at L/2 and at L steps). Ratios are plain ÷ accelerated (> 1: the acceleration is cheaper); "
+              "passes are exact (NFE), wall seconds are as the cells recorded them (concurrent jobs on one device "
+              "make them noisy: `docs/performance.md` times them in isolation). The CI pairs (cell, item) "
+              "pairs, so it counts item-level variation over these models, not run-to-run variation.", "",
+              *_table5(acceleration_rows(df)),
               "## Plots", "",
               "![accuracy vs sampling steps](plots/acc_vs_steps.png)", "",
               "![accuracy vs estimated FLOPs per item](plots/acc_vs_flops.png)", "",
