@@ -158,6 +158,7 @@ class EvalConfig:
     caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers) and/or `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate)", default_factory=lambda: ["none"])
     thresholds: list[float] = doc("decoding axis of the grid: 0 = the fixed steps schedule (the papers); τ in (0, 1) = Fast-dLLM confidence-threshold parallel decoding (commit every position with confidence ≥ τ, at least one per step; one cell per length, steps chosen by the data)", default_factory=lambda: [0.0])
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
+    dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model")
 
 
 @dataclass
@@ -279,6 +280,8 @@ def validate(cfg: ProfileConfig) -> None:
         raise ConfigError(f"model.type: expected 'tiny' or 'llada', got {cfg.model.type!r}")
     if cfg.model.type == "llada" and not cfg.model.name_or_path:
         raise ConfigError("model.name_or_path: required for model.type llada (a local directory or a hub id)")
+    if cfg.eval.dtype not in ("model", "bfloat16"):
+        raise ConfigError(f"eval.dtype: expected 'model' or 'bfloat16', got {cfg.eval.dtype!r}")
     if cfg.model.dtype not in ("bfloat16", "float32"):
         raise ConfigError(f"model.dtype: expected 'bfloat16' or 'float32', got {cfg.model.dtype!r}")
     for t in cfg.data.tasks:

@@ -95,8 +95,11 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
 
 
 def load_eval_model(cfg, model_dir):
-    """The checkpoint on ``device`` in ``model.dtype`` (LLaDA), optionally with a torch.compile'd forward."""
+    """The checkpoint on ``device`` in ``model.dtype`` (LLaDA) or cast to ``eval.dtype``, optionally with a
+    torch.compile'd forward."""
     model = load_model(model_dir, dtype=getattr(torch, cfg.model.dtype), device=cfg.device).eval()
+    if cfg.eval.dtype == "bfloat16":
+        model = model.to(torch.bfloat16)
     if cfg.eval.compile:
         model.forward = torch.compile(model.forward, dynamic=True)
     return model

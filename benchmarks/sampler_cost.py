@@ -129,7 +129,7 @@ def table(results: list[dict]) -> str:
         acc = "; ".join(f"{a['setting']}: {a['speedup_per_correct_vs_plain_half']:.2f}×, "
                         f"{100 * a['accuracy_change_vs_plain_half']:+.0f} pts" for a in r["accelerations"]
                         if a["setting"] != "plain, steps L/2")
-        model = "/".join(Path(r["model"]).parts[-2:])  # e.g. models/base, agrpo-seed0/step80
+        model = "/".join(Path(r["model"]).parts[-2:]) + f", {r.get('dtype', 'float32')}"  # e.g. models/base
         out.append(f"| {r['device']} | {r['model_params'] / 1e6:.2f}M params ({model}), {r['task']} "
                    f"(n {r['throughput'][0]['items']}, L {r['gen_length']}) | {r['step']['ratio']:.3f} (B {r['step']['batch']}) | {tp} | {acc} |")
     return "\n".join(out)
@@ -156,16 +156,21 @@ def main(argv=None):
     ap.add_argument("--threshold", type=float, default=0.9)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dtype", choices=["model", "bfloat16"], default="model",
+                    help="eval.dtype: as loaded (tiny architecture: float32) or cast to bfloat16")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = load_config(a.config, {"device": a.device})
     model = load_model(a.model, dtype=getattr(torch, cfg.model.dtype), device=a.device).eval()
+    if a.dtype == "bfloat16":
+        model = model.to(torch.bfloat16)
     task = profile_task(cfg, a.task)
     examples = load_split(cfg.work_dir, a.task, "test")
     L = cfg.eval.gen_lengths[0]
     base = eval_sampler(cfg, L, L // 2)
     result = {"device": device_name(a.device), "git_sha": git_sha(), "versions": versions(), "config": a.config,
-              "model": a.model, "model_params": model.num_parameters(), "task": a.task, "gen_length": L,
+              "model": a.model, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+              "model_params": model.num_parameters(), "task": a.task, "gen_length": L,
               "block_length": base.block_length, "eval_batch_size": cfg.eval.batch_size, "threads": a.threads,
               "step": step_ratio(model, task, examples[:cfg.eval.batch_size], base, a.device, a.repeats),
               "throughput": [throughput(model, task, examples, base, bs, a.device) for bs in a.batch_sizes],

@@ -6,7 +6,8 @@
 #                                                         copy the repo to /tmp/proj, start snakemake (no report:
 #                                                         the device lacks pandas; aggregate where they are)
 #   bash benchmarks/small_on_device.sh wait <seconds>    wait for snakemake (at most <seconds>), print progress, pack
-#   bash benchmarks/small_on_device.sh bench             GPU benchmarks on the RL-trained small model, packed
+#   bash benchmarks/small_on_device.sh bench <git sha>   GPU benchmarks on the RL-trained small model, packed
+#   bash benchmarks/small_on_device.sh dtype <git sha>   eval.dtype float32 vs bfloat16 on a freshly pretrained base
 # Here, after the last command: tar xzf each eval_*.tgz / small_logs.tgz into the repo root, then
 #   agrpo report --config work/small/config.resolved.yaml --cells work/small/eval --out results/small
 set -uo pipefail
@@ -76,7 +77,24 @@ bench)
   tar czf "$OUT/bench.tgz" benchmarks/results docs/performance.md docs/*.md
   ls -la "$OUT"
   ;;
+dtype)
+  # eval.dtype on the GPU: the small profile's base model (pretrained here, ~1 min) timed and scored by
+  # sampler_cost.py as loaded (float32) and cast to bfloat16, one after the other in this command
+  export PYTHONPATH=/tmp/site:$PWD
+  python3 benchmarks/device_install.py .whl /tmp/site || exit 1
+  for t in tiny_arith tiny_countdown tiny_sudoku; do python3 -m agrpo.cli data --config $CFG --task $t --quiet || exit 1; done
+  AGRPO_GIT_SHA=${2:?git sha} python3 -m agrpo.cli base --config $CFG --out work/small/models/base > /tmp/base.log 2>&1 \
+    || { tail -20 /tmp/base.log; exit 1; }
+  tail -1 /tmp/base.log
+  for dt in model bfloat16; do
+    AGRPO_GIT_SHA=$2 python3 benchmarks/sampler_cost.py --config $CFG --model work/small/models/base --task tiny_arith \
+      --device cuda --tag small_base_${dt/model/float32}_$(gpu_tag) --batch-sizes 1 32 128 --threads 4 --dtype $dt \
+      || exit 1
+  done
+  tar czf "$OUT/dtype.tgz" benchmarks/results/sampler_cost_small_base_* docs/performance.md
+  ls -la "$OUT"
+  ;;
 *)
-  echo "usage: $0 start <sha> | wait <seconds> | bench <sha>"; exit 2
+  echo "usage: $0 start <sha> | wait <seconds> | bench <sha> | dtype <sha>"; exit 2
   ;;
 esac

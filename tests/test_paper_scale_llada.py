@@ -97,3 +97,36 @@ def test_llada_paper_profile_launches_zero2_on_8_gpus_with_the_released_memory_o
     assert not cfg.methods["agrpo"].load_in_4bit  # released AGRPO: load_in_4bit false
     assert all(cfg.methods[m].load_in_4bit for m in ("diffu_grpo", "d1"))  # d1: hard-coded 4-bit
     assert cfg.methods["d1"].sft.lora.r == 128 and cfg.methods["d1"].sft.lora.alpha == 256
+
+
+def test_eval_dtype_bfloat16_casts_the_tiny_model_and_runs_padded_batches(tmp_path, tiny_model, tokenizer, monkeypatch):
+    """eval.dtype: bfloat16 casts the weights after loading (the tiny architecture otherwise stays float32); a
+    left-padded batch then runs with a bfloat16 attention bias, and its logits stay close to float32's."""
+    tiny_model.save_pretrained(tmp_path / "m")
+    cfg = load_config("workflow/config/tiny.yaml", {"eval.dtype": "bfloat16"})
+    model = load_eval_model(cfg, tmp_path / "m")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in load_eval_model(load_config("workflow/config/tiny.yaml"), tmp_path / "m").parameters()} \
+        == {torch.float32}
+    ids = torch.randint(4, tokenizer.vocab_size, (3, 7), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    import agrpo.model.tiny as tiny_module
+    bias_dtypes = set()
+
+    def attend(q, k, v, attn_bias, *rest):
+        bias_dtypes.add(None if attn_bias is None else attn_bias.dtype)
+        return tiny_module.__dict__["_attend"](q, k, v, attn_bias, *rest)
+
+    monkeypatch.setitem(tiny_module.__dict__, "_attend", tiny_module.attend)
+    monkeypatch.setattr(tiny_module, "attend", attend)
+    low = model(ids, mask)
+    assert bias_dtypes == {torch.bfloat16}  # CUDA's SDPA wants the bias in the query's dtype
+    ref = tiny_model(ids, mask)
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low[mask.bool()]).all()
+    torch.testing.assert_close(low.float()[mask.bool()], ref[mask.bool()], atol=0.05, rtol=0.05)
+    sc = SamplerConfig(gen_length=16, block_length=8, steps=8)
+    out = generate(model, ids, mask, sc, torch.Generator().manual_seed(0), record=False)
+    assert out.completion_ids.shape == (3, 16)
+    with pytest.raises(ConfigError, match="eval.dtype"):
+        load_config("workflow/config/tiny.yaml", {"eval.dtype": "float16"})

@@ -96,7 +96,7 @@ class TinyDLLM(MaskedDiffusionLM):
         inv_freq = self.cfg.rope_theta ** (-torch.arange(0, head_dim, 2, device=input_ids.device).float() / head_dim)
         angles = pos[:, None, :, None] * inv_freq  # (B, 1, N, head_dim/2)
         cos, sin = angles.cos(), angles.sin()
-        attn_bias = padding_bias(attention_mask, torch.float32)
+        attn_bias = padding_bias(attention_mask, self.embed.weight.dtype)
         if attn_bias is not None and past is not None:
             attn_bias = attn_bias[:, :, -n:]  # queries: the uncached positions
         x = self.embed(input_ids)
