@@ -75,11 +75,15 @@ def step_ratio(model, task, examples, sampler, device, repeats):
 
 
 def throughput(model, task, examples, sampler, batch_size, device):
-    """Whole test set at one batch size: wall seconds, and the forward floor measured batch by batch."""
+    """Whole test set at one batch size: wall seconds, and the forward floor measured batch by batch. One untimed
+    generation of the first batch first: a new batch shape's first kernels (cuBLAS heuristics, allocator growth)
+    are not the sampler's cost (added 2026-12-01; earlier result files were timed without it)."""
     g = torch.Generator(device).manual_seed(0)
     wall = floor = 0.0
     passes = 0
     with torch.no_grad():
+        ids, mask = prompt_batch(model, task, examples[:batch_size], device)
+        generate(model, ids, mask, sampler, torch.Generator(device).manual_seed(0), record=False)
         for lo in range(0, len(examples), batch_size):
             ids, mask = prompt_batch(model, task, examples[lo:lo + batch_size], device)
             sync(device)
