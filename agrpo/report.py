@@ -517,10 +517,6 @@ def claim_answers(comps: list[Comparison]) -> list[str]:
     return out
 
 
-def _is_threshold(variant: str) -> bool:
-    return any(p.startswith("threshold=") and p != "threshold=0" for p in variant.split(", "))
-
-
 def standard_sampler(df: pd.DataFrame) -> pd.DataFrame:
     """The cells sampled as the papers sample: no KV cache, no confidence-threshold decoding (Tables 3 and 4
     answer the papers' claims on these). Grids without those axes are returned whole."""
@@ -559,6 +555,13 @@ def acceleration_rows(df: pd.DataFrame) -> pd.DataFrame:
         return tuple(str(r.get(c)) for c in ACCEL_KEYS) + (int(steps),)
 
     plain_at = {key(r, r["steps"]): r for r in plain.to_dict("records")}
+    loaded: dict = {}  # plain cells pair with several settings: read each generations.jsonl once
+
+    def scores(cell: dict) -> dict | None:
+        if cell.get("file") not in loaded:
+            loaded[cell.get("file")] = item_scores(cell)
+        return loaded[cell.get("file")]
+
     rows = []
     for (cache, thr), f in fast.groupby(["cache", "threshold"], sort=True):
         setting = " + ".join(([f"{cache} cache"] if cache != "none" else []) + ([f"threshold {thr:g}"] if thr else []))
@@ -573,7 +576,7 @@ def acceleration_rows(df: pd.DataFrame) -> pd.DataFrame:
                 fr, pr = pd.DataFrame([a for a, _ in pairs]), pd.DataFrame([b for _, b in pairs])
                 a_items, b_items = [], []
                 for a, b in pairs:
-                    sa, sb = item_scores(a), item_scores(b)
+                    sa, sb = scores(a), scores(b)
                     if sa is None or sb is None:
                         a_items = None
                         break
@@ -691,7 +694,7 @@ def _table2(curves: pd.DataFrame) -> list[str]:
 
 
 def _table3(rob: pd.DataFrame) -> str:
-    rob = rob[~rob["variant"].map(_is_threshold)]  # threshold decoding chooses its own passes: no steps grid
+    rob = rob[rob["variant"].map(_threshold_part).isna()]  # threshold decoding chooses its own passes: no steps grid
     rows = [[r.method, r.task + _suffix(r.variant), int(r.full_steps), _pct(r.acc_full),
              "not in grid" if pd.isna(r.quarter_steps) else int(r.quarter_steps), _pct(r.acc_quarter),
              "–" if r.change != r.change else f"{100 * r.change:+.1f}"] for r in rob.itertuples()]
@@ -800,6 +803,11 @@ def _finish(fig, axes: dict, suptitle: str) -> bytes:
     return buf.getvalue()
 
 
+def _threshold_part(variant: str) -> str | None:
+    """The 'threshold=τ' part of a variant label when τ > 0 (confidence-threshold decoding), else None."""
+    return next((p for p in variant.split(", ") if p.startswith("threshold=") and p != "threshold=0"), None)
+
+
 def _panel(variant: str) -> str:
     """The variant label without its threshold: threshold cells share the panel of plain sampling."""
     return ", ".join(p for p in variant.split(", ") if p and not p.startswith("threshold="))
@@ -843,9 +851,9 @@ def _plot_train(curves: pd.DataFrame, profile: str) -> bytes:
         here = curves[(curves["task"] == task) & (curves["panel"] == row)]
         for (m, var), d in sorted(here.groupby(["method", "variant"]), key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
             d = d.sort_values("train_step")
-            thr = [p for p in var.split(", ") if p.startswith("threshold=") and p != "threshold=0"]
+            thr = _threshold_part(var)
             ax.plot(d["train_step"], 100 * d["accuracy"], marker="s" if m == "base" else "o", color=colors[m],
-                    linestyle="--" if thr else "-", label=m + (f", {thr[0].replace('=', ' ')}" if thr else ""))
+                    linestyle="--" if thr else "-", label=m + (f", {thr.replace('=', ' ')}" if thr else ""))
         steps = sorted(here["steps"].unique())
         ax.set(title=f"{task}{_suffix(row)}", xlabel="RL train step (rollout batches)",
                ylabel=f"accuracy (%) at {'/'.join(map(str, steps))} steps")

@@ -32,9 +32,8 @@ import torch
 
 from agrpo.config import eval_sampler, load_config, profile_task
 from agrpo.data import load_split
-from agrpo.evaluate import prompt_batch, run_cell
+from agrpo.evaluate import load_eval_model, prompt_batch, run_cell
 from agrpo.io import atomic_write_json, atomic_write_text
-from agrpo.model import load_model
 from agrpo.provenance import device_name, git_sha, versions
 from agrpo.sampling import generate
 
@@ -164,10 +163,8 @@ def main(argv=None):
                     help="eval.dtype: as loaded (tiny architecture: float32) or cast to bfloat16")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    cfg = load_config(a.config, {"device": a.device})
-    model = load_model(a.model, dtype=getattr(torch, cfg.model.dtype), device=a.device).eval()
-    if a.dtype == "bfloat16":
-        model = model.to(torch.bfloat16)
+    cfg = load_config(a.config, {"device": a.device, "eval.dtype": a.dtype})
+    model = load_eval_model(cfg, a.model)
     task = profile_task(cfg, a.task)
     examples = load_split(cfg.work_dir, a.task, "test")
     L = cfg.eval.gen_lengths[0]
