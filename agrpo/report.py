@@ -10,6 +10,7 @@ interval shown is the mean of the cells' 95% CIs, and ± is the standard deviati
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import math
@@ -140,14 +141,29 @@ def _methods(values) -> list[str]:
     return sorted(set(values), key=_method_rank)
 
 
-def summary_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Every cell, FIRST_COLUMNS then the other keys alphabetically, in a fixed order (no file, no created_at)."""
-    rest = sorted(c for c in df.columns if c not in FIRST_COLUMNS and c not in ("file", "created_at"))
-    out = df[FIRST_COLUMNS + rest].copy()
-    out.insert(0, "_rank", out["method"].map(lambda m: _method_rank(m)[0]))
+def _cell_order(df: pd.DataFrame) -> pd.DataFrame:
+    """The cells in summary.csv's fixed order: method (base first), run seed, train step, task, sampler keys."""
+    out = df.assign(_rank=df["method"].map(lambda m: _method_rank(m)[0]))
     keys = ["_rank", "method", "run_seed", "train_step", "task"] + [k for k in CELL_KEYS if k not in
                                                                    ("method", "run_seed", "task")]
     return out.sort_values(keys, kind="mergesort").drop(columns="_rank").reset_index(drop=True)
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell, FIRST_COLUMNS then the other keys alphabetically, in a fixed order (no file, no created_at)."""
+    rest = sorted(c for c in df.columns if c not in FIRST_COLUMNS and c not in ("file", "created_at"))
+    return _cell_order(df)[FIRST_COLUMNS + rest]
+
+
+def item_score_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-item scores behind the paired CIs of Tables 4 and 5: one row per (cell, item) — the cell's CELL_KEYS,
+    ``item_id`` and ``score`` — for every cell with a generations.jsonl, in summary.csv's cell order."""
+    rows = []
+    for r in _cell_order(df).to_dict("records"):
+        scores = item_scores(r)
+        key = {k: r.get(k) for k in CELL_KEYS}
+        rows += [key | {"item_id": i, "score": v} for i, v in (scores or {}).items()]
+    return pd.DataFrame(rows, columns=CELL_KEYS + ["item_id", "score"])
 
 
 def _with_variant(df: pd.DataFrame) -> pd.DataFrame:
@@ -864,7 +880,10 @@ def _plot_train(curves: pd.DataFrame, profile: str) -> bytes:
 
 def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
                  title: str | None = None) -> None:
-    """Write summary.csv, report.md and plots/acc_vs_{steps,flops,train_step}.png under `out_dir`, atomically.
+    """Write summary.csv, report.md, plots/acc_vs_{steps,flops,train_step}.png and item_scores.csv.gz (the
+    per-item scores of cells with generations; gzip without a timestamp: identical cells, identical bytes with
+    the same zlib)
+    under `out_dir`, atomically.
 
     `df` comes from load_cells (run check_complete first). A given reference_csv must exist; None omits the
     papers' numbers from the claims table.
@@ -881,5 +900,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
              "acc_vs_train_step": _plot_train(training_curves(df), profile)}
     for name, png in plots.items():
         atomic_write_bytes(out_dir / "plots" / f"{name}.png", png)
+    items = item_score_table(df).to_csv(index=False, lineterminator="\n").encode("utf-8")
+    atomic_write_bytes(out_dir / "item_scores.csv.gz", gzip.compress(items, mtime=0))
     atomic_write_bytes(out_dir / "summary.csv", csv_text.encode("utf-8"))
     atomic_write_bytes(out_dir / "report.md", md_text.encode("utf-8"))

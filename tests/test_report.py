@@ -226,7 +226,7 @@ def test_outputs_are_deterministic(cells, tmp_path):
     build(cells, tmp_path / "a")  # rewrite in place
     df = load_cells(sorted(cells.rglob("metrics.json"), reverse=True))  # other input order
     write_report(df, tmp_path / "b", REF, "tiny")
-    for name in ("summary.csv", "report.md"):
+    for name in ("summary.csv", "report.md", "item_scores.csv.gz"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
@@ -468,3 +468,24 @@ def test_head_to_head_with_every_baseline_and_identical_scores(tmp_path):
     assert ("AGRPO vs diffu-GRPO at equal rollouts, full sampling steps: of 1 task × length settings, AGRPO higher "
             "(CI excludes 0) in 0, AGRPO lower in 0, no detectable difference in 0, identical per-item scores in 1 "
             "(tiny_arith +0.0).") in md
+
+
+def test_item_scores_file_holds_every_cells_items(tmp_path):
+    """item_scores.csv.gz: one row per (cell, item) of the cells with generations, in summary.csv's cell order."""
+    root = make_grid(tmp_path / "c", tasks=["tiny_arith"], generations=True)
+    (root / "agrpo" / "seed0" / "step40" / "tiny_arith" / "S16_seed0" / "generations.jsonl").unlink()
+    build(root, tmp_path / "out")
+    items = pd.read_csv(tmp_path / "out" / "item_scores.csv.gz")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(items.columns[-2:]) == ["item_id", "score"] and "method" in items.columns
+    assert len(items) == (len(summary) - 1) * N  # the cell without generations has no rows
+    per_cell = items.groupby(["method", "checkpoint", "steps"], sort=False)["score"].agg(["mean", "size"])
+    joined = summary.set_index(["method", "checkpoint", "steps"])[["accuracy"]].join(per_cell, how="inner")
+    assert len(joined) == len(summary) - 1 and (joined["size"] == N).all()
+    assert (joined["mean"] - joined["accuracy"]).abs().max() < 1e-12
+    firsts = items.drop_duplicates(["method", "checkpoint", "steps"])[["method", "checkpoint", "steps"]]
+    expected = summary[["method", "checkpoint", "steps"]].merge(firsts)  # summary order, minus the missing cell
+    assert firsts.reset_index(drop=True).equals(expected)
+    assert list(items["item_id"][:3]) == ["q00", "q01", "q02"]
+    build(make_grid(tmp_path / "none", tasks=["tiny_arith"]), tmp_path / "empty")
+    assert pd.read_csv(tmp_path / "empty" / "item_scores.csv.gz").empty

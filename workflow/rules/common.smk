@@ -85,6 +85,6 @@ def eval_cells(run, step, task):
 ALL_CELLS = [m for t in TASKS for m in eval_cells("base", 0, t)] + [
     m for r in RUNS for s in STEPS for t in TASKS for m in eval_cells(r, s, t)
 ] + [m for r in RUNS if CFG.methods[run_method(r)].sft.steps > 0 for t in TASKS for m in eval_cells(r, 0, t)]
-REPORT_FILES = [f"{RESULTS}/summary.csv", f"{RESULTS}/report.md"] + [
+REPORT_FILES = [f"{RESULTS}/summary.csv", f"{RESULTS}/report.md", f"{RESULTS}/item_scores.csv.gz"] + [
     f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")
 ]
