@@ -155,14 +155,14 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     return _cell_order(df)[FIRST_COLUMNS + rest]
 
 
-def item_score_table(df: pd.DataFrame) -> pd.DataFrame:
+def item_score_table(df: pd.DataFrame, scores: ItemScores | None = None) -> pd.DataFrame:
     """Per-item scores behind the paired CIs of Tables 4 and 5: one row per (cell, item) — the cell's CELL_KEYS,
     ``item_id`` and ``score`` — for every cell with a generations.jsonl, in summary.csv's cell order."""
+    scores = scores or ItemScores()
     rows = []
     for r in _cell_order(df).to_dict("records"):
-        scores = item_scores(r)
         key = {k: r.get(k) for k in CELL_KEYS}
-        rows += [key | {"item_id": i, "score": v} for i, v in (scores or {}).items()]
+        rows += [key | {"item_id": i, "score": v} for i, v in (scores(r) or {}).items()]
     return pd.DataFrame(rows, columns=CELL_KEYS + ["item_id", "score"])
 
 
@@ -351,6 +351,20 @@ def item_scores(cell: dict) -> dict | None:
     return scores
 
 
+class ItemScores:
+    """item_scores of cells by file, each generations.jsonl read once however many tables use it (Table 4, Table 5
+    and item_scores.csv.gz share one instance per report)."""
+
+    def __init__(self):
+        self._by_file: dict = {}
+
+    def __call__(self, cell: dict) -> dict | None:
+        f = cell.get("file")
+        if f not in self._by_file:
+            self._by_file[f] = item_scores(cell)
+        return self._by_file[f]
+
+
 @dataclass
 class Comparison:
     """One of our answers to a claim on one task: point difference, paired CI, per-run-seed differences (all
@@ -414,7 +428,7 @@ def _pts(x: float) -> str:
     return f"{_round_pts(x):+.1f}"
 
 
-def claim_comparisons(df: pd.DataFrame) -> list[Comparison]:
+def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None) -> list[Comparison]:
     """Our side of Table 4, per task and variant, at each method's last checkpoint:
 
     * gain / h2h: a − b at full sampling steps;
@@ -433,20 +447,15 @@ def claim_comparisons(df: pd.DataFrame) -> list[Comparison]:
     d = _with_variant(df)
     d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
     full_steps = _full_steps(last).groupby([last["task"], last["variant"]]).first()
-    loaded: dict = {}
+    cell_scores = scores or ItemScores()
 
     def cells(m, key, steps) -> pd.DataFrame:
         return d[(d["method"] == m) & (d["task"] == key[0]) & (d["variant"] == key[1]) & (d["steps"] == steps)]
 
-    def scores(g: pd.DataFrame) -> dict | None:
-        per = []
-        for r in g.to_dict("records"):
-            f = r.get("file")
-            if f not in loaded:
-                loaded[f] = item_scores(r)
-            if loaded[f] is None:
-                return None
-            per.append(loaded[f])
+    def method_scores(g: pd.DataFrame) -> dict | None:
+        per = [cell_scores(r) for r in g.to_dict("records")]
+        if any(p is None for p in per):
+            return None
         return item_means(per, [str(r.get("file", "?")) for r in g.to_dict("records")])
 
     def seed_acc(g: pd.DataFrame, r) -> float:
@@ -463,7 +472,7 @@ def claim_comparisons(df: pd.DataFrame) -> list[Comparison]:
         groups = [cells(m, key, s) for m, s in terms]
         c.per_seed = {int(r): float(sum(sg * seed_acc(g, r) for sg, g in zip(signs, groups)))
                       for r in sorted(groups[0]["run_seed"].unique())}
-        per_item = [scores(g) for g in groups]
+        per_item = [method_scores(g) for g in groups]
         if all(s is not None for s in per_item):
             names = [f"{m} at {s} steps" for m, s in terms]
             ids = per_item[0]
@@ -548,7 +557,7 @@ ACCEL_KEYS = ["method", "run_seed", "checkpoint", "task", "protocol", "gen_lengt
               "temperature", "eos_early_exit", "seed"]
 
 
-def acceleration_rows(df: pd.DataFrame) -> pd.DataFrame:
+def acceleration_rows(df: pd.DataFrame, scores: ItemScores | None = None) -> pd.DataFrame:
     """Fast-dLLM's options against plain sampling over the whole grid (every checkpoint, method and task).
 
     Each accelerated cell (prefix cache and/or threshold τ > 0) is paired with the plain cell of the same model,
@@ -571,13 +580,7 @@ def acceleration_rows(df: pd.DataFrame) -> pd.DataFrame:
         return tuple(str(r.get(c)) for c in ACCEL_KEYS) + (int(steps),)
 
     plain_at = {key(r, r["steps"]): r for r in plain.to_dict("records")}
-    loaded: dict = {}  # plain cells pair with several settings: read each generations.jsonl once
-
-    def scores(cell: dict) -> dict | None:
-        if cell.get("file") not in loaded:
-            loaded[cell.get("file")] = item_scores(cell)
-        return loaded[cell.get("file")]
-
+    scores = scores or ItemScores()  # plain cells pair with several settings: each file is read once
     rows = []
     for (cache, thr), f in fast.groupby(["cache", "threshold"], sort=True):
         setting = " + ".join(([f"{cache} cache"] if cache != "none" else []) + ([f"threshold {thr:g}"] if thr else []))
@@ -730,11 +733,13 @@ def _provenance(df: pd.DataFrame, profile: str) -> str:
             f"config {uniq('config_hash')}; device {uniq('device')}; versions: {versions or 'not recorded'}.")
 
 
-def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None) -> str:
+def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None,
+                    scores: ItemScores | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl and the reference numbers)."""
+    scores = scores or ItemScores()
     last = last_checkpoints(df)
     std = standard_sampler(df)
-    comps = claim_comparisons(std)
+    comps = claim_comparisons(std, scores)
     lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
              "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
              "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "
@@ -772,7 +777,7 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
               "passes are exact (NFE), wall seconds are as the cells recorded them (concurrent jobs on one device "
               "make them noisy: `docs/performance.md` times them in isolation). The CI pairs (cell, item) "
               "pairs, so it counts item-level variation over these models, not run-to-run variation.", "",
-              *_table5(acceleration_rows(df)),
+              *_table5(acceleration_rows(df, scores)),
               "## Plots", "",
               "![accuracy vs sampling steps](plots/acc_vs_steps.png)", "",
               "![accuracy vs estimated FLOPs per item](plots/acc_vs_flops.png)", "",
@@ -882,8 +887,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
                  title: str | None = None) -> None:
     """Write summary.csv, report.md, plots/acc_vs_{steps,flops,train_step}.png and item_scores.csv.gz (the
     per-item scores of cells with generations; gzip without a timestamp: identical cells, identical bytes with
-    the same zlib)
-    under `out_dir`, atomically.
+    the same zlib) under `out_dir`, atomically.
 
     `df` comes from load_cells (run check_complete first). A given reference_csv must exist; None omits the
     papers' numbers from the claims table.
@@ -894,13 +898,14 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     ref = load_reference(reference_csv) if reference_csv is not None else None
     last = last_checkpoints(df)
     csv_text = summary_table(df).to_csv(index=False, lineterminator="\n")
-    md_text = render_markdown(df, ref, profile, title)
+    scores = ItemScores()  # Tables 4 and 5 and item_scores.csv.gz read each generations.jsonl once between them
+    md_text = render_markdown(df, ref, profile, title, scores)
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),
              "acc_vs_train_step": _plot_train(training_curves(df), profile)}
     for name, png in plots.items():
         atomic_write_bytes(out_dir / "plots" / f"{name}.png", png)
-    items = item_score_table(df).to_csv(index=False, lineterminator="\n").encode("utf-8")
+    items = item_score_table(df, scores).to_csv(index=False, lineterminator="\n").encode("utf-8")
     atomic_write_bytes(out_dir / "item_scores.csv.gz", gzip.compress(items, mtime=0))
     atomic_write_bytes(out_dir / "summary.csv", csv_text.encode("utf-8"))
     atomic_write_bytes(out_dir / "report.md", md_text.encode("utf-8"))

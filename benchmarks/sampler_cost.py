@@ -32,7 +32,7 @@ import torch
 
 from agrpo.config import eval_sampler, load_config, profile_task
 from agrpo.data import load_split
-from agrpo.evaluate import load_eval_model, prompt_batch, run_cell
+from agrpo.evaluate import compile_warmup, load_eval_model, prompt_batch, run_cell
 from agrpo.io import atomic_write_json, atomic_write_text
 from agrpo.provenance import device_name, git_sha, versions
 from agrpo.sampling import generate
@@ -81,8 +81,7 @@ def throughput(model, task, examples, sampler, batch_size, device):
     wall = floor = 0.0
     passes = 0
     with torch.no_grad():
-        ids, mask = prompt_batch(model, task, examples[:batch_size], device)
-        generate(model, ids, mask, sampler, torch.Generator(device).manual_seed(0), record=False)
+        compile_warmup(model, task, examples, sampler, batch_size)
         for lo in range(0, len(examples), batch_size):
             ids, mask = prompt_batch(model, task, examples[lo:lo + batch_size], device)
             sync(device)
