@@ -20,7 +20,8 @@ import json
 import sys
 from pathlib import Path
 
-from agrpo.config import ConfigError, config_docs, json_schema, load_config
+from agrpo.config import ConfigError, load_config
+from agrpo.config_docs import config_docs, json_schema
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,9 +1,10 @@
-"""Profile configuration: typed dataclasses, strict loading, the JSON schema Snakemake validates against.
+"""Profile configuration: typed dataclasses and their strict loading.
 
 One YAML file per profile (``workflow/config/<profile>.yaml``). Every key is a dataclass field below with a
-``doc`` string; unknown keys and wrong types are rejected with the dotted key path. ``json_schema()`` derives
-the schema in ``workflow/schemas/config.schema.json`` from the same dataclasses, so the two cannot drift
-(``tests/test_config.py`` checks the committed file), and ``config_docs()`` renders ``docs/config.md``.
+``doc`` string; unknown keys and wrong types are rejected with the dotted key path. Cross-field validation and
+what a profile resolves to (a method's rollout sampler, optimizer, batch; a task as the profile uses it) live in
+``agrpo.resolve``; the JSON schema Snakemake validates against and ``docs/config.md`` are generated from these
+dataclasses by ``agrpo.config_docs`` (``tests/test_config.py`` checks the committed files).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class D1CompatConfig:
     """d1's shipped quirks, reproducible on request; all off = what d1 intended (docs/baselines.md)."""
     sudoku_temperature_unset: bool = doc("Sudoku rollouts at `rollout.temperature` (0.9) although d1's sbatch asks for 0.3: its `--temperature 0.3` line is cut off by a missing `\\`, so `task_temperature` is ignored for Sudoku tasks", False)
     lora_targets: bool = doc("LoRA targets = d1's hard-coded Llama names (q,k,v,o,up,down,gate_proj), which on LLaDA's module names match only q/k/v/up_proj (needs `lora`)", False)
+    train_mode_rollouts: bool = doc("sample rollouts with the policy in train mode, as d1 does inside its training step: LoRA dropout (d1: 0.05) is then on while generating (needs `lora.dropout > 0`)", False)
     math_boxed_backspace: bool = doc("d1's MATH format reward tests `\"\\boxed\"` as a Python literal (a backspace + 'oxed'), which never matches: 0.75 with answer tags instead of 1.0 (MATH tasks only)", False)
 
 
@@ -123,6 +125,10 @@ class MethodConfig:
     task_temperature: dict[str, float] = doc("rollout temperature per task family (gsm8k, math, countdown, sudoku), overriding `rollout.temperature` (d1's Sudoku runs: 0.3)", default_factory=dict)
     lora: LoRAConfig = doc("LoRA adapters; the reference model is then the adapter-off policy", default_factory=LoRAConfig)
     d1_compat: D1CompatConfig = doc("reproduce d1's shipped quirks (all off by default)", default_factory=D1CompatConfig)
+    optimizer: dict = doc("overrides of the shared optimizer keys for this method: `lr_schedule`, `warmup_ratio`, `weight_decay`, `max_grad_norm`, `adam_beta1`, `adam_beta2` (d1 and wd1 released: constant_with_warmup, warmup 1e-4, weight decay 0.1, clipping 0.2)", default_factory=dict)
+    group_size: int = doc("G of this method's rollouts; 0 = `rl.group_size` (d1 and wd1 released: 6). Changes the rollouts per batch: budgets are then equal in prompts, not rollouts", 0)
+    prompts_per_batch: int = doc("prompts per rollout batch for this method; 0 = `rl.prompts_per_batch` (d1 released: 16 = 8 GPUs × 2 accumulation steps; wd1: 8 = 4 × 2)", 0)
+    max_prompt_length: int = doc("keep only the last N tokens of each prompt (TRL's left truncation; d1 and wd1 released: 200); 0 = whole prompts", 0)
     load_in_4bit: bool = doc("llada: train on a 4-bit NF4 base (bitsandbytes, double quantisation, bf16 compute; as d1) under the LoRA adapter; needs `lora.r > 0`, CUDA and bitsandbytes. Checkpoints merge the adapter into the unquantised base", False)
 
 
@@ -139,7 +145,8 @@ class RLConfig:
     adam_beta2: float = doc("AdamW β2 (released: 0.99)", 0.99)
     max_grad_norm: float = doc("gradient clipping norm", 1.0)
     warmup_ratio: float = doc("fraction of optimizer steps of linear warmup (released: 0.01)", 0.01)
-    lr_schedule: str = doc("`constant` or `cosine` (released: cosine)", "cosine")
+    warmup_convention: str = doc("`hf`: W = ⌈ratio·T⌉ warmup steps at lr·s/W for step s = 0, 1, … (HF Trainer: the released runs; the first step at lr 0) or `shifted`: W = ⌊ratio·T⌋ at lr·(s+1)/W (this harness before 2026-12)", "hf")
+    lr_schedule: str = doc("`constant`, `constant_with_warmup` (the same: constant after the warmup) or `cosine` (released AGRPO: cosine; d1, wd1: constant_with_warmup)", "cosine")
     scale_rewards: bool = doc("divide advantages by the group std (+1e-4); off in released AGRPO and d1 (Dr.GRPO-style Â = R − mean)", False)
     rollout: RolloutConfig = doc("training rollout sampler", default_factory=RolloutConfig)
 
@@ -188,12 +195,6 @@ class ProfileConfig:
 
 
 # ---------------------------------------------------------------- strict loading
-
-def _type_name(tp) -> str:
-    if typing.get_origin(tp) is not None:
-        return str(tp).replace("agrpo.config.", "")
-    return getattr(tp, "__name__", str(tp))
-
 
 def _convert(value, tp, key: str):
     origin = typing.get_origin(tp)
@@ -261,6 +262,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ProfileConfi
         for p in parents:
             node = node.setdefault(p, {})
         node[last] = value
+    from agrpo.resolve import validate  # cross-field checks need the tasks and objectives
+
     try:
         cfg = from_dict(ProfileConfig, data)
         validate(cfg)
@@ -269,195 +272,5 @@ def load_config(path: str | Path, overrides: dict | None = None) -> ProfileConfi
     return cfg
 
 
-def validate(cfg: ProfileConfig) -> None:
-    """Cross-field checks that types alone cannot express."""
-    from agrpo.rl.objectives import objectives
-    from agrpo.tasks import TASKS, get_task
-
-    OBJECTIVES = objectives()
-
-    if cfg.model.type not in ("tiny", "llada"):
-        raise ConfigError(f"model.type: expected 'tiny' or 'llada', got {cfg.model.type!r}")
-    if cfg.model.type == "llada" and not cfg.model.name_or_path:
-        raise ConfigError("model.name_or_path: required for model.type llada (a local directory or a hub id)")
-    if cfg.eval.dtype not in ("model", "bfloat16"):
-        raise ConfigError(f"eval.dtype: expected 'model' or 'bfloat16', got {cfg.eval.dtype!r}")
-    if cfg.model.dtype not in ("bfloat16", "float32"):
-        raise ConfigError(f"model.dtype: expected 'bfloat16' or 'float32', got {cfg.model.dtype!r}")
-    for t in cfg.data.tasks:
-        if t not in TASKS:
-            raise ConfigError(f"data.tasks: unknown task {t!r} (known: {', '.join(sorted(TASKS))})")
-    if cfg.data.protocol not in ("d1", "agrpo"):
-        raise ConfigError(f"data.protocol: expected 'd1' or 'agrpo', got {cfg.data.protocol!r}")
-    for key in cfg.data.sources:
-        task, _, split = key.partition("/")
-        if task not in cfg.data.tasks or split not in ("train", "test"):
-            raise ConfigError(f"data.sources: key {key!r} must be '<task of data.tasks>/<train|test>'")
-    for name, m in cfg.methods.items():
-        if name == "base":
-            raise ConfigError("methods.base: 'base' is reserved for the pretrained model")
-        if m.objective not in OBJECTIVES:
-            raise ConfigError(f"methods.{name}.objective: unknown objective {m.objective!r} (known: {', '.join(sorted(OBJECTIVES))})")
-        families = {get_task(t).family for t in cfg.data.tasks}
-        for fam in m.task_temperature:
-            if fam not in ("gsm8k", "math", "countdown", "sudoku"):
-                raise ConfigError(f"methods.{name}.task_temperature: unknown task family {fam!r} (gsm8k, math, countdown, sudoku)")
-        if m.d1_compat.math_boxed_backspace and "math" not in families:
-            raise ConfigError(f"methods.{name}.d1_compat.math_boxed_backspace: no MATH task in data.tasks; the flag would change nothing")
-        if m.d1_compat.lora_targets and m.lora.r <= 0:
-            raise ConfigError(f"methods.{name}.d1_compat.lora_targets: needs LoRA (lora.r > 0); the flag would change nothing")
-        if m.lora.r < 0 or not 0 <= m.lora.dropout < 1:
-            raise ConfigError(f"methods.{name}.lora: need r >= 0 and 0 <= dropout < 1")
-        if m.sft.lora.r < 0 or not 0 <= m.sft.lora.dropout < 1:
-            raise ConfigError(f"methods.{name}.sft.lora: need r >= 0 and 0 <= dropout < 1")
-        if m.sft.steps > 0 and not (m.sft.dataset == "tasks" or m.sft.dataset.startswith("s1k:")):
-            raise ConfigError(f"methods.{name}.sft.dataset: expected 'tasks' or 's1k:<hub id or path>', got {m.sft.dataset!r}")
-        if m.sft.lr_schedule not in ("linear", "constant"):
-            raise ConfigError(f"methods.{name}.sft.lr_schedule: expected 'linear' or 'constant', got {m.sft.lr_schedule!r}")
-        try:
-            from_dict(OBJECTIVES[m.objective].Args, m.objective_args, f"methods.{name}.objective_args")
-            for t in cfg.data.tasks:
-                rollout_for(cfg, name, t)
-        except ConfigError:
-            raise
-        except ValueError as e:
-            raise ConfigError(f"methods.{name}.rollout: {e}") from None
-    if cfg.model.activation_checkpointing and cfg.model.type != "llada":
-        raise ConfigError("model.activation_checkpointing: only implemented for model.type llada")
-    for name, m in cfg.methods.items():
-        if m.load_in_4bit and (m.lora.r <= 0 or cfg.model.type != "llada"):
-            raise ConfigError(f"methods.{name}.load_in_4bit: needs model.type llada and LoRA (lora.r > 0): a 4-bit base cannot be trained directly")
-    if cfg.launch.strategy == "zero2" and cfg.launch.mixed_precision != "bf16":
-        raise ConfigError("launch.mixed_precision: `zero2` needs bf16 (DeepSpeed keeps fp32 master weights only then)")
-    if cfg.launch.strategy not in ("ddp", "zero2"):
-        raise ConfigError(f"launch.strategy: expected 'ddp' or 'zero2', got {cfg.launch.strategy!r}")
-    if cfg.launch.mixed_precision not in ("no", "bf16"):
-        raise ConfigError(f"launch.mixed_precision: expected 'no' or 'bf16', got {cfg.launch.mixed_precision!r}")
-    if cfg.launch.gpus < 0 or cfg.launch.eval_gpus < 0:
-        raise ConfigError("launch.gpus and launch.eval_gpus must be >= 0")
-    if cfg.launch.gpus > 1 and cfg.rl.prompts_per_batch % cfg.launch.gpus:
-        raise ConfigError(f"rl.prompts_per_batch ({cfg.rl.prompts_per_batch}) must be a multiple of launch.gpus "
-                          f"({cfg.launch.gpus}): each process takes whole prompt groups")
-    if cfg.rl.iterations % cfg.rl.checkpoint_every:
-        raise ConfigError("rl.checkpoint_every must divide rl.iterations (checkpoints are known before training)")
-    if cfg.rl.lr_schedule not in ("constant", "cosine"):
-        raise ConfigError(f"rl.lr_schedule: expected 'constant' or 'cosine', got {cfg.rl.lr_schedule!r}")
-    if not cfg.eval.caches or not cfg.eval.thresholds:
-        raise ConfigError("eval.caches and eval.thresholds need at least one value each (['none'] and [0.0]: exact)")
-    for L in cfg.eval.gen_lengths:
-        for cache in cfg.eval.caches:
-            for th in cfg.eval.thresholds:
-                try:
-                    eval_sampler(cfg, L, L, cache, th).validate()
-                except ValueError as e:
-                    raise ConfigError(f"eval: cache {cache!r}, threshold {th}: {e}") from None
-        for d in cfg.eval.steps_divisors:
-            if L % d:
-                raise ConfigError(f"eval.steps_divisors: {d} does not divide gen_length {L}")
-            try:
-                eval_sampler(cfg, L, L // d).validate()
-            except ValueError as e:
-                raise ConfigError(f"eval: gen_length {L}, steps {L // d}: {e}") from None
-
-
-def rollout_for(cfg: ProfileConfig, method: str, task: str | None = None):
-    """The SamplerConfig of a method's training rollouts (for ``task``): ``rl.rollout`` with the method's overrides
-    and its per-family temperature (unless d1's Sudoku quirk is reproduced)."""
-    from agrpo.sampling import SamplerConfig
-    from agrpo.tasks import get_task
-
-    m = cfg.methods[method]
-    base = dataclasses.asdict(cfg.rl.rollout)
-    merged = from_dict(RolloutConfig, {**base, **m.rollout}, f"methods.{method}.rollout")
-    sc = SamplerConfig(**dataclasses.asdict(merged))
-    if task is not None:
-        family = get_task(task).family
-        if family in m.task_temperature and not (family == "sudoku" and m.d1_compat.sudoku_temperature_unset):
-            sc.temperature = m.task_temperature[family]
-    sc.validate()
-    if sc.temperature <= 0:
-        raise ConfigError(f"methods.{method}.rollout.temperature must be > 0 for RL rollouts")
-    return sc
-
-
-def profile_task(cfg: ProfileConfig, name: str):
-    """The task as this profile uses it: real tasks with the profile's protocol and test source."""
-    from agrpo.tasks import get_task
-    from agrpo.tasks.real import REAL_TASKS
-
-    if name in REAL_TASKS:
-        return get_task(name, protocol=cfg.data.protocol, source=cfg.data.sources.get(f"{name}/test"),
-                        train_source=cfg.data.sources.get(f"{name}/train"))
-    return get_task(name)
-
-
-def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int, cache: str = "none", threshold: float = 0.0):
-    """The SamplerConfig of one evaluation cell."""
-    from agrpo.sampling import SamplerConfig
-
-    e = cfg.eval
-    return SamplerConfig(gen_length, e.block_length, steps, e.remasking, e.temperature,
-                         eos_early_exit=e.eos_early_exit, confidence=e.confidence, cache=cache, threshold=threshold)
-
-
-def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
-    return [gen_length // d for d in cfg.eval.steps_divisors]
-
-
 def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
-
-
-# ---------------------------------------------------------------- schema and docs
-
-def _schema_of(tp) -> dict:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        props = {}
-        for f in dataclasses.fields(tp):
-            props[f.name] = {**_schema_of(hints[f.name]), "description": f.metadata.get("doc", "")}
-        return {"type": "object", "additionalProperties": False, "properties": props}
-    if origin is list:
-        return {"type": "array", "items": _schema_of(typing.get_args(tp)[0])}
-    if origin is dict or tp is dict:
-        args = typing.get_args(tp)
-        return {"type": "object", "additionalProperties": _schema_of(args[1]) if args else True}
-    return {"type": {bool: "boolean", int: "integer", float: "number", str: "string"}[tp]}
-
-
-def json_schema() -> dict:
-    return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "agrpo profile config", **_schema_of(ProfileConfig)}
-
-
-def config_docs() -> str:
-    """Markdown reference of every key (docs/config.md)."""
-    from agrpo.rl.objectives import objectives
-
-    OBJECTIVES = objectives()
-    lines = ["# Configuration keys", "", "Generated by `agrpo config-docs` from `agrpo/config.py`; do not edit by hand.", ""]
-
-    def walk(cls, prefix):
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            tp = hints[f.name]
-            key = f"{prefix}{f.name}"
-            if dataclasses.is_dataclass(tp):
-                walk(tp, key + ".")
-                continue
-            inner = typing.get_args(tp)
-            if typing.get_origin(tp) is dict and inner and dataclasses.is_dataclass(inner[1]):
-                walk(inner[1], key + ".<name>.")
-                continue
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"| `{key}` | {_type_name(tp)} | `{default!r}` | {f.metadata.get('doc', '')} |")
-
-    lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
-    walk(ProfileConfig, "")
-    for name, obj in sorted(OBJECTIVES.items()):
-        lines += ["", f"## `objective_args` of `{name}`", "", "| key | type | default | meaning |", "|---|---|---|---|"]
-        hints = typing.get_type_hints(obj.Args)
-        for f in dataclasses.fields(obj.Args):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"| `{f.name}` | {_type_name(hints[f.name])} | `{default!r}` | {f.metadata.get('doc', '')} |")
-    return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agrpo.io import read_jsonl, write_jsonl
-from agrpo.config import profile_task
+from agrpo.resolve import profile_task
 
 
 def data_path(work_dir: str | Path, task: str, split: str) -> Path:

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from agrpo.config import eval_sampler, eval_steps, profile_task, to_dict
+from agrpo.config import to_dict
+from agrpo.resolve import eval_sampler, eval_steps, profile_task
 from agrpo.data import load_split
 from agrpo.io import atomic_write_json, write_jsonl
 from agrpo.model import load_model

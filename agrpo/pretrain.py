@@ -24,20 +24,26 @@ from agrpo.model.tiny import init_tiny
 from agrpo.model.tokenizer import CharTokenizer
 from agrpo.provenance import seed_everything
 from agrpo.sampling import left_pad
-from agrpo.config import profile_task
+from agrpo.resolve import profile_task
 
 
-def encode_pairs(tokenizer, pairs: list[tuple[str, str]], gen_length: int):
-    """(prompt ids, prompt mask, completion ids padded with EOS to ``gen_length``)."""
-    prompts, completions = [], []
+def encode_pairs(model, pairs: list[tuple[str, str]], gen_length: int, truncate: bool = False):
+    """(prompt ids, prompt mask, completion ids padded with EOS to ``gen_length``, number of truncated completions).
+
+    Pairs are tokenized by ``model.encode_pair`` (LLaDA: through its chat template). A completion longer than the
+    canvas is cut to ``gen_length`` tokens when ``truncate`` (d1's SFT truncates at its max_length) and is an
+    error otherwise (the synthetic pretraining data must fit)."""
+    prompts, completions, truncated = [], [], 0
     for prompt, completion in pairs:
-        c = tokenizer.encode(completion)
+        p, c = model.encode_pair(prompt, completion)
         if len(c) > gen_length:
-            raise ValueError(f"completion of {len(c)} tokens exceeds gen_length {gen_length}: {completion!r}")
-        prompts.append(tokenizer.encode(prompt))
-        completions.append(c + [tokenizer.eos_id] * (gen_length - len(c)))
-    ids, mask = left_pad(prompts, tokenizer.pad_id)
-    return ids, mask, torch.tensor(completions, dtype=torch.long)
+            if not truncate:
+                raise ValueError(f"completion of {len(c)} tokens exceeds gen_length {gen_length}: {completion[:200]!r}")
+            c, truncated = c[:gen_length], truncated + 1
+        prompts.append(p)
+        completions.append(c + [model.eos_id] * (gen_length - len(c)))
+    ids, mask = left_pad(prompts, model.pad_id)
+    return ids, mask, torch.tensor(completions, dtype=torch.long), truncated
 
 
 def masked_diffusion_loss(model, prompt_ids, prompt_mask, targets, generator, eps: float = 1e-3):
@@ -64,10 +70,12 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 
 def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_size: int, lr_fn, weight_decay: float, betas,
                            max_grad_norm: float, eps: float, generator: torch.Generator, desc: str,
-                           progress: bool = True) -> list[dict]:
-    """Minimise the masked-diffusion SFT loss over (prompt, completion) pairs; returns the loss log."""
-    tokenizer = model.tokenizer
-    prompt_ids, prompt_mask, targets = encode_pairs(tokenizer, pairs, gen_length)
+                           progress: bool = True, truncate: bool = False) -> tuple[list[dict], int]:
+    """Minimise the masked-diffusion SFT loss over (prompt, completion) pairs; returns the loss log and how many
+    completions were cut to ``gen_length`` (``truncate``)."""
+    prompt_ids, prompt_mask, targets, truncated = encode_pairs(model, pairs, gen_length, truncate)
+    if truncated:
+        print(f"{desc}: {truncated} of {len(pairs)} completions cut to {gen_length} tokens", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr_fn(0), weight_decay=weight_decay, betas=betas)
     log = []
     model.train()
@@ -84,7 +92,7 @@ def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_s
         opt.step()
         if step % 50 == 0 or step == steps - 1:
             log.append({"step": step, "loss": round(loss.item(), 6)})
-    return log
+    return log, truncated
 
 
 def save_trained(model, out_dir: str | Path, log: list[dict], summary: dict, log_name: str) -> dict:
@@ -114,7 +122,7 @@ def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
                       n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff).to(cfg.device)
     pairs = task_pairs(cfg)
     start = time.time()
-    log = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, steps=pc.steps, batch_size=pc.batch_size,
+    log, _ = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, steps=pc.steps, batch_size=pc.batch_size,
                                  lr_fn=lambda step: lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps),
                                  weight_decay=pc.weight_decay, betas=(0.9, 0.95), max_grad_norm=1.0,
                                  eps=pc.mask_eps, generator=generator, desc="pretrain", progress=progress)

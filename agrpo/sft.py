@@ -7,7 +7,11 @@ independently with p_mask, the prompt kept clean,
 
 responses padded with EOS to the canvas length (so the model learns to stop). d1 trains on s1K reasoning traces
 formatted as ``SYSTEM_PROMPT + "\\n\\n" + question`` → ``<reasoning>{trace}</reasoning>\\n<answer>{attempt}</answer>``;
-the tiny profile uses its tasks' train-split prompts with their reference traces.
+the tiny profile uses its tasks' train-split prompts with their reference traces. A chat model (LLaDA) sees the
+pair through its chat template, as d1 renders it (``LLaDA.encode_pair``); a response longer than the canvas
+(``sft.completion_length``) is cut to it, as d1 truncates at 4,096 tokens, and ``summary.json`` counts the cuts.
+Differences from d1, all of layout: d1 right-pads each whole sequence to 4,096 tokens and counts the assistant
+header as response; here prompts are left-padded (padding masked out of attention) before a fixed response canvas.
 """
 
 from __future__ import annotations
@@ -105,14 +109,14 @@ def sft(cfg, method: str, base_dir: str | Path, out_dir: str | Path, progress: b
             return sc.learning_rate
         return sc.learning_rate * max(0.0, (sc.steps - step) / max(1, sc.steps - sc.warmup_steps))
 
-    log = train_masked_diffusion(model, pairs, gen_length=sc.completion_length or cfg.pretrain.gen_length, steps=sc.steps,
-                                 batch_size=sc.batch_size,
-                                 lr_fn=lr_fn,
-                                 weight_decay=sc.weight_decay, betas=(0.9, 0.999), max_grad_norm=sc.max_grad_norm,
-                                 eps=sc.mask_eps, generator=generator, desc=f"sft {method}", progress=progress)
+    log, truncated = train_masked_diffusion(model, pairs, gen_length=sc.completion_length or cfg.pretrain.gen_length,
+                                            steps=sc.steps, batch_size=sc.batch_size, lr_fn=lr_fn,
+                                            weight_decay=sc.weight_decay, betas=(0.9, 0.999),
+                                            max_grad_norm=sc.max_grad_norm, eps=sc.mask_eps, generator=generator,
+                                            desc=f"sft {method}", progress=progress, truncate=True)
     summary = {"method": method, "steps": sc.steps, "dataset": sc.dataset, "final_loss": log[-1]["loss"],
                "first_loss": log[0]["loss"], "seconds": round(time.time() - start, 1), "examples": len(pairs),
-               "base": str(base_dir)}
+               "truncated_completions": truncated, "base": str(base_dir)}
     if sc.lora.r > 0:
         model = model.merge_and_unload()
     return save_trained(model, out_dir, log, summary, "sft_log.jsonl")

@@ -67,8 +67,16 @@ def token_mean(values: torch.Tensor, mask: torch.Tensor, group_size: int, normal
     raise ValueError(f"loss_normalization must be 'group' or 'batch', got {normalization!r}")
 
 
-def one_step_logprobs(model, sample, p_mask_prompt: float, seed: int, shard: tuple[int, int] = (0, 1)) -> torch.Tensor:
+def one_step_logprobs(model, sample, p_mask_prompt: float, seed: int, shard: tuple[int, int] = (0, 1),
+                      released_numerics: bool = False) -> torch.Tensor:
+    """log p_θ(o^k | q', [MASK]^L) at every completion position, in float32 with prompt padding masked out of
+    attention; ``released_numerics`` as d1 ships it: no attention mask (left padding is attended) and the
+    cross-entropy of the model's own-dtype logits (bf16 for LLaDA), cast to float32 afterwards."""
     ids, attn = perturbed_inputs(sample, model.mask_id, p_mask_prompt, seed, shard)
+    if released_numerics:
+        logits = model(ids)[:, sample.prompt_ids.shape[1]:]
+        ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), sample.completion_ids.flatten(), reduction="none")
+        return -ce.view(sample.completion_ids.shape).float()
     logits = model(ids, attn)[:, sample.prompt_ids.shape[1]:].float()
     return logits.log_softmax(-1).gather(-1, sample.completion_ids.unsqueeze(-1)).squeeze(-1)
 
@@ -83,6 +91,7 @@ class DiffuGRPO(Objective):
         beta: float = doc("KL coefficient to the reference (base) model (d1: 0.04)", 0.04)
         random_masking: bool = doc("fresh prompt-mask seed per inner iteration (d1 default); off = seed 42 always", True)
         loss_normalization: str = doc("`group`: token mean inside each prompt's group, then the mean over groups (d1 as shipped: one group per device micro-batch); `batch`: one token mean over the rollout batch", "group")
+        released_numerics: bool = doc("the one-step passes as d1 ships them: no attention mask (left padding, EOS for LLaDA, is attended) and cross-entropy of bf16 logits; false = float32 logits, padding masked (changes numbers only with padded prompts or a bf16 model)", False)
 
     def prepare(self, policy, ref_model, batch, inner_iterations):
         a, s = self.args, batch.sample
@@ -90,14 +99,16 @@ class DiffuGRPO(Objective):
         batch.extras["mask_seeds"] = seeds
         with torch.no_grad():
             if inner_iterations > 1:
-                batch.extras["old_logp"] = [one_step_logprobs(policy, s, a.p_mask_prompt, sd, batch.shard) for sd in seeds]
+                batch.extras["old_logp"] = [one_step_logprobs(policy, s, a.p_mask_prompt, sd, batch.shard, a.released_numerics)
+                                            for sd in seeds]
             if a.beta > 0:
-                batch.extras["ref_logp"] = [one_step_logprobs(ref_model, s, a.p_mask_prompt, sd, batch.shard) for sd in seeds]
+                batch.extras["ref_logp"] = [one_step_logprobs(ref_model, s, a.p_mask_prompt, sd, batch.shard,
+                                                              a.released_numerics) for sd in seeds]
 
     def losses(self, policy, ref_model, batch, inner_iteration):
         a, s = self.args, batch.sample
         seed = batch.extras["mask_seeds"][inner_iteration]
-        logp = one_step_logprobs(policy, s, a.p_mask_prompt, seed, batch.shard)
+        logp = one_step_logprobs(policy, s, a.p_mask_prompt, seed, batch.shard, a.released_numerics)
         old = batch.extras["old_logp"][inner_iteration] if "old_logp" in batch.extras else logp.detach()
         per_tok, ratio, clipped = clipped_surrogate(logp, old, batch.advantages[:, None], a.clip_epsilon)
         stats = {}

@@ -32,13 +32,15 @@ class WD1(Objective):
     class Args:
         p_mask_prompt: float = doc("probability of masking each prompt token (wd1 train.yaml: 0.15, as d1)", 0.15)
         random_masking: bool = doc("fresh prompt-mask seed per inner iteration (released); off = seed 42 always", True)
+        released_numerics: bool = doc("d1's one-step passes as shipped (wd1 forks them): no attention mask, bf16 logits' cross-entropy", False)
 
     def prepare(self, policy, ref_model, batch, inner_iterations):
         batch.extras["mask_seeds"] = draw_mask_seeds(self.generator, inner_iterations, self.args.random_masking)
 
     def losses(self, policy, ref_model, batch, inner_iteration):
         seed = batch.extras["mask_seeds"][inner_iteration]
-        logp = one_step_logprobs(policy, batch.sample, self.args.p_mask_prompt, seed, batch.shard)
+        logp = one_step_logprobs(policy, batch.sample, self.args.p_mask_prompt, seed, batch.shard,
+                                 self.args.released_numerics)
         seq = (logp * batch.completion_mask).sum(-1).view(-1, batch.group_size)  # log π_θ(o_i | q), by group
         adv = batch.advantages.view(-1, batch.group_size).to(seq.dtype)
         w_pos, w_neg = torch.softmax(adv, 1), torch.softmax(-adv, 1)

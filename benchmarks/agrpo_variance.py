@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from agrpo.config import load_config, rollout_for
+from agrpo.config import load_config
+from agrpo.resolve import rollout_for
 from agrpo.data import data_path, load_split, write_task_data
 from agrpo.io import atomic_write_json, atomic_write_text
 from agrpo.model import load_model

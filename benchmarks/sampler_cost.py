@@ -30,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from agrpo.config import eval_sampler, load_config, profile_task
+from agrpo.config import load_config
+from agrpo.resolve import eval_sampler, profile_task
 from agrpo.data import load_split
 from agrpo.evaluate import compile_warmup, load_eval_model, prompt_batch, run_cell
 from agrpo.io import atomic_write_json, atomic_write_text

@@ -19,3 +19,13 @@ def tokenizer():
 def tiny_model(tokenizer):
     torch.manual_seed(0)
     return init_tiny(tokenizer, d_model=32, n_layers=2, n_heads=2, d_ff=64)
+
+
+@pytest.fixture(scope="session")
+def reduced_run(tmp_path_factory):
+    """One uninterrupted run of the reduced tiny pipeline, shared by the regression and the kill test:
+    (directory, CompletedProcess)."""
+    from helpers import reduced_pipeline
+
+    tmp = tmp_path_factory.mktemp("reduced")
+    return tmp, reduced_pipeline(tmp)

@@ -55,3 +55,21 @@ def minute_run(tmp, rl: dict, data: dict | None = None, **overrides):
     torch.manual_seed(0)
     init_tiny(CharTokenizer(), d_model=32, n_layers=1, n_heads=2, d_ff=64).save_pretrained(tmp / "base")
     return cfg
+
+
+def reduced_pipeline(tmp, *extra: str, popen: bool = False):
+    """The reduced tiny pipeline (tests/regression/config.yaml) through Snakemake into ``tmp``: a CompletedProcess,
+    or with ``popen`` a Popen in its own session (so the test can kill it with all its jobs)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/regression/config.yaml",
+           "--config", f"work_dir={tmp}/work", f"results_dir={tmp}/results", "--quiet", *extra]
+    if popen:
+        return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=900)

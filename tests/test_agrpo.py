@@ -153,6 +153,20 @@ def test_agrpo_low_discrepancy_uniforms_are_stratified():
     assert sorted((u.flatten() * 24).floor().long().tolist()) == list(range(24))  # one draw per stratum
 
 
+def test_agrpo_group_strata_are_the_released_per_micro_batch_strata():
+    """``stratify: group``: each block of G rows has one draw in each of its G·k strata (released: one prompt group
+    per device micro-batch); ``batch`` stratifies the whole batch, which leaves some groups unbalanced."""
+    u = draw_uniforms(6, 4, True, torch.Generator().manual_seed(0), stratum=3)
+    for g in range(2):
+        assert sorted((u[3 * g:3 * g + 3].flatten() * 12).floor().long().tolist()) == list(range(12))
+    with pytest.raises(ValueError, match="strata of 4"):
+        draw_uniforms(6, 4, True, torch.Generator(), stratum=4)
+    m, ent = torch.tensor([4, 4]), torch.tensor([[1.0, 3.0, 0.0, 4.0], [2.0, 2.0, 2.0, 2.0]])
+    t64, w64 = sample_timesteps(m, 500, "entropy", True, torch.Generator().manual_seed(1), ent)
+    t32, w32 = sample_timesteps(m, 500, "entropy", True, torch.Generator().manual_seed(1), ent, cdf_dtype=torch.float32)
+    assert (t64 == t32).float().mean() > 0.99 and (t32 < 4).all() and torch.allclose(w64, w32, rtol=1e-5)
+
+
 def test_agrpo_entropy_weights_are_exact_importance_ratios():
     m = torch.tensor([4])
     ent = torch.tensor([[1.0, 3.0, 0.0, 4.0]])
@@ -228,7 +242,7 @@ def _entropy_without_weights(*args, **kw):
     return t, torch.ones_like(w)
 
 
-def _initial_commit_off_by_one(m, k, imp, low, gen, ent=None, shard=(0, 1)):
+def _initial_commit_off_by_one(m, k, imp, low, gen, ent=None, shard=(0, 1), stratum=0, cdf_dtype=None):
     """The released code's first commit: t = ⌊u · last_step⌋, which never draws the last content step."""
     u = draw_uniforms(m.shape[0], k, low, gen)
     return (u * (m[:, None] - 1).double()).floor().long(), torch.ones_like(u)
@@ -254,3 +268,53 @@ def test_agrpo_released_defaults():
         (384, 12, 128, "random", 0.6, 150, 0.99, True)
     assert (rl.group_size, rl.prompts_per_batch, rl.lr_schedule, rl.warmup_ratio, rl.weight_decay, rl.adam_beta2,
             rl.max_grad_norm, rl.scale_rewards) == (8, 16, "cosine", 0.01, 0.01, 0.99, 1.0, False)
+
+
+# ---------------------------------------------------------------------------------------------------- released launcher
+
+def test_agrpo_released_launcher_steps_split_the_same_loss_into_per_draw_steps(tiny_model, tokenizer):
+    """``released_launcher_steps: A``: the same draws and the same total loss, cut into A micro-batches of prompt
+    groups × k draws, with optimizer steps after every draw of the last micro-batch (the released launcher)."""
+    batch = make_batch(tiny_model, tokenizer)  # 2 prompt groups
+    off = AGRPO(AGRPO.Args(mc_samples=3), torch.Generator().manual_seed(4))
+    on = AGRPO(AGRPO.Args(mc_samples=3, released_launcher_steps=2), torch.Generator().manual_seed(4))
+    for obj in (off, on):
+        obj.prepare(tiny_model, None, batch, 1)
+    assert (off.chunks_per_iteration(), off.step_after()) == (3, [2])
+    assert (on.chunks_per_iteration(), on.step_after()) == (6, [3, 4, 5])
+    with torch.no_grad():
+        total_off = sum(loss for loss, _ in off.losses(tiny_model, None, batch, 0))
+        total_on = sum(loss for loss, _ in on.losses(tiny_model, None, batch, 0))
+    assert torch.allclose(total_off, total_on, atol=1e-6) and total_off.abs() > 0
+    with pytest.raises(ValueError, match="not a multiple of 4"):
+        next(AGRPO(AGRPO.Args(mc_samples=3, released_launcher_steps=4), torch.Generator()).losses(tiny_model, None, batch, 0))
+
+
+@pytest.mark.parametrize("launcher", [0, 2])
+def test_trainer_counts_the_optimizer_steps_the_option_names(tmp_path, launcher):
+    """Counted on the torch optimizer itself: one AdamW step per rollout batch, or k = 2 with the released launcher's
+    behaviour (measured: 24 per nominal step at k = 24 under ZeRO-2 on an H200), the scheduler once per batch."""
+    import json
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from agrpo.rl.trainer import train
+    from helpers import minute_run
+
+    cfg = minute_run(tmp_path, rl=dict(iterations=3, checkpoint_every=3, prompts_per_batch=2, group_size=4,
+                                       lr_schedule="cosine", warmup_ratio=0.0))
+    cfg.methods["agrpo"].objective_args["released_launcher_steps"] = launcher  # k = 2 (minute_run)
+    lrs = []
+    handle = register_optimizer_step_post_hook(lambda opt, *_: lrs.append(opt.param_groups[0]["lr"]))
+    try:
+        train(cfg, "agrpo", 0, tmp_path / "base", tmp_path / "run", progress=False,
+              reward_fn=lambda text, ex: float(text.count("1")))
+    finally:
+        handle.remove()
+    per_batch = 2 if launcher else 1
+    assert len(lrs) == 3 * per_batch
+    assert all(lrs[i] == lrs[i - i % per_batch] for i in range(len(lrs)))  # one learning rate within a batch
+    assert len(set(lrs)) == 3  # the cosine schedule advanced once per rollout batch
+    log = [json.loads(line) for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
+    assert [r["optimizer_steps"] for r in log] == [per_batch, 2 * per_batch, 3 * per_batch]
+    assert [r["rollouts"] for r in log] == [8, 16, 24]

@@ -8,7 +8,8 @@ import pytest
 import torch
 import yaml
 
-from agrpo.config import ConfigError, from_dict, load_config, rollout_for, MethodConfig
+from agrpo.config import ConfigError, from_dict, load_config, MethodConfig
+from agrpo.resolve import rollout_for
 from agrpo.model.lora import AdapterOff, adapted_module_names, apply_lora, merged_copy
 from agrpo.pretrain import encode_pairs, masked_diffusion_loss
 from agrpo.sampling import SamplerConfig, generate_grouped, left_pad
@@ -133,7 +134,7 @@ def test_diffu_wd1_loss_is_the_weighted_likelihood(tiny_model, tokenizer):
 def test_sft_loss_equals_direct_computation(tiny_model, tokenizer):
     """LLaDA/d1 SFT: Σ_masked −log p(oⁱ) / p_mask over the response positions, prompt clean, p_mask = (1−ε)t + ε."""
     pairs = [("has 3, gets 4", "7<answer>7</answer>"), ("1 2 3>6", "1+2+3<answer>6</answer>")]
-    prompt_ids, prompt_mask, targets = encode_pairs(tokenizer, pairs, 24)
+    prompt_ids, prompt_mask, targets, _ = encode_pairs(tiny_model, pairs, 24)
     loss = masked_diffusion_loss(tiny_model, prompt_ids, prompt_mask, targets, torch.Generator().manual_seed(5), 1e-3)
     g = torch.Generator().manual_seed(5)  # replay the same draws
     t = 1.0 - torch.rand((2, 1), generator=g)
@@ -203,6 +204,71 @@ def test_d1_compat_math_boxed_backspace_flag(tmp_path):
         d1_cfg(tmp_path, d1_compat={"math_boxed_backspace": True})
 
 
+def test_d1_compat_math_boxed_backspace_reaches_the_trainers_rewards(tmp_path):
+    """Regression: the flag was read only by MATH500's reward, which no caller passed it to."""
+    from agrpo.rl.trainer import task_rewards
+    from agrpo.tasks import get_task
+
+    d = yaml.safe_load((ROOT / "workflow/config/tiny.yaml").read_text())
+    d["data"] = {"tasks": ["math500", "tiny_arith"], "protocol": "d1"}
+    d["methods"]["d1"]["d1_compat"] = {"math_boxed_backspace": True}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    cfg = load_config(tmp_path / "c.yaml")
+    tasks = {"math500": get_task("math500", protocol="d1", stage="train"), "tiny_arith": get_task("tiny_arith")}
+    completion, ex = "<answer>\\boxed{3}</answer>", {"problem": "p", "answer": "3", "solution": "\\boxed{3}"}
+    assert task_rewards(cfg, "d1", tasks)["math500"](completion, ex) == 2.0 + 0.75  # the released literal: format 0.75
+    assert task_rewards(cfg, "diffu_grpo", tasks)["math500"](completion, ex) == 2.0 + 1.0  # as intended
+    arith = {"start": 3, "steps": [["gets", "+", 4], ["eats", "-", 1]], "answer": 6, "id": "x"}
+    assert task_rewards(cfg, "d1", tasks)["tiny_arith"]("3+4=7 7-1=6<answer>6</answer>", arith) == 1.1
+
+
+def test_one_family_batch_is_rescored_at_its_own_temperature(tmp_path):
+    """Regression: with ``task_temperature`` set, a batch whose rows all came from one task family was re-scored by
+    AGRPO at the method's default temperature (ratios ≠ 1 at μ = 1). Now ρ = 1 and nothing is clipped."""
+    from agrpo.rl.trainer import train
+    from helpers import minute_run
+
+    cfg = minute_run(tmp_path, rl=dict(iterations=2, checkpoint_every=2, prompts_per_batch=2, group_size=4),
+                     data=dict(tasks=["tiny_countdown"]))
+    cfg.methods["agrpo"].task_temperature = {"countdown": 0.3}  # rollout.temperature stays 0.6
+    train(cfg, "agrpo", 0, tmp_path / "base", tmp_path / "run", progress=False,
+          reward_fn=lambda text, ex: float(text.count("1")))
+    log = [json.loads(line) for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
+    assert all(abs(r["ratio_mean"] - 1) < 1e-5 and r["clip_ratio"] == 0 for r in log)
+
+
+# ---------------------------------------------------------------------------------------------------- d1 SFT on LLaDA
+
+def test_sft_on_a_llada_checkpoint_renders_the_chat_template_and_truncates(tmp_path):
+    """Regression: SFT crashed on LLaDA (tokenizer ids), skipped the chat template d1 applies, and refused traces
+    longer than the canvas where d1 truncates."""
+    from agrpo.model import load_model
+    from agrpo.sft import sft
+    from test_llada import CFG, write_checkpoint
+
+    write_checkpoint(tmp_path / "ckpt")
+    rows = [{"question": "w1 w2", "thinking_trajectories": ["w3 " * n], "attempt": "w4"} for n in (2, 40)]
+    (tmp_path / "s1k.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = load_model(tmp_path / "ckpt")
+    prompt, completion = model.encode_pair("w1 w2", "w3 w4")
+    assert prompt[:2] == [58, 59] and prompt[-2:] == [0, 60]  # BOS, user header … assistant header
+    assert completion == [3, 4, 62]  # the reply, then the template's <|eot_id|>
+    _, _, targets, cut = encode_pairs(model, [("w1", "w3 " * 40), ("w1", "w3")], 16, truncate=True)
+    assert cut == 1 and targets.shape == (2, 16) and (targets[1, 2:] == CFG["eos_token_id"]).all()
+    with pytest.raises(ValueError, match="exceeds gen_length"):
+        encode_pairs(model, [("w1", "w3 " * 40)], 16)
+    d = yaml.safe_load((ROOT / "workflow/config/paper.yaml").read_text())
+    d["model"].update(name_or_path=str(tmp_path / "ckpt"), dtype="float32")
+    d["device"] = "cpu"
+    d["methods"] = {"d1": d["methods"]["d1"]}
+    d["methods"]["d1"]["sft"].update(steps=2, batch_size=2, completion_length=16, dataset=f"s1k:{tmp_path / 's1k.jsonl'}",
+                                     lora={"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["q_proj"]})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    summary = sft(load_config(tmp_path / "c.yaml"), "d1", tmp_path / "ckpt", tmp_path / "sft", progress=False)
+    assert summary["truncated_completions"] == 1 and summary["examples"] == 2
+    assert load_model(tmp_path / "sft").config.d_model == CFG["d_model"]
+
+
 # ---------------------------------------------------------------------------------------------------- LoRA, per-task temperature
 
 def test_d1_lora_reference_is_the_adapter_off_policy(tiny_model, tokenizer):
@@ -238,3 +304,66 @@ def test_d1_per_task_temperatures_are_rescored_exactly(tiny_model, tokenizer):
         for t in range(4):
             logp, revealed = obj.step_logprobs(tiny_model, batch, torch.full((4,), t))
             assert torch.allclose(logp, sample.token_logprobs[revealed], atol=1e-5)
+
+
+def test_method_batch_overrides_reach_the_rollouts(tmp_path, monkeypatch):
+    """d1/wd1's released batch settings: a method's own G and prompts per batch, prompts cut to their last N
+    tokens (TRL's max_prompt_length), and its own optimizer settings."""
+    from agrpo.rl import trainer
+    from helpers import minute_run
+
+    cfg = minute_run(tmp_path, rl=dict(iterations=2, checkpoint_every=2, prompts_per_batch=2, group_size=4))
+    m = cfg.methods["wd1"]
+    m.group_size, m.prompts_per_batch, m.max_prompt_length = 3, 4, 6
+    m.optimizer = {"weight_decay": 0.1, "max_grad_norm": 0.2}
+    shapes, real, clips, decay = [], trainer.generate_grouped, [], []
+    real_clip, real_adamw = torch.nn.utils.clip_grad_norm_, torch.optim.AdamW
+
+    def recording(model, ids, mask, samplers, generator):
+        shapes.append(tuple(ids.shape))
+        return real(model, ids, mask, samplers, generator)
+    monkeypatch.setattr(trainer, "generate_grouped", recording)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, norm: clips.append(norm) or real_clip(p, norm))
+    monkeypatch.setattr(torch.optim, "AdamW", lambda p, **kw: decay.append(kw["weight_decay"]) or real_adamw(p, **kw))
+    trainer.train(cfg, "wd1", 0, tmp_path / "base", tmp_path / "run", progress=False,
+                  reward_fn=lambda text, ex: float(text.count("1")))
+    assert shapes == [(12, 6), (12, 6)]  # 4 prompts x G 3, each prompt its last 6 tokens
+    log = [json.loads(line) for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
+    assert [r["rollouts"] for r in log] == [12, 24]
+    assert decay == [0.1] and set(clips) == {0.2}
+
+
+def test_d1_released_numerics_attend_padding_and_take_bf16_cross_entropy(tiny_model, tokenizer):
+    """``released_numerics``: d1's one-step passes without an attention mask and with the cross-entropy of the
+    model's own-dtype logits. Unpadded float32 prompts: identical; padded prompts or a bf16 model: different."""
+    batch = make_batch(tiny_model, tokenizer)  # two prompts of different lengths: the shorter is left-padded
+    ours = one_step_logprobs(tiny_model, batch.sample, 0.5, 7)
+    d1 = one_step_logprobs(tiny_model, batch.sample, 0.5, 7, released_numerics=True)
+    padded = batch.sample.prompt_mask.eq(0).any(1)
+    assert padded.any() and not padded.all()
+    assert torch.allclose(ours[~padded], d1[~padded], atol=1e-5)
+    assert not torch.allclose(ours[padded], d1[padded], atol=1e-3)  # its [PAD] positions are attended
+    bf16 = copy.deepcopy(tiny_model).to(torch.bfloat16)
+    a = one_step_logprobs(bf16, batch.sample, 0.5, 7)
+    b = one_step_logprobs(bf16, batch.sample, 0.5, 7, released_numerics=True)
+    assert a.dtype == b.dtype == torch.float32 and not torch.equal(a[~padded], b[~padded])
+
+
+def test_d1_compat_train_mode_rollouts(tmp_path, monkeypatch):
+    """d1 samples inside its training step, so LoRA dropout is on during its rollouts; the flag reproduces it and
+    is refused where it would change nothing (no LoRA dropout)."""
+    from agrpo.rl import trainer
+    from helpers import minute_run
+
+    with pytest.raises(ConfigError, match="train_mode_rollouts: needs LoRA with dropout > 0"):
+        d1_cfg(tmp_path, d1_compat={"train_mode_rollouts": True})
+    cfg = minute_run(tmp_path, rl=dict(iterations=1, checkpoint_every=1, prompts_per_batch=2, group_size=2))
+    m = cfg.methods["wd1"]
+    m.lora.r, m.lora.alpha, m.lora.dropout, m.lora.target_modules = 2, 4.0, 0.5, ["q_proj"]
+    modes, real = [], trainer.generate_grouped
+    monkeypatch.setattr(trainer, "generate_grouped", lambda model, *a: modes.append(model.training) or real(model, *a))
+    for flag in (False, True):
+        m.d1_compat.train_mode_rollouts = flag
+        trainer.train(cfg, "wd1", 0, tmp_path / "base", tmp_path / f"run{flag}", progress=False,
+                      reward_fn=lambda text, ex: float(text.count("1")))
+    assert modes == [False, True]

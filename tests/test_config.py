@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from agrpo.cli import main
-from agrpo.config import ConfigError, config_docs, json_schema, load_config
+from agrpo.config import ConfigError, load_config
+from agrpo.config_docs import config_docs, json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "workflow/config/tiny.yaml"
@@ -86,7 +87,9 @@ def test_config_paper_profile_has_the_released_agrpo_settings():
     """workflow/config/paper.yaml parses strictly and resolves to the released AGRPO training setup."""
     import dataclasses
 
-    from agrpo.config import ProfileConfig, from_dict, rollout_for
+    from agrpo.config import ProfileConfig, from_dict
+
+    from agrpo.resolve import rollout_for
     from agrpo.rl.agrpo import AGRPO
 
     cfg = from_dict(ProfileConfig, yaml.safe_load((ROOT / "workflow/config/paper.yaml").read_text()))
@@ -94,7 +97,8 @@ def test_config_paper_profile_has_the_released_agrpo_settings():
     assert (r.gen_length, r.block_length, r.steps, r.remasking, r.temperature, r.top_p, r.top_k, r.eos_early_exit) == \
         (384, 12, 128, "random", 0.6, 0.99, 150, True)
     a = from_dict(AGRPO.Args, cfg.methods["agrpo"].objective_args)
-    assert dataclasses.asdict(a) == dataclasses.asdict(AGRPO.Args())  # the released values are the defaults
+    released = {"stratify": "group", "cdf_dtype": "float32", "released_launcher_steps": 2}  # ours differ by default
+    assert dataclasses.asdict(a) == dataclasses.asdict(AGRPO.Args()) | released  # the rest: defaults = released
     assert a.mc_samples == 24 and a.importance_sampling == "entropy"
     m, rl = cfg.methods["agrpo"], cfg.rl
     assert (m.learning_rate, m.inner_iterations, rl.lr_schedule, rl.warmup_ratio, rl.group_size, rl.prompts_per_batch) == \
@@ -111,3 +115,49 @@ def test_config_paper_profile_validates_and_llada_needs_a_checkpoint(tmp_path):
     d["model"]["name_or_path"] = ""
     with pytest.raises(ConfigError, match="model.name_or_path: required"):
         load_config(write(tmp_path, d))
+
+
+@pytest.mark.parametrize("where,value,message", [
+    (("methods", "d1", "optimizer"), {"weight_decy": 0.1}, r"unknown key 'methods\.d1\.optimizer\.weight_decy'"),
+    (("methods", "d1", "optimizer"), {"lr_schedule": "linear"}, r"methods\.d1\.optimizer\.lr_schedule: expected one of"),
+    (("methods", "d1", "optimizer"), {"max_grad_norm": "big"}, r"methods\.d1\.optimizer\.max_grad_norm: expected a number"),
+    (("methods", "d1", "optimizer"), {"warmup_ratio": 2.0}, r"methods\.d1\.optimizer: need 0 <= warmup_ratio <= 1"),
+    (("methods", "wd1", "group_size"), -6, r"methods\.wd1\.group_size: must be >= 0"),
+    (("methods", "wd1", "max_prompt_length"), -1, r"methods\.wd1\.max_prompt_length: must be >= 0"),
+    (("rl", "warmup_convention"), "torch", r"rl\.warmup_convention: expected 'hf' or 'shifted'"),
+    (("rl", "lr_schedule"), "linear", r"rl\.lr_schedule: expected one of constant, constant_with_warmup, cosine"),
+    (("methods", "agrpo", "objective_args", "released_launcher_steps"), 3,
+     r"released_launcher_steps: 3 micro-batches need a multiple of 3 prompt groups per process"),
+])
+def test_config_method_optimizer_and_batch_overrides_are_validated(tmp_path, where, value, message):
+    """The d1/wd1 release settings (per-method optimizer, G, prompts, truncation) and the launcher option: bad
+    values are refused naming the key as written."""
+    d = tiny_dict()
+    node = d
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, d))
+
+
+def test_config_method_overrides_resolve_over_the_shared_settings(tmp_path):
+    from agrpo.resolve import batch_group_size, batch_prompts, optimizer_for
+
+    cfg = load_config(ROOT / "workflow/config/paper.yaml")
+    assert optimizer_for(cfg, "d1") == {"lr_schedule": "constant_with_warmup", "warmup_ratio": 0.0001,
+                                        "weight_decay": 0.1, "max_grad_norm": 0.2, "adam_beta1": 0.9, "adam_beta2": 0.99}
+    assert optimizer_for(cfg, "agrpo")["lr_schedule"] == "cosine" and optimizer_for(cfg, "agrpo")["max_grad_norm"] == 1.0
+    assert [(batch_prompts(cfg, m), batch_group_size(cfg, m)) for m in ("agrpo", "diffu_grpo", "d1", "wd1")] == \
+        [(16, 8), (16, 6), (16, 6), (8, 6)]
+    assert {m: cfg.methods[m].max_prompt_length for m in cfg.methods} == {"agrpo": 0, "diffu_grpo": 200, "d1": 200, "wd1": 200}
+
+
+def test_lr_schedule_warmup_conventions():
+    from agrpo.rl.trainer import lr_lambda
+
+    hf, shifted = lr_lambda("cosine", 0.01, 250, "hf"), lr_lambda("cosine", 0.01, 250, "shifted")
+    assert [hf(s) for s in range(4)] == [0.0, 1 / 3, 2 / 3, 1.0]  # W = ceil(2.5) = 3, s/W (HF Trainer)
+    assert [shifted(s) for s in range(3)] == [0.5, 1.0, 1.0]  # W = floor(2.5) = 2, (s+1)/W
+    assert hf(250) == pytest.approx(0.0, abs=1e-12) and lr_lambda("constant_with_warmup", 1e-4, 100)(0) == 0.0
+    assert lr_lambda("constant_with_warmup", 1e-4, 100)(1) == 1.0  # ceil(0.01) = 1 warmup step, as d1

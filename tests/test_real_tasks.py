@@ -128,6 +128,67 @@ def test_real_tasks_prompts_are_the_released_strings():
     assert [x["role"] for x in m] == ["system", "user"] and m[1]["content"] == "Target: 6\nNumbers: [1, 2, 3]"
 
 
+TRAIN_EXAMPLES = {"gsm8k": {"question": "Q?"}, "countdown": {"numbers": [2, 7, 9], "target": 5},
+                  "sudoku": {"puzzle": "1000000000000000"}, "math500": {"problem": "P?"}}
+# sha256 of d1's own training prompts (diffu-grpo/data_utils.py, its f-strings evaluated on TRAIN_EXAMPLES)
+EXPECTED_D1_TRAIN = {"gsm8k": "c50297784e94c471", "countdown": "68516fac6a8ce012", "sudoku": "e303d49bfff40f61",
+                     "math500": "0fe5dc75460c01c9"}
+
+
+def test_d1_protocol_trains_on_d1s_training_prompts_and_evaluates_on_its_evaluation_prompts():
+    """Regression: RL under ``protocol: d1`` used d1's evaluation prompts (\\boxed{} asked for, <reasoning>
+    prefilled), which its training rewards score as wrong; d1 trains on its own prompts, with no prefill."""
+    for name, ex in TRAIN_EXAMPLES.items():
+        train, test = get_task(name, protocol="d1", stage="train"), get_task(name, protocol="d1")
+        (msg,) = train.messages(ex)
+        assert msg["role"] == "user" and hashlib.sha256(msg["content"].encode()).hexdigest()[:16] == EXPECTED_D1_TRAIN[name]
+        assert train.assistant_prefix == "" and test.assistant_prefix == "<reasoning>"
+        assert (test.messages(ex) == train.messages(ex)) == (name == "sudoku")  # d1's Sudoku: same text, no prefill
+        agrpo = get_task(name, protocol="agrpo", stage="train")  # AGRPO trains on its evaluation prompts
+        assert agrpo.messages(ex) == get_task(name, protocol="agrpo").messages(ex) and agrpo.assistant_prefix == ""
+    # what d1's training prompt asks for earns d1's training reward in full (GSM8K: 3.5 — its soft-format regex
+    # never matches a multi-line reasoning block — against 0.375 for a correct \\boxed{72} after the prefill)
+    gsm, cd = get_task("gsm8k", protocol="d1", stage="train"), get_task("countdown", protocol="d1", stage="train")
+    assert gsm.reward("<reasoning>\n6*12=72\n</reasoning>\n<answer>\n72\n</answer>\n", {"answer": "x #### 72"}) == 3.5
+    assert gsm.reward("\n6*12=72\n</reasoning>\n<answer>\n\\boxed{72}\n</answer>\n", {"answer": "x #### 72"}) == 0.375
+    assert cd.reward("<reasoning>\nok\n</reasoning>\n<answer>\n7-2*1\n</answer>", {"numbers": [1, 2, 7], "target": 5}) == 1.0
+    with pytest.raises(ValueError, match="stage"):
+        get_task("gsm8k", stage="rl")
+
+
+def test_trainer_builds_its_prompts_from_the_training_stage(tmp_path, monkeypatch):
+    """The trainer renders d1's training prompts (not its evaluation prompts) for a real task under protocol d1."""
+    import yaml
+
+    from agrpo.config import load_config
+    from agrpo.data import write_task_data
+    from agrpo.model.tiny import TinyDLLM, init_tiny
+    from agrpo.model.tokenizer import CharTokenizer
+    from agrpo.rl.trainer import train
+
+    d = yaml.safe_load((Path(__file__).resolve().parent.parent / "workflow/config/tiny.yaml").read_text())
+    d.update(work_dir=str(tmp_path / "w"), model={"type": "tiny", "d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32})
+    d["data"] = {"tasks": ["countdown"], "train_size": 8, "protocol": "d1",
+                 "sources": {"countdown/test": str(SOURCES["countdown"]), "countdown/train": str(tmp_path / "cd.jsonl")}}
+    d["rl"].update(iterations=1, checkpoint_every=1, prompts_per_batch=2, group_size=2)
+    d["methods"] = {"diffu_grpo": d["methods"]["diffu_grpo"] | {"inner_iterations": 1}}
+    write_generations(tmp_path / "cd.jsonl", [{"nums": [i, i + 1, 90], "target": 7} for i in range(1, 509)])  # d1 keeps 8
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(d))
+    cfg = load_config(tmp_path / "c.yaml")
+    write_task_data(cfg, "countdown")
+    init_tiny(CharTokenizer(), d_model=16, n_layers=1, n_heads=2, d_ff=32).save_pretrained(tmp_path / "base")
+    seen = []
+
+    def encode_prompt(self, task, ex):  # the char tokenizer cannot spell d1's prompts: record them, feed a stub
+        seen.append((task.stage, task.messages(ex)[0]["content"], task.assistant_prefix))
+        return self.tokenizer.encode("1 2 3>6")
+
+    monkeypatch.setattr(TinyDLLM, "encode_prompt", encode_prompt)
+    train(cfg, "diffu_grpo", 0, tmp_path / "base", tmp_path / "run", progress=False)
+    assert len(seen) == 4 and {s[0] for s in seen} == {"train"} and {s[2] for s in seen} == {""}
+    assert all("Using only the numbers [" in s[1] and "\\boxed" not in s[1] for s in seen)
+
+
 EXPECTED_D1 = {"GSM_SYSTEM_PROMPT": "f11d75a706090b95", "MATH_SYSTEM_PROMPT": "3e82f3bac66b3bc1",
                "COUNTDOWN_SYSTEM_PROMPT": "a303f737bca286cb", "SUDOKU_SYSTEM_PROMPT": "758dc4e1b10cba4d"}
 EXPECTED_AGRPO = {"SYSTEM_PROMPT": "b5bfce86f90b1220", "COUNTDOWN_SYSTEM_PROMPT": "dbb490008b112323",
@@ -198,18 +259,38 @@ def test_real_tasks_agrpo_fast_paths_agree_with_math_verify():
 
 
 def test_real_tasks_train_splits_follow_the_papers(tmp_path):
+    """AGRPO's filters under ``protocol: agrpo``; d1's own splits (diffu_grpo_train.py) under ``protocol: d1``."""
+    import datasets
+
     math500 = [json.loads(l) for l in SOURCES["math500"].read_text().splitlines()[:1]]
     rows = [{"problem": math500[0]["problem"], "solution": "\\boxed{x}", "level": "Level 3"},  # a MATH-500 problem
             {"problem": "p5", "solution": "so \\boxed{5}", "level": "Level 5"},  # too hard
             {"problem": "p2", "solution": "so \\boxed{\\frac{7}{2}} and \\boxed{9}", "level": "Level 2"},
             {"problem": "p1", "solution": "no box", "level": "Level 1"}]  # no answer
     write_generations(tmp_path / "math_train.jsonl", rows)
-    train = get_task("math500", source=str(SOURCES["math500"]), train_source=str(tmp_path / "math_train.jsonl")).examples("train")
+    source = dict(source=str(SOURCES["math500"]), train_source=str(tmp_path / "math_train.jsonl"))
+    train = get_task("math500", protocol="agrpo", **source).examples("train")
     assert [(e["problem"], e["answer"]) for e in train] == [("p2", "\\frac{7}{2}")]
+    train = get_task("math500", protocol="d1", **source).examples("train")  # d1: every row of its train split
+    assert [e["problem"] for e in train] == [r["problem"] for r in rows]
+    assert get_task("math500", protocol="d1").data_train_source == "ankner/math-500"
+    assert get_task("math500", protocol="agrpo").data_train_source == "qwedsacf/competition_math"
     rows = [{"nums": [30, 100, 93], "target": 23}, {"nums": [1, 2, 3, 4], "target": 10}, {"nums": [5, 6, 7], "target": 18}]
     write_generations(tmp_path / "cd_train.jsonl", rows)
-    train = get_task("countdown", source=str(SOURCES["countdown"]), train_source=str(tmp_path / "cd_train.jsonl")).examples("train")
+    source = dict(source=str(SOURCES["countdown"]), train_source=str(tmp_path / "cd_train.jsonl"))
+    train = get_task("countdown", protocol="agrpo", **source).examples("train")
     assert [(e["numbers"], e["target"]) for e in train] == [([5, 6, 7], 18)]
+    # d1: every 3-number row (no test filter), shuffled as datasets' shuffle(seed=42), minus the last 500
+    rows = [{"nums": [i % 97 + 1, i % 89 + 2] + ([i % 7 + 3] if i % 5 else []), "target": i} for i in range(1300)]
+    write_generations(tmp_path / "cd_train.jsonl", rows)
+    train = get_task("countdown", protocol="d1", **source).examples("train")
+    three = datasets.Dataset.from_list(rows).filter(lambda r: len(r["nums"]) == 3).shuffle(seed=42)
+    assert [e["target"] for e in train] == three["target"][: len(three) - 500] and len(train) == 1040 - 500
+    grid = [f"{i:016d}" for i in range(620)]  # 4x4_sudoku_unique_puzzles.csv's columns, 620 rows
+    (tmp_path / "unique.csv").write_text("Puzzle,Solution\n" + "".join(f"{g},{g}\n" for g in grid))
+    sudoku = get_task("sudoku", protocol="d1", source=str(SOURCES["sudoku"]), train_source=str(tmp_path / "unique.csv"))
+    shuffled = datasets.Dataset.from_dict({"Puzzle": grid}).shuffle(seed=42)["Puzzle"]
+    assert [e["puzzle"] for e in sudoku.examples("train")] == shuffled[:120]
     assert len(get_task("gsm8k", train_source=str(DATA / "gsm8k/train.jsonl")).examples("train")) == 7473
     with pytest.raises(ValueError, match="no test source"):
         get_task("countdown").examples("test")
@@ -229,6 +310,7 @@ def test_real_tasks_in_a_profile_write_their_data_files(tmp_path):
     test = [json.loads(l) for l in (tmp_path / "w/data/sudoku/test.jsonl").read_text().splitlines()]
     assert len(test) == 256 and test[0]["puzzle"] == "4320004330100004"  # the whole d1 sample, not test_size
     assert len((tmp_path / "w/data/countdown/train.jsonl").read_text().splitlines()) == 0  # every row is a test row
-    from agrpo.config import load_config, profile_task
+    from agrpo.config import load_config
+    from agrpo.resolve import profile_task
 
     assert profile_task(load_config(tmp_path / "c.yaml"), "sudoku").protocol == "agrpo"

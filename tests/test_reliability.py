@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agrpo.rl import resume, trainer
-from helpers import minute_run
+from helpers import minute_run, reduced_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,17 +69,7 @@ def test_resume_refuses_a_different_process_count(small_run, tmp_path):
 
 
 def _pipeline(tmp: Path, *extra: str, popen: bool = False):
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/regression/config.yaml",
-           "--config", f"work_dir={tmp}/work", f"results_dir={tmp}/results", "--quiet", *extra]
-    if popen:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return reduced_pipeline(tmp, *extra, popen=popen)
 
 
 def _kill_when(proc, ready, timeout: float = 600) -> bool:
@@ -101,14 +91,14 @@ def _kill_when(proc, ready, timeout: float = 600) -> bool:
 
 
 @pytest.mark.slow
-def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identically(tmp_path):
+def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identically(tmp_path, reduced_run):
     """The reduced tiny pipeline (tests/regression/config.yaml), SIGKILLed with all its jobs while training (a
     resume state exists), while evaluating (some cells written) and while aggregating (the report job started),
     each time rerun (`--unlock`, then `--rerun-incomplete`), ends with a summary.csv whose accuracies equal an
     uninterrupted run's exactly."""
     import pandas as pd
 
-    whole = _pipeline(tmp_path / "whole")
+    whole_dir, whole = reduced_run  # the uninterrupted run (shared with the regression test)
     assert whole.returncode == 0, whole.stdout[-2000:] + whole.stderr[-2000:]
     run = tmp_path / "killed"
     work = run / "work"
@@ -133,7 +123,7 @@ def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identical
     final = _pipeline(run, "--rerun-incomplete")
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     cols = ["method", "task", "checkpoint", "steps", "accuracy", "n_correct", "n"]
-    a = pd.read_csv(tmp_path / "whole/results/summary.csv")[cols].sort_values(cols[:4]).reset_index(drop=True)
+    a = pd.read_csv(whole_dir / "results/summary.csv")[cols].sort_values(cols[:4]).reset_index(drop=True)
     b = pd.read_csv(run / "results/summary.csv")[cols].sort_values(cols[:4]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     assert not any(work.glob("runs/*/resume"))  # resume states are removed once runs complete

@@ -30,6 +30,10 @@ class MaskedDiffusionLM(nn.Module):
         """Token ids of a task prompt. Default (tokenizers without a chat template): the task's plain text."""
         return self.tokenizer.encode(task.prompt(example))
 
+    def encode_pair(self, prompt: str, completion: str) -> tuple[list[int], list[int]]:
+        """(prompt ids, completion ids) of one SFT / pretraining example. Default: the plain texts."""
+        return self.tokenizer.encode(prompt), self.tokenizer.encode(completion)
+
     def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
         """Text of a completion (evaluation judges keep special tokens where a protocol's parser expects them)."""
         return self.tokenizer.decode([int(i) for i in ids])

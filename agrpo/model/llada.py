@@ -154,6 +154,19 @@ class LLaDA(MaskedDiffusionLM):
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return self.tokenizer(text + getattr(task, "assistant_prefix", ""), add_special_tokens=False)["input_ids"]
 
+    def encode_pair(self, prompt: str, completion: str) -> tuple[list[int], list[int]]:
+        """An SFT example as d1 renders it: the conversation [user: prompt, assistant: completion] through the chat
+        template; the prompt is the user turn with the generation prompt (what RL and evaluation condition on),
+        the completion the rest of the rendering (the reply and the template's end-of-turn token)."""
+        user = [{"role": "user", "content": prompt}]
+        head = self.tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+        full = self.tokenizer.apply_chat_template(user + [{"role": "assistant", "content": completion}], tokenize=False)
+        if not full.startswith(head):
+            raise ValueError("the chat template's rendering of [user, assistant] does not start with its rendering of "
+                             "[user] + generation prompt; cannot split an SFT example into prompt and completion")
+        encode = lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+        return encode(head), encode(full[len(head):])
+
     def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 

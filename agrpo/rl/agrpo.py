@@ -60,38 +60,46 @@ def steps_per_trajectory(batch: RolloutBatch, eos_id: int, restrict: bool) -> to
     return torch.where(last >= 0, last + 1, ran)
 
 
-def draw_uniforms(b: int, k: int, low_discrepancy: bool, generator: torch.Generator) -> torch.Tensor:
-    """(B, k) uniforms: i.i.d., or stratified over the whole batch ((randperm(S) + U)/S, S = B·k)."""
+def draw_uniforms(b: int, k: int, low_discrepancy: bool, generator: torch.Generator, stratum: int = 0) -> torch.Tensor:
+    """(B, k) uniforms: i.i.d., or stratified ((randperm(S) + U)/S, S = rows·k) over the whole batch, or over each
+    block of ``stratum`` rows (one prompt group per device micro-batch in the released code)."""
     if not low_discrepancy:
         return torch.rand((b, k), generator=generator, dtype=torch.float64)
-    s = b * k
-    perm = torch.randperm(s, generator=generator).double()
-    return ((perm + torch.rand(s, generator=generator, dtype=torch.float64)) / s).view(b, k)
+    rows = stratum or b
+    if b % rows:
+        raise ValueError(f"{b} rows do not split into strata of {rows}")
+    s, parts = rows * k, []
+    for _ in range(b // rows):
+        perm = torch.randperm(s, generator=generator).double()
+        parts.append(((perm + torch.rand(s, generator=generator, dtype=torch.float64)) / s).view(rows, k))
+    return torch.cat(parts)
 
 
 def sample_timesteps(m: torch.Tensor, k: int, importance_sampling: str, low_discrepancy: bool,
                      generator: torch.Generator, step_entropy: torch.Tensor | None = None,
-                     shard: tuple[int, int] = (0, 1)):
+                     shard: tuple[int, int] = (0, 1), stratum: int = 0, cdf_dtype: torch.dtype = torch.float64):
     """Draw (t, w), each (B, k): timesteps in [0, m_i) and importance weights (1 unless ``entropy``).
 
     With ``shard = (r, W)`` the uniforms are drawn for the W·B rows of the global batch (stratified over all of
-    them) and rank r keeps rows [r·B, (r+1)·B): the draws do not depend on the process count."""
+    them, or over each ``stratum`` of rows) and rank r keeps rows [r·B, (r+1)·B): the draws do not depend on the
+    process count. ``cdf_dtype`` float32 builds the entropy proposal's CDF as the released code does (the
+    weights stay float64); either way a round-off guard keeps t < m_i."""
     if importance_sampling not in IMPORTANCE_SAMPLING:
         raise ValueError(f"unknown importance_sampling {importance_sampling!r}; choose from {IMPORTANCE_SAMPLING}")
     b, device = m.shape[0], m.device
     rank, world_size = shard
-    u = draw_uniforms(b * world_size, k, low_discrepancy, generator)[rank * b:(rank + 1) * b].to(device)
+    u = draw_uniforms(b * world_size, k, low_discrepancy, generator, stratum)[rank * b:(rank + 1) * b].to(device)
     if importance_sampling == "uniform":
         t = (u * m[:, None].double()).floor().long().clamp(max=(m - 1)[:, None])
         return t, torch.ones((b, k), dtype=torch.float64, device=device)
     steps = step_entropy.shape[1]
     valid = torch.arange(steps, device=device)[None, :] < m[:, None]
-    q = (step_entropy.double() + 1e-8) * valid
+    q = (step_entropy.to(cdf_dtype) + 1e-8) * valid
     q = q / q.sum(1, keepdim=True)
     cdf = q.cumsum(1)
     cdf[torch.arange(b, device=device), m - 1] = 1.0  # round-off guard: never land past m_i − 1
-    t = torch.searchsorted(cdf, u).clamp(max=(m - 1)[:, None])
-    w = (1.0 / m[:, None].double()) / q.gather(1, t)
+    t = torch.searchsorted(cdf, u.to(cdf_dtype)).clamp(max=(m - 1)[:, None])
+    w = (1.0 / m[:, None].double()) / q.double().gather(1, t)
     return t, w
 
 
@@ -114,6 +122,9 @@ class AGRPO(Objective):
         beta: float = doc("KL coefficient to the reference = base model (released: 0)", 0.0)
         kl_ratio_correction: bool = doc("multiply the k3 KL by ρ (released v2, arXiv:2512.02556); false = plain k3 (v1 text)", True)
         restrict_to_content_steps: bool = doc("sample t only up to the last step that revealed a non-EOS token (released)", True)
+        stratify: str = doc("low-discrepancy strata: `batch` (the B·k uniforms of the whole rollout batch, ours) or `group` (each prompt group's G·k, as the released code: one group per device micro-batch)", "batch")
+        cdf_dtype: str = doc("dtype of the entropy proposal's CDF: `float64` (ours) or `float32` (released; same draws except within float32 round-off of a CDF step)", "float64")
+        released_launcher_steps: int = doc("0 = one optimizer step per update (the paper's estimator). A ≥ 1 = the steps the released launcher takes (measured on an H200, docs/agrpo.md): each process's prompt groups split into A micro-batches; the k draws of the first A−1 accumulate, then every draw of the last takes its own clipped AdamW step — k steps per update, all at one learning rate (released: A = 2)", 0)
 
     def __init__(self, args, generator):
         super().__init__(args, generator)
@@ -121,6 +132,10 @@ class AGRPO(Objective):
             raise ValueError(f"importance_sampling must be one of {IMPORTANCE_SAMPLING}, got {args.importance_sampling!r}")
         if args.mc_samples < 1:
             raise ValueError("mc_samples must be >= 1")
+        if args.stratify not in ("batch", "group") or args.cdf_dtype not in ("float64", "float32"):
+            raise ValueError("stratify must be 'batch' or 'group', cdf_dtype 'float64' or 'float32'")
+        if args.released_launcher_steps < 0:
+            raise ValueError("released_launcher_steps must be >= 0 (0 = off; the released launcher: 2)")
 
     def prepare(self, policy, ref_model, batch, inner_iterations):
         m = steps_per_trajectory(batch, policy.eos_id, self.args.restrict_to_content_steps)
@@ -128,10 +143,11 @@ class AGRPO(Objective):
         batch.extras["agrpo_m"] = m
         batch.extras["agrpo_step_entropy"] = ent
 
-    def step_logprobs(self, model, batch: RolloutBatch, t: torch.Tensor):
+    def step_logprobs(self, model, batch: RolloutBatch, t: torch.Tensor, rows_in: torch.Tensor | None = None):
         """log p̃_θ(oⁱ | s_t) of the tokens sampled at step t_b of each row b: a flat (n,) tensor, and the (B, L)
         mask saying which positions they are (row-major order). Only those n positions go through the
-        float32 / temperature / top-k-top-p / log-softmax transform (as released: the vocabulary can be 126k)."""
+        float32 / temperature / top-k-top-p / log-softmax transform (as released: the vocabulary can be 126k).
+        ``rows_in`` keeps only a micro-batch of rows (the others are neither run nor scored)."""
         s = batch.sample
         state = rebuild_state(s.completion_ids, s.reveal_step, t, model.mask_id)
         ids = torch.cat([s.prompt_ids, state], 1)
@@ -139,7 +155,12 @@ class AGRPO(Objective):
         revealed = s.reveal_step == t.view(-1, 1)
         if s.filled is not None:
             revealed &= ~s.filled  # EOS written by the early exit was not sampled
-        logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][revealed]  # (n, V)
+        if rows_in is not None:
+            revealed &= rows_in[:, None]
+            ids, attn = ids[rows_in], attn[rows_in]
+            logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][revealed[rows_in]]
+        else:
+            logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][revealed]  # (n, V)
         logits = candidate_logits(model, logits, batch.sampler.ban_special_tokens)
         allowed = s.sampling_mask[revealed] if s.sampling_mask is not None else None
         temperature = None
@@ -147,10 +168,12 @@ class AGRPO(Objective):
             temperature = batch.row_temperature[revealed.nonzero(as_tuple=True)[0]][:, None]
         return step_logprobs(logits, s.completion_ids[revealed], batch.sampler, allowed, temperature), revealed
 
-    def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int):
-        """Loss of one timestep draw (one per row): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats."""
+    def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int,
+                  rows_in: torch.Tensor | None = None):
+        """Loss of one timestep draw (one per row): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats.
+        ``rows_in`` (B,) bool restricts the sum to a micro-batch of rows (B stays the whole batch's)."""
         a, s = self.args, batch.sample
-        logp, revealed = self.step_logprobs(policy, batch, t)
+        logp, revealed = self.step_logprobs(policy, batch, t, rows_in)
         rows = revealed.nonzero(as_tuple=True)[0]
         old = s.token_logprobs[revealed]  # recorded by the sampler: no extra forward pass (ρ ≡ 1 when μ = 1)
         adv = batch.advantages[rows].to(logp.dtype)
@@ -159,7 +182,7 @@ class AGRPO(Objective):
         n_tok = max(len(rows), 1)
         if a.beta > 0:
             with torch.no_grad():
-                ref_logp, _ = self.step_logprobs(ref_model, batch, t)
+                ref_logp, _ = self.step_logprobs(ref_model, batch, t, rows_in)
             kl = kl_k3(ref_logp, logp)
             if a.kl_ratio_correction:
                 kl = kl * ratio  # DeepSeek-V3.2 importance-sampling correction, as released
@@ -173,12 +196,32 @@ class AGRPO(Objective):
         return loss, stats
 
     def chunks_per_iteration(self) -> int:
-        return self.args.mc_samples
+        return self.args.mc_samples * max(1, self.args.released_launcher_steps)
+
+    def step_after(self) -> list[int]:
+        """Off: after the last draw. The released launcher (A micro-batches): after every draw of the last one."""
+        k, a = self.args.mc_samples, self.args.released_launcher_steps
+        return list(range((a - 1) * k, a * k)) if a else [k - 1]
+
+    def micro_batches(self, batch) -> list[torch.Tensor | None]:
+        """Row masks of the A micro-batches: this process's prompt groups split into A consecutive parts (the
+        released per-device micro-batch is one group), or [None] (every row at once) when off."""
+        a = self.args.released_launcher_steps
+        if not a:
+            return [None]
+        b = batch.sample.completion_ids.shape[0]
+        groups = b // batch.group_size
+        if groups % a:
+            raise ValueError(f"released_launcher_steps {a}: this process holds {groups} prompt groups, not a multiple of {a}")
+        part = torch.arange(b, device=batch.advantages.device) // batch.group_size // (groups // a)
+        return [part == i for i in range(a)]
 
     def losses(self, policy, ref_model, batch, inner_iteration):
         a = self.args
         t_all, w_all = sample_timesteps(batch.extras["agrpo_m"], a.mc_samples, a.importance_sampling,
                                         a.low_discrepancy, self.generator, batch.extras["agrpo_step_entropy"],
-                                        batch.shard)
-        for j in range(a.mc_samples):
-            yield self.step_loss(policy, ref_model, batch, t_all[:, j], w_all[:, j], a.mc_samples)
+                                        batch.shard, batch.group_size if a.stratify == "group" else 0,
+                                        getattr(torch, a.cdf_dtype))
+        for rows_in in self.micro_batches(batch):
+            for j in range(a.mc_samples):
+                yield self.step_loss(policy, ref_model, batch, t_all[:, j], w_all[:, j], a.mc_samples, rows_in)

@@ -73,8 +73,12 @@ class Objective:
         raise NotImplementedError
 
     def chunks_per_iteration(self) -> int:
-        """How many losses ``losses`` yields (the trainer syncs gradients after the last)."""
+        """How many losses ``losses`` yields."""
         return 1
+
+    def step_after(self) -> list[int]:
+        """The chunks after whose backward the optimizer steps (gradients sync there): the last, by default."""
+        return [self.chunks_per_iteration() - 1]
 
 
 def objectives() -> dict[str, type[Objective]]:

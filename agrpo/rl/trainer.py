@@ -3,12 +3,15 @@
 Per rollout batch: P prompts × G completions are sampled with the method's training sampler (which records
 reveal steps and log-probs), scored by the tasks' reward functions, and turned into advantages
 Â_i = R_i − mean_{j∈group(i)} R_j (optionally divided by the group std). The objective prepares what it needs
-(old/reference log-probs) and then drives μ = ``inner_iterations`` optimizer steps on the same batch.
-Budgets are counted in rollout batches, so every method sees the same number of rollouts.
+(old/reference log-probs) and then drives μ = ``inner_iterations`` updates on the same batch (one optimizer step
+each, or the released AGRPO launcher's k: ``Objective.step_after``). Budgets are counted in rollout batches, so every
+method sees the same number of rollouts unless it overrides its G or prompts per batch (``methods.<m>.group_size``,
+``prompts_per_batch``); the log counts both rollouts and optimizer steps.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -18,7 +21,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from agrpo.config import from_dict, profile_task, rollout_for
+from agrpo.config import from_dict
+from agrpo.resolve import batch_group_size, batch_prompts, optimizer_for, profile_task, rollout_for
 from agrpo.data import load_split
 from agrpo.distributed import Runtime, all_gather_rows, all_mean, make_runtime, shard
 from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
@@ -37,10 +41,16 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = False
     return adv.reshape(-1)
 
 
-def lr_lambda(schedule: str, warmup: int, total: int):
+def lr_lambda(schedule: str, warmup_ratio: float, total: int, convention: str = "hf"):
+    """LR factor of optimizer step s (0-based) of ``total``: linear warmup over W steps, then constant or cosine to 0.
+
+    ``hf`` (HF Trainer's get_*_schedule_with_warmup, the released runs): W = ⌈ratio·T⌉, factor s/W while s < W.
+    ``shifted``: W = ⌊ratio·T⌋, factor (s+1)/W (no step at lr 0)."""
+    warmup = math.ceil(warmup_ratio * total) if convention == "hf" else int(warmup_ratio * total)
+
     def f(step):
         if step < warmup:
-            return (step + 1) / warmup
+            return step / warmup if convention == "hf" else (step + 1) / warmup
         if schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
         return 1.0
@@ -61,6 +71,14 @@ class PromptStream:
             out.append(self.items[self.order[self.pos]])
             self.pos += 1
         return out
+
+
+def task_rewards(cfg, method: str, tasks: dict) -> dict:
+    """Task name -> reward(completion text, example), with the method's reward options: d1's MATH format-reward
+    quirk (``d1_compat.math_boxed_backspace``) reaches the MATH tasks' rewards."""
+    backspace = cfg.methods[method].d1_compat.math_boxed_backspace
+    return {name: functools.partial(t.reward, math_boxed_backspace=True) if backspace and t.family == "math" else t.reward
+            for name, t in tasks.items()}
 
 
 def checkpoint_steps(cfg) -> list[int]:
@@ -129,40 +147,52 @@ def prepare_engine(rt: Runtime, policy, opt, max_grad_norm: float):
 
 
 def update(rt: Runtime, engine, policy, ref_model, objective, batch: RolloutBatch, opt, sched, trainable,
-           inner_iteration: int, max_grad_norm: float) -> tuple[float, float, dict, int]:
-    """One optimizer step on the rollout batch: the objective's loss chunks are back-propagated one at a time
-    (gradients accumulate; DDP all-reduces after the last). Returns (loss, grad norm, summed stats, chunks)."""
+           inner_iteration: int, max_grad_norm: float) -> tuple[float, float, dict, int, int]:
+    """One update on the rollout batch: the objective's loss chunks are back-propagated one at a time (gradients
+    accumulate; DDP all-reduces only before a step) and the optimizer steps after each chunk in
+    ``objective.step_after()`` — the last one, unless an objective reproduces the released launcher's per-draw
+    steps — then the LR scheduler steps once. Returns (loss, grad norm of the last step, summed stats, chunks,
+    optimizer steps)."""
     model = ThroughEngine(engine, policy) if engine is not policy else policy
     n_chunks = objective.chunks_per_iteration()
+    step_after = set(objective.step_after())
     chunks = objective.losses(model, ref_model, batch, inner_iteration)
     opt.zero_grad(set_to_none=True)
-    loss_total, stats_sum = 0.0, {}
+    loss_total, stats_sum, grad_norm, steps = 0.0, {}, 0.0, 0
     for c in range(n_chunks):
-        last = c == n_chunks - 1
-        with rt.no_sync(engine, last):
+        step = c in step_after
+        with rt.no_sync(engine, step):
             loss, stats = next(chunks)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at inner iteration {inner_iteration}, chunk {c}")
             if rt.accelerator is not None:
-                rt.accelerator.gradient_state._set_sync_gradients(last)  # DeepSpeed: step on the last chunk only
+                rt.accelerator.gradient_state._set_sync_gradients(step)  # DeepSpeed: its engine steps on sync
                 rt.accelerator.backward(loss)
             else:
                 loss.backward()
         loss_total += loss.item()
         for k, v in stats.items():
             stats_sum[k] = stats_sum.get(k, 0.0) + v
+        if step:
+            if rt.deepspeed:  # already stepped (clipped inside) by the engine during backward
+                grad_norm = float(rt.accelerator.clip_grad_norm_(trainable, max_grad_norm))
+            else:
+                grad_norm = torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm).item()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            steps += 1
     if next(chunks, None) is not None:
         raise RuntimeError(f"{type(objective).__name__} yielded more than chunks_per_iteration() losses")
-    if rt.deepspeed:
-        grad_norm = float(rt.accelerator.clip_grad_norm_(trainable, max_grad_norm))
-    else:
-        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm).item()
-    opt.step()
     sched.step()
-    return loss_total, grad_norm, stats_sum, n_chunks
+    return loss_total, grad_norm, stats_sum, n_chunks, steps
 
 
-def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path, progress: bool = True) -> dict:
+def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path, progress: bool = True,
+          reward_fn=None) -> dict:
+    """RL-train ``method`` from ``base_dir``; checkpoints and ``train_log.jsonl`` go to ``out_dir``.
+
+    ``reward_fn(completion text, example) -> float`` replaces the tasks' rewards (the learnability probes,
+    agrpo/rl/probe.py); by default each row is scored by its task's reward."""
     rl, mcfg = cfg.rl, cfg.methods[method]
     rt = make_runtime(cfg.device, cfg.launch.mixed_precision)
     generator = seed_everything(seed, cfg.threads)  # prompt order and objective draws: the same on every rank
@@ -176,14 +206,21 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     trainable = [p for p in policy.parameters() if p.requires_grad]
     sampler = rollout_for(cfg, method)
     task_samplers = {name: rollout_for(cfg, method, name) for name in cfg.data.tasks}
-    tasks = {name: profile_task(cfg, name) for name in cfg.data.tasks}
-    stream = PromptStream([(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "train")], generator)
-    mu = mcfg.inner_iterations
+    tasks = {name: profile_task(cfg, name, stage="train") for name in cfg.data.tasks}
+    task_reward = task_rewards(cfg, method, tasks)
+    prompts = [(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "train")]
+    if not prompts:
+        raise ValueError(f"no RL training prompts: the train splits of {', '.join(cfg.data.tasks)} under "
+                         f"{cfg.work_dir}/data are empty (data.train_size, data.sources, the protocol's filters)")
+    stream = PromptStream(prompts, generator)
+    mu, oc = mcfg.inner_iterations, optimizer_for(cfg, method)
+    n_prompts, group = batch_prompts(cfg, method), batch_group_size(cfg, method)
     total_updates = rl.iterations * mu
-    opt = torch.optim.AdamW(trainable, lr=mcfg.learning_rate, betas=(rl.adam_beta1, rl.adam_beta2),
-                            weight_decay=rl.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(rl.lr_schedule, int(rl.warmup_ratio * total_updates), total_updates))
-    engine, opt = prepare_engine(rt, policy, opt, rl.max_grad_norm)
+    opt = torch.optim.AdamW(trainable, lr=mcfg.learning_rate, betas=(oc["adam_beta1"], oc["adam_beta2"]),
+                            weight_decay=oc["weight_decay"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(oc["lr_schedule"], oc["warmup_ratio"], total_updates,
+                                                             rl.warmup_convention))
+    engine, opt = prepare_engine(rt, policy, opt, oc["max_grad_norm"])
     if ref_model is not None and mcfg.lora.r <= 0:  # a separate frozen copy: same dtype as the policy computes in
         ref_model.to(next(policy.parameters()).dtype)  # (DeepSpeed bf16 casts the policy; a fp32 ref would skew KL)
     out_dir = Path(out_dir)
@@ -202,31 +239,38 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     bar = tqdm(range(first, rl.iterations + 1), desc=f"rl {method} seed {seed}", initial=first - 1,
                total=rl.iterations, disable=not (progress and rt.is_main), mininterval=2)
     for it in bar:
-        chunk = shard(stream.take(rl.prompts_per_batch), rt.rank, rt.world_size)  # whole groups per rank
-        prompts = [policy.encode_prompt(tasks[name], ex) for name, ex in chunk for _ in range(rl.group_size)]
+        chunk = shard(stream.take(n_prompts), rt.rank, rt.world_size)  # whole groups per rank
+        prompts = [policy.encode_prompt(tasks[name], ex) for name, ex in chunk for _ in range(group)]
+        if mcfg.max_prompt_length:  # TRL's max_prompt_length: the last N tokens
+            prompts = [p[-mcfg.max_prompt_length:] for p in prompts]
         ids, mask = left_pad(prompts, policy.pad_id)
         ids, mask = ids.to(rt.device), mask.to(rt.device)
-        policy.eval()
-        examples = [pair for pair in chunk for _ in range(rl.group_size)]
-        sample, row_temperature = generate_grouped(policy, ids, mask, [task_samplers[name] for name, _ in examples],
-                                                   rollout_generator)
+        policy.train(mcfg.d1_compat.train_mode_rollouts)  # d1 samples inside its training step (LoRA dropout on)
+        examples = [pair for pair in chunk for _ in range(group)]
+        row_samplers = [task_samplers[name] for name, _ in examples]
+        sample, row_temperature = generate_grouped(policy, ids, mask, row_samplers, rollout_generator)
+        # one sampler for every row: it (not the method's default) is the transform to re-score with
+        used = row_samplers[0] if row_temperature is None else sampler
         texts = [policy.decode_completion(c, skip_special_tokens=True) for c in sample.completion_ids]  # as TRL
-        rewards = torch.tensor([tasks[name].reward(text, ex) for text, (name, ex) in zip(texts, examples)],
+        rewards = torch.tensor([(reward_fn or task_reward[name])(text, ex) for text, (name, ex) in zip(texts, examples)],
                                device=rt.device)
-        batch = RolloutBatch(sample, sampler, rewards, group_advantages(rewards, rl.group_size, rl.scale_rewards),
-                             rl.group_size, completion_mask(sample.completion_ids, policy.eos_id),
+        batch = RolloutBatch(sample, used, rewards, group_advantages(rewards, group, rl.scale_rewards),
+                             group, completion_mask(sample.completion_ids, policy.eos_id),
                              row_temperature=row_temperature, shard=(rt.rank, rt.world_size))
         policy.train()
         objective.prepare(policy, ref_model, batch, mu)
         stats_sum, n_chunks, losses = {}, 0, []
+        prev_steps = log[-1].get("optimizer_steps", (it - 1) * mu) if log else 0
+        opt_steps = 0
         for n in range(mu):
             try:
-                loss, grad_norm, stats, chunks = update(rt, engine, policy, ref_model, objective, batch, opt, sched,
-                                                        trainable, n, rl.max_grad_norm)
+                loss, grad_norm, stats, chunks, steps = update(rt, engine, policy, ref_model, objective, batch, opt,
+                                                               sched, trainable, n, oc["max_grad_norm"])
             except FloatingPointError as e:
                 raise FloatingPointError(f"{method}: rollout batch {it}: {e}") from None
             losses.append(loss)
             n_chunks += chunks
+            opt_steps += steps
             for k, v in stats.items():
                 stats_sum[k] = stats_sum.get(k, 0.0) + v
         all_rewards = all_gather_rows(rewards)
@@ -235,8 +279,9 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         agg = all_mean(local, rt.device)  # mean over ranks = the global batch's loss (see agrpo.distributed)
         row = {"iteration": it, "reward_mean": all_rewards.mean().item(), "reward_std": all_rewards.std().item(),
                "loss": agg.pop("loss"), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0],
-               "zero_std_groups": (all_rewards.view(-1, rl.group_size).std(1) < 1e-6).float().mean().item(),
-               "nfe_rollout": agg.pop("nfe_rollout"), **agg, "seconds": round(time.time() - start, 2)}
+               "zero_std_groups": (all_rewards.view(-1, group).std(1) < 1e-6).float().mean().item(),
+               "nfe_rollout": agg.pop("nfe_rollout"), **agg, "optimizer_steps": prev_steps + opt_steps,
+               "rollouts": it * n_prompts * group, "seconds": round(time.time() - start, 2)}
         log.append(row)
         bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
         if it % rl.checkpoint_every == 0:
@@ -245,7 +290,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                 tmp = fresh_tmp_dir(ckpt)
                 save_checkpoint(cfg, method, policy, base_dir, tmp)
                 atomic_write_json(tmp / "trainer_state.json", {"method": method, "seed": seed, "iteration": it,
-                                                               "optimizer_steps": it * mu, "sampler": asdict(sampler),
+                                                               "optimizer_steps": row["optimizer_steps"], "sampler": asdict(sampler),
                                                                "world_size": rt.world_size})
                 replace_dir(tmp, ckpt)
             rt.barrier()

@@ -65,6 +65,29 @@ def user_message(family: str, ex: dict) -> str:
     raise ValueError(f"unknown task family {family!r}")
 
 
+# d1's RL training prompts (diffu-grpo/data_utils.py): a generic format prompt, the bare answer in <answer> (no
+# \boxed{} for GSM8K, Countdown and Sudoku), and no <reasoning> prefill — what its training rewards expect.
+TRAIN_SYSTEM_PROMPT = "\nRespond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>\n"
+
+
+def train_user_message(family: str, ex: dict) -> str:
+    if family == "gsm8k":
+        return TRAIN_SYSTEM_PROMPT + "\n\n" + ex["question"]
+    if family == "math":
+        return (TRAIN_SYSTEM_PROMPT + "\n\nYou are a math expert. You will be given a question to solve. Solve it step "
+                "by step. Wrap the final answer in a \\boxed{}. \n\n" + ex["problem"])
+    if family == "countdown":
+        return (f"{TRAIN_SYSTEM_PROMPT}\nUsing only the numbers {ex['numbers']}, create an arithmetic expression that "
+                f"evaluates to exactly {ex['target']}. You must use all numbers from the list, and each number must be "
+                "used exactly once. You may use the operations +, -, *, and / as needed. After reasoning, provide only "
+                "your final expression inside <answer></answer> tags without including an equals sign or the target "
+                "number. For example, if the numbers are [2, 3, 4] and the target is 5, a valid answer is: "
+                "<answer>\n2*4-3\n</answer>")
+    if family == "sudoku":
+        return f"{SUDOKU_SYSTEM_PROMPT}\n\nSolve the following Sudoku puzzle: {ex['puzzle']}\n"
+    raise ValueError(f"unknown task family {family!r}")
+
+
 # ---------------------------------------------------------------------------------------------------- MATH helpers
 
 def last_boxed_only_string(s: str) -> str | None:

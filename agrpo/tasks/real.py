@@ -1,6 +1,8 @@
 """The four real tasks (GSM8K, MATH-500, Countdown, 4×4 Sudoku), each under the `d1` or the `agrpo` protocol.
 
-A task instance is (dataset, protocol): ``get_task("gsm8k", protocol="agrpo")``. Examples are normalised to the
+A task instance is (dataset, protocol, stage): ``get_task("gsm8k", protocol="agrpo")``; ``stage="train"`` gives the
+prompts RL trains on (d1: its training prompts, which differ from its evaluation prompts; AGRPO: the same) and the
+protocol's training split (``train_filter``). Examples are normalised to the
 fields `agrpo score` reads — gsm8k: ``question``, ``answer`` (with ``####``); math500: ``problem``, ``answer``;
 countdown: ``numbers``, ``target``; sudoku: ``puzzle``, ``solution`` — plus ``id``. Datasets load through
 ``datasets`` from a local file (.jsonl/.json/.csv) or a hub id. Prompts, judges and rewards live in
@@ -17,6 +19,8 @@ from agrpo.tasks import d1_protocol as D
 from agrpo.tasks.base import Task, Verdict
 
 PROTOCOLS = ("d1", "agrpo")
+STAGES = ("eval", "train")
+D1_SPLIT_SEED, D1_HELD_OUT = 42, 500  # d1's diffu_grpo_train.py: dataset.shuffle(seed=42), last 500 held out
 MAX_COMPLETION_CHARS = 20_000
 
 
@@ -44,6 +48,15 @@ def load_rows(source: str, split: str = "test", config: str | None = None) -> li
     return [dict(r) for r in ds]
 
 
+def d1_shuffled_train(examples: list[dict]) -> list[dict]:
+    """d1's Countdown/Sudoku training split: ``Dataset.shuffle(seed=42)`` (NumPy ``default_rng(42).permutation``,
+    as ``datasets`` does), then every row but the last 500 (held out by d1 for evaluation)."""
+    import numpy as np
+
+    order = np.random.default_rng(D1_SPLIT_SEED).permutation(len(examples))
+    return [examples[i] for i in order[: max(0, len(examples) - D1_HELD_OUT)]]
+
+
 def _id(*parts) -> str:
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:12]
 
@@ -54,15 +67,21 @@ class RealTask(Task):
     source: str = ""  # default test source: hub id (a local path works too)
     config: str | None = None
     split: str = "test"
-    train_source: str = ""  # default train source
+    train_source: str = ""  # default train source (AGRPO protocol)
     train_config: str | None = None
+    train_split: str = "train"
+    d1_train_source: str | None = None  # d1's own train source where it differs (None = train_source)
 
-    def __init__(self, protocol: str = "d1", source: str | None = None, train_source: str | None = None):
+    def __init__(self, protocol: str = "d1", source: str | None = None, train_source: str | None = None,
+                 stage: str = "eval"):
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-        self.protocol = protocol
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        self.protocol, self.stage = protocol, stage
         self.data_source = source or self.source
-        self.data_train_source = train_source or self.train_source
+        default_train = self.d1_train_source if protocol == "d1" and self.d1_train_source is not None else self.train_source
+        self.data_train_source = train_source or default_train
 
     # ------------------------------------------------------------------ data
     def normalise(self, row: dict) -> dict:
@@ -73,7 +92,11 @@ class RealTask(Task):
         return examples
 
     def train_filter(self, examples: list[dict]) -> list[dict]:
-        """The training split as the papers build it from the raw training rows."""
+        """The training split as AGRPO builds it from the raw training rows."""
+        return examples
+
+    def d1_train_filter(self, examples: list[dict]) -> list[dict]:
+        """The training split as d1 builds it (``diffu_grpo_train.py``); the whole set unless a task says more."""
         return examples
 
     def test_examples(self) -> list[dict]:
@@ -89,19 +112,21 @@ class RealTask(Task):
         else:
             if not self.data_train_source:
                 raise ValueError(f"{self.name}: no train source; set data.sources['{self.name}/train']")
-            raw = load_rows(self.data_train_source, "train", self.train_config)
-            rows = self.train_filter([self.normalise(r) for r in raw])
+            raw = load_rows(self.data_train_source, self.train_split, self.train_config)
+            examples = [self.normalise(r) for r in raw]
+            rows = self.d1_train_filter(examples) if self.protocol == "d1" else self.train_filter(examples)
         return rows[:n] if n else rows
 
     # ------------------------------------------------------------------ prompts
     def messages(self, ex: dict) -> list[dict]:
         if self.protocol == "d1":
-            return [{"role": "user", "content": D.user_message(self.family, ex)}]
-        return A.messages(self.family, ex)
+            message = D.train_user_message if self.stage == "train" else D.user_message
+            return [{"role": "user", "content": message(self.family, ex)}]
+        return A.messages(self.family, ex)  # AGRPO trains on its evaluation prompts
 
     @property
     def assistant_prefix(self) -> str:
-        return D.ASSISTANT_PREFIX if self.protocol == "d1" else ""
+        return D.ASSISTANT_PREFIX if self.protocol == "d1" and self.stage == "eval" else ""
 
     def prompt(self, ex: dict) -> str:
         """Plain-text rendering for tokenizers without a chat template: turns joined by blank lines, then the
@@ -155,6 +180,7 @@ class GSM8KPlatinum(GSM8K):
 class MATH500(RealTask):
     name, family, source = "math500", "math", "HuggingFaceH4/MATH-500"
     train_source = "qwedsacf/competition_math"
+    d1_train_source = "ankner/math-500"  # d1: its train split (MATH train minus MATH-500, every level)
 
     def normalise(self, row):
         from agrpo.tasks.judging import first_boxed
@@ -198,6 +224,10 @@ class Countdown(RealTask):
         test = {tuple(e["numbers"]) for e in self.test_examples()}
         return [e for e in examples[: self.train_rows] if len(e["numbers"]) == 3 and tuple(e["numbers"]) not in test]
 
+    def d1_train_filter(self, examples):
+        """d1: every 3-number row, shuffled with seed 42, minus the last 500 (no test-overlap filter)."""
+        return d1_shuffled_train([e for e in examples if len(e["numbers"]) == 3])
+
     def normalise(self, row):
         if "input" in row:  # cd3 test file: {"input": "a,b,c", "output": "t"}
             numbers, target = [int(x) for x in str(row["input"]).split(",")], int(row["output"])
@@ -229,6 +259,10 @@ class Sudoku(RealTask):
 
     def train_filter(self, examples):
         return examples[:20_000]  # AGRPO: the first 20,000 rows of SPG's train split
+
+    def d1_train_filter(self, examples):
+        """d1: 4x4_sudoku_unique_puzzles.csv shuffled with seed 42, minus the last 500."""
+        return d1_shuffled_train(examples)
 
     def select(self, examples):
         if self.sample is None or len(examples) <= self.sample:

@@ -86,7 +86,7 @@ def main(out_path: str, only: str | None = None) -> None:
         objective.prepare(policy, ref, batch, mu)
         steps = []
         for n in range(mu):
-            loss, grad_norm, _, _ = update(rt, engine, policy, ref, objective, batch, opt, sched, trainable, n, 1e9)
+            loss, grad_norm, _, _, _ = update(rt, engine, policy, ref, objective, batch, opt, sched, trainable, n, 1e9)
             checksum = sum(p.detach().double().pow(2).sum().item() for p in trainable)
             steps.append({"loss": all_mean({"loss": loss}, rt.device)["loss"], "grad_norm": grad_norm,
                           "param_sq_sum": checksum})

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from agrpo.config import ProfileConfig, from_dict, validate as validate_profile, to_dict
+from agrpo.config import ProfileConfig, from_dict, to_dict
+from agrpo.resolve import validate as validate_profile
 from agrpo.evaluate import cell_name, grid
 from agrpo.rl.trainer import checkpoint_steps
 

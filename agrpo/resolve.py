@@ -1,0 +1,198 @@
+"""What a profile config resolves to, and the cross-field checks that types alone cannot express.
+
+``validate`` runs on every ``load_config``; the helpers turn a ``ProfileConfig`` into the objects the stages use:
+a method's training sampler (``rollout_for``), optimizer settings (``optimizer_for``), prompts and group size per
+rollout batch, a task as the profile uses it (``profile_task``), and the evaluation grid's samplers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from agrpo.config import ConfigError, ProfileConfig, RolloutConfig, _convert, from_dict
+
+
+def validate(cfg: ProfileConfig) -> None:
+    """Cross-field checks that types alone cannot express."""
+    from agrpo.rl.objectives import objectives
+    from agrpo.tasks import TASKS, get_task
+
+    OBJECTIVES = objectives()
+
+    if cfg.model.type not in ("tiny", "llada"):
+        raise ConfigError(f"model.type: expected 'tiny' or 'llada', got {cfg.model.type!r}")
+    if cfg.model.type == "llada" and not cfg.model.name_or_path:
+        raise ConfigError("model.name_or_path: required for model.type llada (a local directory or a hub id)")
+    if cfg.eval.dtype not in ("model", "bfloat16"):
+        raise ConfigError(f"eval.dtype: expected 'model' or 'bfloat16', got {cfg.eval.dtype!r}")
+    if cfg.model.dtype not in ("bfloat16", "float32"):
+        raise ConfigError(f"model.dtype: expected 'bfloat16' or 'float32', got {cfg.model.dtype!r}")
+    for t in cfg.data.tasks:
+        if t not in TASKS:
+            raise ConfigError(f"data.tasks: unknown task {t!r} (known: {', '.join(sorted(TASKS))})")
+    if cfg.data.protocol not in ("d1", "agrpo"):
+        raise ConfigError(f"data.protocol: expected 'd1' or 'agrpo', got {cfg.data.protocol!r}")
+    for key in cfg.data.sources:
+        task, _, split = key.partition("/")
+        if task not in cfg.data.tasks or split not in ("train", "test"):
+            raise ConfigError(f"data.sources: key {key!r} must be '<task of data.tasks>/<train|test>'")
+    for name, m in cfg.methods.items():
+        if name == "base":
+            raise ConfigError("methods.base: 'base' is reserved for the pretrained model")
+        if m.objective not in OBJECTIVES:
+            raise ConfigError(f"methods.{name}.objective: unknown objective {m.objective!r} (known: {', '.join(sorted(OBJECTIVES))})")
+        families = {get_task(t).family for t in cfg.data.tasks}
+        for fam in m.task_temperature:
+            if fam not in ("gsm8k", "math", "countdown", "sudoku"):
+                raise ConfigError(f"methods.{name}.task_temperature: unknown task family {fam!r} (gsm8k, math, countdown, sudoku)")
+        if m.d1_compat.math_boxed_backspace and "math" not in families:
+            raise ConfigError(f"methods.{name}.d1_compat.math_boxed_backspace: no MATH task in data.tasks; the flag would change nothing")
+        if m.d1_compat.train_mode_rollouts and (m.lora.r <= 0 or m.lora.dropout <= 0):
+            raise ConfigError(f"methods.{name}.d1_compat.train_mode_rollouts: needs LoRA with dropout > 0; the flag would change nothing")
+        if m.d1_compat.lora_targets and m.lora.r <= 0:
+            raise ConfigError(f"methods.{name}.d1_compat.lora_targets: needs LoRA (lora.r > 0); the flag would change nothing")
+        if m.lora.r < 0 or not 0 <= m.lora.dropout < 1:
+            raise ConfigError(f"methods.{name}.lora: need r >= 0 and 0 <= dropout < 1")
+        if m.sft.lora.r < 0 or not 0 <= m.sft.lora.dropout < 1:
+            raise ConfigError(f"methods.{name}.sft.lora: need r >= 0 and 0 <= dropout < 1")
+        if m.sft.steps > 0 and not (m.sft.dataset == "tasks" or m.sft.dataset.startswith("s1k:")):
+            raise ConfigError(f"methods.{name}.sft.dataset: expected 'tasks' or 's1k:<hub id or path>', got {m.sft.dataset!r}")
+        if m.sft.lr_schedule not in ("linear", "constant"):
+            raise ConfigError(f"methods.{name}.sft.lr_schedule: expected 'linear' or 'constant', got {m.sft.lr_schedule!r}")
+        try:
+            from_dict(OBJECTIVES[m.objective].Args, m.objective_args, f"methods.{name}.objective_args")
+            for t in cfg.data.tasks:
+                rollout_for(cfg, name, t)
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(f"methods.{name}.rollout: {e}") from None
+    if cfg.model.activation_checkpointing and cfg.model.type != "llada":
+        raise ConfigError("model.activation_checkpointing: only implemented for model.type llada")
+    for name, m in cfg.methods.items():
+        if m.load_in_4bit and (m.lora.r <= 0 or cfg.model.type != "llada"):
+            raise ConfigError(f"methods.{name}.load_in_4bit: needs model.type llada and LoRA (lora.r > 0): a 4-bit base cannot be trained directly")
+    if cfg.launch.strategy == "zero2" and cfg.launch.mixed_precision != "bf16":
+        raise ConfigError("launch.mixed_precision: `zero2` needs bf16 (DeepSpeed keeps fp32 master weights only then)")
+    if cfg.launch.strategy not in ("ddp", "zero2"):
+        raise ConfigError(f"launch.strategy: expected 'ddp' or 'zero2', got {cfg.launch.strategy!r}")
+    if cfg.launch.mixed_precision not in ("no", "bf16"):
+        raise ConfigError(f"launch.mixed_precision: expected 'no' or 'bf16', got {cfg.launch.mixed_precision!r}")
+    if cfg.launch.gpus < 0 or cfg.launch.eval_gpus < 0:
+        raise ConfigError("launch.gpus and launch.eval_gpus must be >= 0")
+    if cfg.launch.gpus > 1 and cfg.rl.prompts_per_batch % cfg.launch.gpus:
+        raise ConfigError(f"rl.prompts_per_batch ({cfg.rl.prompts_per_batch}) must be a multiple of launch.gpus "
+                          f"({cfg.launch.gpus}): each process takes whole prompt groups")
+    if cfg.rl.iterations % cfg.rl.checkpoint_every:
+        raise ConfigError("rl.checkpoint_every must divide rl.iterations (checkpoints are known before training)")
+    if cfg.rl.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"rl.lr_schedule: expected one of {', '.join(LR_SCHEDULES)}, got {cfg.rl.lr_schedule!r}")
+    if cfg.rl.warmup_convention not in ("hf", "shifted"):
+        raise ConfigError(f"rl.warmup_convention: expected 'hf' or 'shifted', got {cfg.rl.warmup_convention!r}")
+    for name, m in cfg.methods.items():
+        optimizer_for(cfg, name)  # validates methods.<name>.optimizer
+        for key in ("group_size", "prompts_per_batch", "max_prompt_length"):
+            if getattr(m, key) < 0:
+                raise ConfigError(f"methods.{name}.{key}: must be >= 0 (0 = the shared setting / no truncation)")
+        micro = m.objective_args.get("released_launcher_steps", 0) if m.objective == "agrpo" else 0
+        if micro and (batch_prompts(cfg, name) // max(1, cfg.launch.gpus)) % micro:
+            raise ConfigError(f"methods.{name}.objective_args.released_launcher_steps: {micro} micro-batches need a "
+                              f"multiple of {micro} prompt groups per process (prompts_per_batch / launch.gpus)")
+        if cfg.launch.gpus > 1 and batch_prompts(cfg, name) % cfg.launch.gpus:
+            raise ConfigError(f"methods.{name}.prompts_per_batch ({batch_prompts(cfg, name)}) must be a multiple of "
+                              f"launch.gpus ({cfg.launch.gpus}): each process takes whole prompt groups")
+    if not cfg.eval.caches or not cfg.eval.thresholds:
+        raise ConfigError("eval.caches and eval.thresholds need at least one value each (['none'] and [0.0]: exact)")
+    for L in cfg.eval.gen_lengths:
+        for cache in cfg.eval.caches:
+            for th in cfg.eval.thresholds:
+                try:
+                    eval_sampler(cfg, L, L, cache, th).validate()
+                except ValueError as e:
+                    raise ConfigError(f"eval: cache {cache!r}, threshold {th}: {e}") from None
+        for d in cfg.eval.steps_divisors:
+            if L % d:
+                raise ConfigError(f"eval.steps_divisors: {d} does not divide gen_length {L}")
+            try:
+                eval_sampler(cfg, L, L // d).validate()
+            except ValueError as e:
+                raise ConfigError(f"eval: gen_length {L}, steps {L // d}: {e}") from None
+
+
+LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine")
+OPTIMIZER_KEYS = {"lr_schedule": str, "warmup_ratio": float, "weight_decay": float, "max_grad_norm": float,
+                  "adam_beta1": float, "adam_beta2": float}
+
+
+def optimizer_for(cfg: ProfileConfig, method: str) -> dict:
+    """The optimizer settings of one method: the shared ``rl`` keys with ``methods.<method>.optimizer`` over them."""
+    over = cfg.methods[method].optimizer
+    out = {}
+    for key, tp in OPTIMIZER_KEYS.items():
+        if key in over:
+            out[key] = _convert(over[key], tp, f"methods.{method}.optimizer.{key}")
+        else:
+            out[key] = getattr(cfg.rl, key)
+    unknown = set(over) - set(OPTIMIZER_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown key 'methods.{method}.optimizer.{sorted(unknown)[0]}' "
+                          f"(known keys here: {', '.join(OPTIMIZER_KEYS)})")
+    if out["lr_schedule"] not in LR_SCHEDULES:
+        raise ConfigError(f"methods.{method}.optimizer.lr_schedule: expected one of {', '.join(LR_SCHEDULES)}, "
+                          f"got {out['lr_schedule']!r}")
+    if not 0 <= out["warmup_ratio"] <= 1 or out["weight_decay"] < 0 or out["max_grad_norm"] <= 0:
+        raise ConfigError(f"methods.{method}.optimizer: need 0 <= warmup_ratio <= 1, weight_decay >= 0, max_grad_norm > 0")
+    return out
+
+
+def batch_prompts(cfg: ProfileConfig, method: str) -> int:
+    return cfg.methods[method].prompts_per_batch or cfg.rl.prompts_per_batch
+
+
+def batch_group_size(cfg: ProfileConfig, method: str) -> int:
+    return cfg.methods[method].group_size or cfg.rl.group_size
+
+
+def rollout_for(cfg: ProfileConfig, method: str, task: str | None = None):
+    """The SamplerConfig of a method's training rollouts (for ``task``): ``rl.rollout`` with the method's overrides
+    and its per-family temperature (unless d1's Sudoku quirk is reproduced)."""
+    from agrpo.sampling import SamplerConfig
+    from agrpo.tasks import get_task
+
+    m = cfg.methods[method]
+    base = dataclasses.asdict(cfg.rl.rollout)
+    merged = from_dict(RolloutConfig, {**base, **m.rollout}, f"methods.{method}.rollout")
+    sc = SamplerConfig(**dataclasses.asdict(merged))
+    if task is not None:
+        family = get_task(task).family
+        if family in m.task_temperature and not (family == "sudoku" and m.d1_compat.sudoku_temperature_unset):
+            sc.temperature = m.task_temperature[family]
+    sc.validate()
+    if sc.temperature <= 0:
+        raise ConfigError(f"methods.{method}.rollout.temperature must be > 0 for RL rollouts")
+    return sc
+
+
+def profile_task(cfg: ProfileConfig, name: str, stage: str = "eval"):
+    """The task as this profile uses it: real tasks with the profile's protocol and sources; ``stage="train"``
+    gives the prompts RL trains on (under d1 its training prompts, not its evaluation prompts)."""
+    from agrpo.tasks import get_task
+    from agrpo.tasks.real import REAL_TASKS
+
+    if name in REAL_TASKS:
+        return get_task(name, protocol=cfg.data.protocol, source=cfg.data.sources.get(f"{name}/test"),
+                        train_source=cfg.data.sources.get(f"{name}/train"), stage=stage)
+    return get_task(name)
+
+
+def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int, cache: str = "none", threshold: float = 0.0):
+    """The SamplerConfig of one evaluation cell."""
+    from agrpo.sampling import SamplerConfig
+
+    e = cfg.eval
+    return SamplerConfig(gen_length, e.block_length, steps, e.remasking, e.temperature,
+                         eos_early_exit=e.eos_early_exit, confidence=e.confidence, cache=cache, threshold=threshold)
+
+
+def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
+    return [gen_length // d for d in cfg.eval.steps_divisors]
