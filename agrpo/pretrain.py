@@ -123,9 +123,9 @@ def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
     pairs = task_pairs(cfg)
     start = time.time()
     log, _ = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, steps=pc.steps, batch_size=pc.batch_size,
-                                 lr_fn=lambda step: lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps),
-                                 weight_decay=pc.weight_decay, betas=(0.9, 0.95), max_grad_norm=1.0,
-                                 eps=pc.mask_eps, generator=generator, desc="pretrain", progress=progress)
+                                    lr_fn=lambda step: lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps),
+                                    weight_decay=pc.weight_decay, betas=(0.9, 0.95), max_grad_norm=1.0,
+                                    eps=pc.mask_eps, generator=generator, desc="pretrain", progress=progress)
     summary = {"steps": pc.steps, "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1),
                "params": model.num_parameters(), "examples": len(pairs)}
     return save_trained(model, out_dir, log, summary, "pretrain_log.jsonl")

@@ -59,8 +59,12 @@ def validate(cfg: ProfileConfig) -> None:
             raise ConfigError(f"methods.{name}.sft.dataset: expected 'tasks' or 's1k:<hub id or path>', got {m.sft.dataset!r}")
         if m.sft.lr_schedule not in ("linear", "constant"):
             raise ConfigError(f"methods.{name}.sft.lr_schedule: expected 'linear' or 'constant', got {m.sft.lr_schedule!r}")
+        args = from_dict(OBJECTIVES[m.objective].Args, m.objective_args, f"methods.{name}.objective_args")
         try:
-            from_dict(OBJECTIVES[m.objective].Args, m.objective_args, f"methods.{name}.objective_args")
+            OBJECTIVES[m.objective](args, None)  # the objective's own value checks
+        except ValueError as e:
+            raise ConfigError(f"methods.{name}.objective_args: {e}") from None
+        try:
             for t in cfg.data.tasks:
                 rollout_for(cfg, name, t)
         except ConfigError:

@@ -93,6 +93,11 @@ class DiffuGRPO(Objective):
         loss_normalization: str = doc("`group`: token mean inside each prompt's group, then the mean over groups (d1 as shipped: one group per device micro-batch); `batch`: one token mean over the rollout batch", "group")
         released_numerics: bool = doc("the one-step passes as d1 ships them: no attention mask (left padding, EOS for LLaDA, is attended) and cross-entropy of bf16 logits; false = float32 logits, padding masked (changes numbers only with padded prompts or a bf16 model)", False)
 
+    def __init__(self, args, generator):
+        super().__init__(args, generator)
+        if args.loss_normalization not in ("group", "batch"):
+            raise ValueError(f"loss_normalization must be 'group' or 'batch', got {args.loss_normalization!r}")
+
     def prepare(self, policy, ref_model, batch, inner_iterations):
         a, s = self.args, batch.sample
         seeds = draw_mask_seeds(self.generator, inner_iterations, a.random_masking)

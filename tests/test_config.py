@@ -161,3 +161,10 @@ def test_lr_schedule_warmup_conventions():
     assert [shifted(s) for s in range(3)] == [0.5, 1.0, 1.0]  # W = floor(2.5) = 2, (s+1)/W
     assert hf(250) == pytest.approx(0.0, abs=1e-12) and lr_lambda("constant_with_warmup", 1e-4, 100)(0) == 0.0
     assert lr_lambda("constant_with_warmup", 1e-4, 100)(1) == 1.0  # ceil(0.01) = 1 warmup step, as d1
+
+
+def test_config_objective_value_checks_run_at_validation(tmp_path):
+    d = tiny_dict()
+    d["methods"]["agrpo"]["objective_args"]["stratify"] = "grup"
+    with pytest.raises(ConfigError, match=r"methods\.agrpo\.objective_args: stratify must be 'batch' or 'group'"):
+        load_config(write(tmp_path, d))

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+
 @dataclass(frozen=True)
 class CountReward:
     """R(o) = scale · min(#char(o), cap) / cap: ``scale / cap`` per occurrence of ``char`` in the completion text."""
@@ -41,11 +42,6 @@ class ProbeResult:
     negated: bool
     rewards: list[float]  # mean R (the un-negated reward) per rollout batch
     seconds: float
-
-    def window(self, first: bool, n: int) -> float:
-        """Mean of the first or last ``n`` batches' rewards."""
-        xs = self.rewards[:n] if first else self.rewards[-n:]
-        return sum(xs) / len(xs)
 
 
 def probe_config(cfg, iterations: int, tasks: list[str] | None = None, prompts_per_batch: int | None = None,

@@ -69,7 +69,6 @@ class RealTask(Task):
     split: str = "test"
     train_source: str = ""  # default train source (AGRPO protocol)
     train_config: str | None = None
-    train_split: str = "train"
     d1_train_source: str | None = None  # d1's own train source where it differs (None = train_source)
 
     def __init__(self, protocol: str = "d1", source: str | None = None, train_source: str | None = None,
@@ -112,7 +111,7 @@ class RealTask(Task):
         else:
             if not self.data_train_source:
                 raise ValueError(f"{self.name}: no train source; set data.sources['{self.name}/train']")
-            raw = load_rows(self.data_train_source, self.train_split, self.train_config)
+            raw = load_rows(self.data_train_source, "train", self.train_config)
             examples = [self.normalise(r) for r in raw]
             rows = self.d1_train_filter(examples) if self.protocol == "d1" else self.train_filter(examples)
         return rows[:n] if n else rows
