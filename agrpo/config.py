@@ -178,6 +178,13 @@ class LaunchConfig:
 
 
 @dataclass
+class LoggingConfig:
+    """Where training progress goes besides `train_log.live.jsonl` (appended as each rollout batch ends) and
+    `train_log.jsonl` (the whole log, when a run completes)."""
+    tensorboard: bool = doc("also write every logged scalar to TensorBoard under `<run>/tensorboard/` (needs `pip install -e '.[tensorboard]'`)", False)
+
+
+@dataclass
 class ProfileConfig:
     profile: str = doc("profile name, used in result paths", "tiny")
     work_dir: str = doc("intermediate outputs: data, models, checkpoints, eval cells", "work/tiny")
@@ -192,6 +199,7 @@ class ProfileConfig:
     methods: dict[str, MethodConfig] = doc("RL methods to train, by name", default_factory=dict)
     eval: EvalConfig = doc("evaluation grid", default_factory=EvalConfig)
     launch: LaunchConfig = doc("processes and GPUs per job", default_factory=LaunchConfig)
+    logging: LoggingConfig = doc("training logs", default_factory=LoggingConfig)
 
 
 # ---------------------------------------------------------------- strict loading

@@ -13,12 +13,20 @@ import tempfile
 from pathlib import Path
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename it over ``path``."""
+    """Write to a temporary file in the same directory, fsync, then rename it over ``path``. The file gets the
+    mode a plain ``open`` would give it (0666 minus the umask: 0644 under the usual 022), not mkstemp's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -27,6 +35,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_safetensors(tensors: dict, path: str | Path) -> None:
+    """``safetensors.torch.save_file``, then the mode a plain ``open`` would give (safetensors creates 0600)."""
+    from safetensors.torch import save_file
+
+    save_file(tensors, str(path))
+    os.chmod(path, 0o666 & ~current_umask())
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -71,6 +71,12 @@ def validate(cfg: ProfileConfig) -> None:
             raise
         except ValueError as e:
             raise ConfigError(f"methods.{name}.rollout: {e}") from None
+    if cfg.logging.tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ConfigError("logging.tensorboard: the tensorboard package is not installed "
+                              "(pip install -e '.[tensorboard]')")
     if cfg.model.activation_checkpointing and cfg.model.type != "llada":
         raise ConfigError("model.activation_checkpointing: only implemented for model.type llada")
     for name, m in cfg.methods.items():

@@ -168,3 +168,14 @@ def test_config_objective_value_checks_run_at_validation(tmp_path):
     d["methods"]["agrpo"]["objective_args"]["stratify"] = "grup"
     with pytest.raises(ConfigError, match=r"methods\.agrpo\.objective_args: stratify must be 'batch' or 'group'"):
         load_config(write(tmp_path, d))
+
+
+def test_config_tensorboard_without_the_package_is_refused(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    d = tiny_dict()
+    d["logging"] = {"tensorboard": True}
+    with pytest.raises(ConfigError, match=r"logging\.tensorboard: the tensorboard package is not installed"):
+        load_config(write(tmp_path, d))

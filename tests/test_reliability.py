@@ -47,6 +47,7 @@ def test_training_killed_after_a_checkpoint_resumes_to_identical_weights_and_log
         trainer.train(cfg, method, 0, tmp / "base", tmp / f"{method}-crashed", progress=False)
     crashed = tmp / f"{method}-crashed"
     assert (crashed / "resume/state.json").is_file() and not (crashed / "train_log.jsonl").exists()
+    assert len((crashed / "train_log.live.jsonl").read_text().splitlines()) == 2  # watchable while it ran
     assert json.loads((crashed / "resume/state.json").read_text())["iteration"] == 2
     monkeypatch.setattr(resume, "save", real_save)
     capsys.readouterr()
@@ -56,7 +57,7 @@ def test_training_killed_after_a_checkpoint_resumes_to_identical_weights_and_log
         assert (crashed / f"step{step}/model.safetensors").read_bytes() == \
             (tmp / f"{method}-whole/step{step}/model.safetensors").read_bytes(), step
     assert _rows(crashed / "train_log.jsonl") == _rows(tmp / f"{method}-whole/train_log.jsonl")
-    assert not (crashed / "resume").exists()  # removed once the run is complete
+    assert not (crashed / "resume").exists() and not (crashed / "train_log.live.jsonl").exists()  # run complete
 
 
 def test_resume_refuses_a_different_process_count(small_run, tmp_path):

@@ -80,3 +80,29 @@ def test_eval_grid_has_cache_and_threshold_axes(setup):
     loose = next(v for k, v in m.items() if "_th0.001" in k and "_pcache" not in k)
     assert cached["cache"] == "prefix" and cached["nfe"] == exact["nfe"] and cached["flops"] < exact["flops"]
     assert loose["threshold"] == 1e-3 and loose["nfe"] == 40 / 8  # every candidate clears it: one pass per block
+
+
+def test_trainer_log_is_live_resume_safe_and_mirrored_to_tensorboard(tmp_path, monkeypatch):
+    """Each rollout batch's row reaches train_log.live.jsonl before the next batch starts (a running job can be
+    watched), train_log.jsonl appears only when the run completes, and logging.tensorboard writes the scalars."""
+    from agrpo.rl import trainer
+    from agrpo.rl.train_log import LIVE
+
+    cfg = minute_run(tmp_path, rl=dict(iterations=3, checkpoint_every=1, prompts_per_batch=2, group_size=2))
+    cfg.logging.tensorboard = True
+    out, seen, real = tmp_path / "run", [], trainer.generate_grouped
+
+    def watching(*a, **kw):  # at each rollout: what a `tail -f` of the live log shows now
+        live = out / LIVE
+        seen.append((len(live.read_text().splitlines()) if live.exists() else None, (out / "train_log.jsonl").exists()))
+        return real(*a, **kw)
+    monkeypatch.setattr(trainer, "generate_grouped", watching)
+    train(cfg, "agrpo", 0, tmp_path / "base", out, progress=False,
+          reward_fn=lambda text, ex: float(text.count("1")))
+    assert seen == [(0, False), (1, False), (2, False)]
+    assert not (out / LIVE).exists() and len((out / "train_log.jsonl").read_text().splitlines()) == 3
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    assert [e.step for e in events.Scalars("train/reward_mean")] == [1, 2, 3]
+    assert {"train/loss", "train/grad_norm", "train/clip_ratio"} <= set(events.Tags()["scalars"])

@@ -172,7 +172,7 @@ class LLaDA(MaskedDiffusionLM):
 
     def save_pretrained(self, directory: str | Path, max_shard_bytes: int = 5 * 2**30) -> None:
         """The official layout: config.json, safetensors shards with an index, tokenizer files."""
-        from safetensors.torch import save_file
+        from agrpo.io import save_safetensors
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -192,7 +192,7 @@ class LLaDA(MaskedDiffusionLM):
         weight_map = {}
         for i, shard in enumerate(shards, 1):
             name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
-            save_file(shard, str(d / name))
+            save_safetensors(shard, d / name)
             weight_map |= dict.fromkeys(shard, name)
         (d / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}, indent=1))
         if self.tokenizer is not None:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
 from agrpo.model.layers import PrefixKV, RMSNorm, attend, padding_bias
+from agrpo.io import save_safetensors
 from agrpo.model.tokenizer import CharTokenizer
 
 
@@ -114,7 +115,7 @@ class TinyDLLM(MaskedDiffusionLM):
     def save_pretrained(self, directory: str | Path) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(d / "model.safetensors"))
+        save_safetensors({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, d / "model.safetensors")
         (d / "config.json").write_text(json.dumps({"model_type": "tiny", **asdict(self.cfg)}, indent=1))
         self.tokenizer.save(d / "tokenizer.json")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir
+from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, save_safetensors
 
 STATE = "state.json"
 
@@ -56,7 +56,6 @@ def save(out_dir: Path, *, iteration: int, policy, opt, sched, stream, log: list
     """Rank 0 writes the shared state; every rank writes its random states; the directory appears atomically.
     With DeepSpeed (``accelerator`` given) the engine's partitioned weights and optimizer go through
     ``accelerator.save_state`` (every rank writes its partition) instead of the two files of rank 0."""
-    from safetensors.torch import save_file
 
     final = resume_dir(out_dir)
     staging = final.with_name(f".{final.name}.tmp")
@@ -68,7 +67,7 @@ def save(out_dir: Path, *, iteration: int, policy, opt, sched, stream, log: list
         accelerator.save_state(str(staging / "accelerate"))
     elif rank == 0:
         trainable = {n: p.detach().cpu().contiguous() for n, p in policy.named_parameters() if p.requires_grad}
-        save_file(trainable, str(staging / "trainable.safetensors"))
+        save_safetensors(trainable, staging / "trainable.safetensors")
         torch.save(opt.state_dict(), staging / "optimizer.pt")
     barrier()
     if rank == 0:

@@ -25,11 +25,12 @@ from agrpo.config import from_dict
 from agrpo.resolve import batch_group_size, batch_prompts, optimizer_for, profile_task, rollout_for
 from agrpo.data import load_split
 from agrpo.distributed import Runtime, all_gather_rows, all_mean, make_runtime, shard
-from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir, write_jsonl
+from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir
 from agrpo.model import load_model
 from agrpo.provenance import seed_everything
 from agrpo.rl import resume
 from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
+from agrpo.rl.train_log import TrainLog
 from agrpo.sampling import generate_grouped, left_pad
 
 
@@ -236,6 +237,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
             print(f"{method} seed {seed}: resuming after iteration {first - 1} from {resume.resume_dir(out_dir)}",
                   file=sys.stderr, flush=True)
         start -= log[-1]["seconds"] if log else 0.0
+    train_log = TrainLog(out_dir, log, cfg.logging.tensorboard, rt.is_main)  # live, as each batch ends
     bar = tqdm(range(first, rl.iterations + 1), desc=f"rl {method} seed {seed}", initial=first - 1,
                total=rl.iterations, disable=not (progress and rt.is_main), mininterval=2)
     for it in bar:
@@ -282,7 +284,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                "zero_std_groups": (all_rewards.view(-1, group).std(1) < 1e-6).float().mean().item(),
                "nfe_rollout": agg.pop("nfe_rollout"), **agg, "optimizer_steps": prev_steps + opt_steps,
                "rollouts": it * n_prompts * group, "seconds": round(time.time() - start, 2)}
-        log.append(row)
+        train_log.append(row)
         bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
         if it % rl.checkpoint_every == 0:
             if rt.is_main:
@@ -298,8 +300,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
             resume.save(out_dir, iteration=it, policy=policy, opt=opt, sched=sched, stream=stream, log=log,
                         generators=generators, rank=rt.rank, world_size=rt.world_size, barrier=rt.barrier,
                         accelerator=ds)
+    train_log.finish()
     if rt.is_main:
-        write_jsonl(out_dir / "train_log.jsonl", log)
         resume.finish(out_dir)
     rt.barrier()
     return {"seconds": time.time() - start, "final_reward": log[-1]["reward_mean"]}
