@@ -8,6 +8,8 @@
     agrpo report    --config C --cells DIR [--out DIR]
     agrpo validate  --config C                     check a config file (exit 2 on errors)
     agrpo score     TASK FILE [--protocol d1|agrpo] [--out F] [--skip-bad]   re-score generations
+    agrpo score     --cell DIR [--examples F] [--out F]            re-score an eval cell's own generations
+    agrpo lm-eval   [lm-eval flags]                lm-eval's CLI with our model and tasks (lmeval extra)
     agrpo config-schema | config-docs              print the JSON schema / key reference
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or arguments.
@@ -25,49 +27,76 @@ from agrpo.config_docs import config_docs, json_schema
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="agrpo", description="RL for masked diffusion LMs: AGRPO vs diffu-GRPO/d1")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="agrpo", description="RL for masked diffusion LMs: AGRPO vs diffu-GRPO, d1, wd1. "
+                                "Each subcommand is one pipeline stage (the Snakemake rules call them); `snakemake "
+                                "--cores all` runs them all. Exit codes: 0 ok, 1 runtime failure, 2 bad configuration.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def cmd(name, help_):
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("--config", default="workflow/config/tiny.yaml", help="profile YAML")
-        s.add_argument("--quiet", action="store_true", help="no progress bars")
+    def cmd(name, help_, description, config=True):
+        s = sub.add_parser(name, help=help_, description=description)
+        if config:
+            s.add_argument("--config", default="workflow/config/tiny.yaml",
+                           help="profile YAML, read alone or over the file its `extends:` names "
+                                "(default: workflow/config/tiny.yaml)")
+            s.add_argument("--quiet", action="store_true", help="no progress bars")
         return s
 
-    s = cmd("data", "write a task's data files")
-    s.add_argument("--task", required=True)
-    s = cmd("pretrain", "train the base model")
-    s.add_argument("--out", required=True)
-    s = cmd("base", "provide the base model: pretrain the tiny model, or link LLaDA's checkpoint (model.name_or_path)")
-    s.add_argument("--out", required=True)
-    s = cmd("sft", "masked SFT of the base model for one method (d1's first stage)")
-    s.add_argument("--method", required=True)
-    s.add_argument("--base", required=True)
-    s.add_argument("--out", required=True)
-    s = cmd("train", "RL-train one method from the base model")
-    s.add_argument("--method", required=True)
-    s.add_argument("--seed", type=int, required=True)
-    s.add_argument("--base", required=True)
-    s.add_argument("--out", required=True)
-    s = cmd("eval", "evaluate one checkpoint on one task over the steps grid")
-    s.add_argument("--model", required=True)
-    s.add_argument("--method", required=True)
-    s.add_argument("--run-seed", type=int, required=True)
-    s.add_argument("--train-step", type=int, required=True)
-    s.add_argument("--task", required=True)
-    s.add_argument("--out", required=True)
-    s = cmd("report", "aggregate eval cells into summary.csv, report.md and plots")
-    s.add_argument("--cells", required=True, nargs="+", help="cell directories or metrics.json files")
+    s = cmd("data", "write a task's data files", "Write work_dir/data/TASK/{train,test}.jsonl: generated examples "
+            "for the synthetic tasks, the papers' splits for the real ones.")
+    s.add_argument("--task", required=True, help="a task of data.tasks")
+    for name, what in (("pretrain", "Pretrain the tiny base model from scratch (masked-diffusion loss)."),
+                       ("base", "Provide the base model: pretrain the tiny model, or link LLaDA's checkpoint "
+                                "(model.name_or_path).")):
+        s = cmd(name, what.split(":")[0].split(" (")[0].lower().rstrip("."), what)
+        s.add_argument("--out", required=True, help="model directory to write")
+    s = cmd("sft", "masked SFT before RL (d1's first stage)", "Masked SFT of the base model for one method "
+            "(methods.<name>.sft); the RL run of that method starts from it.")
+    s.add_argument("--method", required=True, help="a method of the profile with sft.steps > 0")
+    s.add_argument("--base", required=True, help="the base model directory")
+    s.add_argument("--out", required=True, help="model directory to write")
+    s = cmd("train", "RL-train one method", "RL-train one method from a model: checkpoints every "
+            "rl.checkpoint_every rollout batches, a live log (train_log.live.jsonl), train_log.jsonl when done; a "
+            "rerun resumes from the last checkpoint.")
+    s.add_argument("--method", required=True, help="a method of the profile (methods.<name>)")
+    s.add_argument("--seed", type=int, required=True, help="RL seed: prompt order, rollouts, timestep draws")
+    s.add_argument("--base", required=True, help="the model RL starts from (the base, or the method's SFT model)")
+    s.add_argument("--out", required=True, help="run directory to write")
+    s = cmd("eval", "evaluate one checkpoint on one task", "Evaluate one checkpoint on one task over the whole eval "
+            "grid (lengths × steps × caches × thresholds × seeds); one cell directory per grid point, complete "
+            "cells skipped; prints each cell's accuracy.")
+    s.add_argument("--model", required=True, help="the checkpoint directory")
+    s.add_argument("--method", required=True, help="method name recorded in the cells (base for the base model)")
+    s.add_argument("--run-seed", type=int, required=True, help="the RL seed of the checkpoint's run")
+    s.add_argument("--train-step", type=int, required=True, help="rollout batches the checkpoint was trained for")
+    s.add_argument("--task", required=True, help="a task of data.tasks")
+    s.add_argument("--out", required=True, help="directory for the cell directories")
+    s = cmd("report", "aggregate eval cells into the report", "Aggregate eval cells into summary.csv, report.md, "
+            "item_scores.csv.gz and plots/*.png (and the reproduction check against published_dir).")
+    s.add_argument("--cells", required=True, nargs="+", help="cell directories or metrics.json files (searched "
+                   "recursively)")
     s.add_argument("--out", help="output directory (default: the profile's results_dir)")
-    cmd("validate", "validate a config file")
-    s = sub.add_parser("score", help="re-score a generations file (JSONL) with the eval grid's judges and rewards")
-    s.add_argument("task", help="gsm8k, gsm8k_platinum, math500, countdown, sudoku, sudoku_spg")
-    s.add_argument("file", help="JSONL rows: the task's fields plus `completion`")
-    s.add_argument("--protocol", default="d1", choices=["d1", "agrpo"])
+    s.add_argument("--runs", help="the runs' directory for the training curves (default: <work_dir>/runs)")
+    s = cmd("validate", "check a config file", "Load and validate a profile; exit 2 naming the key on errors.")
+    s = sub.add_parser("score", help="re-score generations with the grid's judges and rewards",
+                       description="Re-score a generations file (JSONL rows: the task's fields plus `completion`), "
+                       "or an eval cell's own generations.jsonl with --cell (its examples are found by id in the "
+                       "task's test file), with the judges and rewards the eval grid uses. Prints accuracy and n.")
+    s.add_argument("task", nargs="?", help="gsm8k, gsm8k_platinum, math500, countdown, sudoku, sudoku_spg")
+    s.add_argument("file", nargs="?", help="JSONL rows: the task's fields plus `completion`")
+    s.add_argument("--cell", help="an eval cell directory (metrics.json + generations.jsonl) instead of TASK FILE")
+    s.add_argument("--examples", help="with --cell: the test examples (default: <work_dir>/data/<task>/test.jsonl "
+                   "above the cell)")
+    s.add_argument("--protocol", default="d1", choices=["d1", "agrpo"], help="protocol of TASK's judge and reward (default: d1)")
     s.add_argument("--out", help="write the rows with correct, reward, score, parsed, reason here (JSONL)")
     s.add_argument("--skip-bad", action="store_true", help="skip malformed rows instead of stopping")
-    sub.add_parser("config-schema", help="print the JSON schema of profile configs")
-    sub.add_parser("config-docs", help="print the configuration key reference (markdown)")
+    sub.add_parser("lm-eval", help="lm-eval's CLI with our model `agrpo` and task YAMLs (all flags pass through)",
+                   description="`agrpo lm-eval --model agrpo --model_args pretrained=DIR,... --tasks agrpo_tiny_arith "
+                   "...`: lm-eval's own command line (needs the lmeval extra), with model `agrpo` registered, our "
+                   "task directory on --include_path and --device defaulting to cpu without a GPU.")
+    sub.add_parser("config-schema", help="print the JSON schema of profile configs",
+                   description="Print the JSON schema of profile configs (workflow/schemas/config.schema.json).")
+    sub.add_parser("config-docs", help="print the configuration key reference (markdown)",
+                   description="Print the key reference (docs/config.md), generated from agrpo/config.py.")
     return p
 
 
@@ -79,8 +108,14 @@ def run(args) -> int:
         print(config_docs(), end="")
         return 0
     if args.command == "score":
-        from agrpo.score import score_file
+        from agrpo.score import score_cell, score_file
 
+        if args.cell:
+            res = score_cell(args.cell, args.examples, args.out)
+            print(f"accuracy={res['accuracy']:.6f} n={res['n']} (recorded in metrics.json: {res['recorded']:.6f})")
+            return 0
+        if not (args.task and args.file):
+            raise ConfigError("score: give TASK FILE, or --cell DIR")
         res = score_file(args.task, args.file, args.protocol, args.out, args.skip_bad)
         if res["skipped_lines"]:
             print(f"skipped {len(res['skipped_lines'])} malformed rows: lines {res['skipped_lines'][:20]}")
@@ -125,6 +160,10 @@ def run(args) -> int:
         from agrpo.evaluate import evaluate_checkpoint
 
         cells = evaluate_checkpoint(cfg, args.model, args.method, args.run_seed, args.train_step, args.task, args.out, progress)
+        for cell in cells:
+            m = json.loads((cell / "metrics.json").read_text())
+            print(f"{cell.name}: accuracy {m['accuracy']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}] "
+                  f"({m['n_correct']}/{m['n']} correct) nfe {m['nfe']:g}")
         print(f"{len(cells)} cells complete under {args.out}")
     elif args.command == "report":
         from agrpo.report import check_complete, load_cells, write_report
@@ -132,12 +171,23 @@ def run(args) -> int:
         df = load_cells([Path(c) for c in args.cells])
         check_complete(df)
         out = Path(args.out or cfg.results_dir)
-        write_report(df, out, Path(cfg.reference_csv) if cfg.reference_csv else None, cfg.profile)
+        runs = Path(args.runs) if args.runs else Path(cfg.work_dir) / "runs"
+        write_report(df, out, Path(cfg.reference_csv) if cfg.reference_csv else None, cfg.profile,
+                     published_dir=Path(cfg.published_dir) if cfg.published_dir else None,
+                     runs_dir=runs if runs.is_dir() else None)
         print(f"report written to {out}")
     return 0
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lm-eval"]:  # every lm-eval flag passes through untouched
+        try:
+            from agrpo.lmeval import lm_eval_cli
+        except ImportError as e:
+            print(f"agrpo: error: lm-eval is not installed (pip install -e '.[lmeval]'): {e}", file=sys.stderr)
+            return 1
+        return lm_eval_cli(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return run(args)

@@ -21,8 +21,11 @@ class ConfigError(ValueError):
     """Bad configuration; the message names the file and key. The CLI exits with code 2."""
 
 
-def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING):
-    kw = {"metadata": {"doc": text}}
+def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING, ge=None, gt=None, le=None,
+        lt=None):
+    """A documented config field; ``ge``/``gt``/``le``/``lt`` bound a number (checked on load, in the schema)."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    kw = {"metadata": {"doc": text, **({"bounds": bounds} if bounds else {})}}
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, **kw)
     return field(default=default, **kw)
@@ -33,46 +36,46 @@ class ModelConfig:
     type: str = doc("model family: `tiny` (from-scratch bidirectional transformer, pretrained by the pipeline) or `llada` (LLaDA-8B: `name_or_path`)", "tiny")
     name_or_path: str = doc("llada: local checkpoint directory (official layout) or hub id, e.g. GSAI-ML/LLaDA-8B-Instruct", "")
     dtype: str = doc("llada: `bfloat16` (released runs) or `float32`", "bfloat16")
-    d_model: int = doc("hidden size", 128)
-    n_layers: int = doc("transformer blocks", 4)
-    n_heads: int = doc("attention heads (d_model / n_heads must be even)", 4)
-    d_ff: int = doc("SwiGLU inner size", 384)
+    d_model: int = doc("hidden size", 128, gt=0)
+    n_layers: int = doc("transformer blocks", 4, gt=0)
+    n_heads: int = doc("attention heads (d_model / n_heads must be even)", 4, gt=0)
+    d_ff: int = doc("SwiGLU inner size", 384, gt=0)
     activation_checkpointing: bool = doc("llada: recompute each block in backward during RL/SFT updates (memory for ~1 extra forward; released AGRPO: optional)", False)
 
 
 @dataclass
 class DataConfig:
     tasks: list[str] = doc("tasks to pretrain, RL-train and evaluate on", default_factory=lambda: ["tiny_arith", "tiny_countdown", "tiny_sudoku"])
-    train_size: int = doc("training examples per task written to the data files", 20000)
-    test_size: int = doc("test examples per task (the eval set of every cell)", 128)
-    seed: int = doc("seed of the synthetic data generator", 1234)
+    train_size: int = doc("training examples per task written to the data files", 20000, gt=0)
+    test_size: int = doc("test examples per task (the eval set of every cell)", 128, gt=0)
+    seed: int = doc("seed of the synthetic data generator", 1234, ge=0)
     protocol: str = doc("evaluation protocol of the real tasks: `d1` or `agrpo` (docs/tasks.md); the tiny tasks have their own", "d1")
     sources: dict[str, str] = doc("data source per `<task>/<split>` (local .jsonl/.json/.csv or hub id), overriding the task's default, e.g. `countdown/test: data/countdown_cd3_test.jsonl`", default_factory=dict)
 
 
 @dataclass
 class PretrainConfig:
-    seed: int = doc("seed of initialisation and masking", 0)
-    steps: int = doc("optimizer steps of masked-diffusion pretraining (kept small to leave RL headroom)", 1500)
-    batch_size: int = doc("sequences per step (mixed across tasks)", 64)
-    learning_rate: float = doc("AdamW peak learning rate (linear warmup, cosine decay to 10%)", 1e-3)
-    warmup_steps: int = doc("linear warmup steps", 100)
-    weight_decay: float = doc("AdamW weight decay", 0.0)
-    gen_length: int = doc("completion canvas length; completions are padded to it with EOS (LLaDA SFT)", 40)
-    mask_eps: float = doc("p_mask = (1 − eps)·t + eps, as LLaDA", 1e-3)
-    threads: int = doc("torch CPU threads of the pretraining job (it runs alone; fixed for reproducibility)", 2)
+    seed: int = doc("seed of initialisation and masking", 0, ge=0)
+    steps: int = doc("optimizer steps of masked-diffusion pretraining (kept small to leave RL headroom)", 1500, gt=0)
+    batch_size: int = doc("sequences per step (mixed across tasks)", 64, gt=0)
+    learning_rate: float = doc("AdamW peak learning rate (linear warmup, cosine decay to 10%)", 1e-3, gt=0)
+    warmup_steps: int = doc("linear warmup steps", 100, ge=0)
+    weight_decay: float = doc("AdamW weight decay", 0.0, ge=0)
+    gen_length: int = doc("completion canvas length; completions are padded to it with EOS (LLaDA SFT)", 40, gt=0)
+    mask_eps: float = doc("p_mask = (1 − eps)·t + eps, as LLaDA", 1e-3, ge=0, lt=1)
+    threads: int = doc("torch CPU threads of the pretraining job (it runs alone; fixed for reproducibility)", 2, ge=1)
 
 
 @dataclass
 class RolloutConfig:
     """Training-rollout sampler. Defaults are the released AGRPO training sampler (train.yaml)."""
-    gen_length: int = doc("completion length L (released: 384)", 384)
-    block_length: int = doc("semi-autoregressive block length (released: 12)", 12)
-    steps: int = doc("denoising steps m, a multiple of the number of blocks (released: 128, 3 tokens per step)", 128)
+    gen_length: int = doc("completion length L (released: 384)", 384, gt=0)
+    block_length: int = doc("semi-autoregressive block length (released: 12)", 12, gt=0)
+    steps: int = doc("denoising steps m, a multiple of the number of blocks (released: 128, 3 tokens per step)", 128, gt=0)
     remasking: str = doc("`random` (released AGRPO) or `low_confidence` (LLaDA/d1)", "random")
-    temperature: float = doc("sampling temperature T, > 0 for RL (released: 0.6; d1: 0.9)", 0.6)
-    top_k: int = doc("top-k filter, 0 = off (released: 150)", 150)
-    top_p: float = doc("top-p filter: keep tokens whose inclusive cumulative mass is ≤ top_p, and the first; 1.0 = off (released: 0.99)", 0.99)
+    temperature: float = doc("sampling temperature T, > 0 for RL (released: 0.6; d1: 0.9)", 0.6, ge=0)
+    top_k: int = doc("top-k filter, 0 = off (released: 150)", 150, ge=0)
+    top_p: float = doc("top-p filter: keep tokens whose inclusive cumulative mass is ≤ top_p, and the first; 1.0 = off (released: 0.99)", 0.99, gt=0, le=1)
     eos_early_exit: bool = doc("fill the rest of a row with EOS once a whole block is EOS and stop decoding it (released AGRPO: true; LLaDA/d1: false)", True)
     confidence: str = doc("`low_confidence` score: `model` = untempered p_θ(x̂) (LLaDA/d1) or `sampling` = tempered, truncated p̃_θ(x̂) (released AGRPO code)", "model")
     ban_special_tokens: bool = doc("never commit [MASK]/[PAD] (ours; LLaDA and released AGRPO: false, their models put negligible mass there)", True)
@@ -82,26 +85,26 @@ class RolloutConfig:
 class LoRAConfig:
     """LoRA adapters (peft). r = 0 trains every weight (the tiny profile). Released AGRPO: r 64, α 64, dropout 0,
     LLaDA's seven projections; d1: r 128, α 64, dropout 0.05 (targets: see `d1_compat.lora_targets`)."""
-    r: int = doc("LoRA rank; 0 = full fine-tuning, no adapter", 0)
-    alpha: float = doc("LoRA α (scale α/r)", 64.0)
-    dropout: float = doc("LoRA dropout", 0.0)
+    r: int = doc("LoRA rank; 0 = full fine-tuning, no adapter", 0, ge=0)
+    alpha: float = doc("LoRA α (scale α/r)", 64.0, gt=0)
+    dropout: float = doc("LoRA dropout", 0.0, ge=0, lt=1)
     target_modules: list[str] = doc("module names to adapt (LLaDA's names)", default_factory=lambda: ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"])
 
 
 @dataclass
 class SFTConfig:
     """Masked SFT before RL (d1 = SFT, then diffu-GRPO). Defaults are d1's SFT settings (`SFT/sft_train.py`)."""
-    steps: int = doc("optimizer steps; 0 = no SFT stage (RL starts from the base model). d1: 2,460", 0)
+    steps: int = doc("optimizer steps; 0 = no SFT stage (RL starts from the base model). d1: 2,460", 0, ge=0)
     dataset: str = doc("`tasks` (the profile's tasks: train-split prompts with their reference traces) or `s1k:<hub id or local .jsonl/.json>` (d1: simplescaling/s1K)", "tasks")
-    learning_rate: float = doc("AdamW peak learning rate (d1: 1e-5)", 1e-5)
+    learning_rate: float = doc("AdamW peak learning rate (d1: 1e-5)", 1e-5, gt=0)
     lr_schedule: str = doc("`linear` decay to 0 after warmup (d1: the HF Trainer default) or `constant`", "linear")
-    batch_size: int = doc("sequences per optimizer step (d1: 8 = 2 GPUs × 1 × 4 accumulation)", 8)
-    warmup_steps: int = doc("linear warmup steps", 0)
-    weight_decay: float = doc("AdamW weight decay (d1: 0.1)", 0.1)
-    max_grad_norm: float = doc("gradient clipping norm (d1: 1.0)", 1.0)
-    mask_eps: float = doc("p_mask = (1 − eps)·t + eps (d1, LLaDA: 1e-3)", 1e-3)
-    completion_length: int = doc("response canvas, padded with EOS; 0 = `pretrain.gen_length` (d1: sequences up to 4,096 tokens)", 0)
-    seed: int = doc("seed of batch order and masking", 0)
+    batch_size: int = doc("sequences per optimizer step (d1: 8 = 2 GPUs × 1 × 4 accumulation)", 8, gt=0)
+    warmup_steps: int = doc("linear warmup steps", 0, ge=0)
+    weight_decay: float = doc("AdamW weight decay (d1: 0.1)", 0.1, ge=0)
+    max_grad_norm: float = doc("gradient clipping norm (d1: 1.0)", 1.0, gt=0)
+    mask_eps: float = doc("p_mask = (1 − eps)·t + eps (d1, LLaDA: 1e-3)", 1e-3, ge=0, lt=1)
+    completion_length: int = doc("response canvas, padded with EOS; 0 = `pretrain.gen_length` (d1: sequences up to 4,096 tokens)", 0, ge=0)
+    seed: int = doc("seed of batch order and masking", 0, ge=0)
     lora: LoRAConfig = doc("LoRA for the SFT stage (r 0 = full fine-tuning; d1: r 128, α 256, dropout 0.05 on q/k/v_proj); the saved SFT model has the adapter merged", default_factory=lambda: LoRAConfig(r=0))
 
 
@@ -117,8 +120,8 @@ class D1CompatConfig:
 @dataclass
 class MethodConfig:
     objective: str = doc("objective class: `agrpo` or `diffu_grpo`", "agrpo")
-    inner_iterations: int = doc("μ: optimizer steps per rollout batch (AGRPO released: 1; d1: 12/8)", 1)
-    learning_rate: float = doc("AdamW learning rate (released AGRPO: 5e-6; d1: 3e-6)", 5e-6)
+    inner_iterations: int = doc("μ: optimizer steps per rollout batch (AGRPO released: 1; d1: 12/8)", 1, ge=1)
+    learning_rate: float = doc("AdamW learning rate (released AGRPO: 5e-6; d1: 3e-6)", 5e-6, gt=0)
     objective_args: dict = doc("keyword arguments of the objective (see docs/config.md, objectives)", default_factory=dict)
     rollout: dict = doc("overrides of `rl.rollout` for this method's training rollouts", default_factory=dict)
     sft: SFTConfig = doc("masked SFT stage before RL (steps 0 = none; d1 = SFT + diffu-GRPO)", default_factory=SFTConfig)
@@ -126,25 +129,25 @@ class MethodConfig:
     lora: LoRAConfig = doc("LoRA adapters; the reference model is then the adapter-off policy", default_factory=LoRAConfig)
     d1_compat: D1CompatConfig = doc("reproduce d1's shipped quirks (all off by default)", default_factory=D1CompatConfig)
     optimizer: dict = doc("overrides of the shared optimizer keys for this method: `lr_schedule`, `warmup_ratio`, `weight_decay`, `max_grad_norm`, `adam_beta1`, `adam_beta2` (d1 and wd1 released: constant_with_warmup, warmup 1e-4, weight decay 0.1, clipping 0.2)", default_factory=dict)
-    group_size: int = doc("G of this method's rollouts; 0 = `rl.group_size` (d1 and wd1 released: 6). Changes the rollouts per batch: budgets are then equal in prompts, not rollouts", 0)
-    prompts_per_batch: int = doc("prompts per rollout batch for this method; 0 = `rl.prompts_per_batch` (d1 released: 16 = 8 GPUs × 2 accumulation steps; wd1: 8 = 4 × 2)", 0)
-    max_prompt_length: int = doc("keep only the last N tokens of each prompt (TRL's left truncation; d1 and wd1 released: 200); 0 = whole prompts", 0)
+    group_size: int = doc("G of this method's rollouts; 0 = `rl.group_size` (d1 and wd1 released: 6). Changes the rollouts per batch: budgets are then equal in prompts, not rollouts", 0, ge=0)
+    prompts_per_batch: int = doc("prompts per rollout batch for this method; 0 = `rl.prompts_per_batch` (d1 released: 16 = 8 GPUs × 2 accumulation steps; wd1: 8 = 4 × 2)", 0, ge=0)
+    max_prompt_length: int = doc("keep only the last N tokens of each prompt (TRL's left truncation; d1 and wd1 released: 200); 0 = whole prompts", 0, ge=0)
     load_in_4bit: bool = doc("llada: train on a 4-bit NF4 base (bitsandbytes, double quantisation, bf16 compute; as d1) under the LoRA adapter; needs `lora.r > 0`, CUDA and bitsandbytes. Checkpoints merge the adapter into the unquantised base", False)
 
 
 @dataclass
 class RLConfig:
     """Shared trainer settings. Defaults follow the released AGRPO train.yaml where it sets them."""
-    seeds: list[int] = doc("RL seeds: one run per method and seed", default_factory=lambda: [0])
-    iterations: int = doc("rollout batches per run; equal for every method (equal rollout budgets)", 40)
-    checkpoint_every: int = doc("save a checkpoint every N rollout batches (released: every 15 optimizer steps)", 20)
-    prompts_per_batch: int = doc("prompts per rollout batch (released AGRPO: 16 per optimizer step)", 16)
-    group_size: int = doc("G: completions per prompt (released AGRPO: 8; d1: 6)", 8)
-    weight_decay: float = doc("AdamW weight decay (released: 0.01)", 0.01)
-    adam_beta1: float = doc("AdamW β1", 0.9)
-    adam_beta2: float = doc("AdamW β2 (released: 0.99)", 0.99)
-    max_grad_norm: float = doc("gradient clipping norm", 1.0)
-    warmup_ratio: float = doc("fraction of optimizer steps of linear warmup (released: 0.01)", 0.01)
+    seeds: list[int] = doc("RL seeds: one run per method and seed", default_factory=lambda: [0], ge=0)
+    iterations: int = doc("rollout batches per run; equal for every method (equal rollout budgets)", 40, ge=1)
+    checkpoint_every: int = doc("save a checkpoint every N rollout batches (released: every 15 optimizer steps)", 20, ge=1)
+    prompts_per_batch: int = doc("prompts per rollout batch (released AGRPO: 16 per optimizer step)", 16, ge=1)
+    group_size: int = doc("G: completions per prompt (released AGRPO: 8; d1: 6)", 8, ge=2)
+    weight_decay: float = doc("AdamW weight decay (released: 0.01)", 0.01, ge=0)
+    adam_beta1: float = doc("AdamW β1", 0.9, ge=0, lt=1)
+    adam_beta2: float = doc("AdamW β2 (released: 0.99)", 0.99, ge=0, lt=1)
+    max_grad_norm: float = doc("gradient clipping norm", 1.0, gt=0)
+    warmup_ratio: float = doc("fraction of optimizer steps of linear warmup (released: 0.01)", 0.01, ge=0, le=1)
     warmup_convention: str = doc("`hf`: W = ⌈ratio·T⌉ warmup steps at lr·s/W for step s = 0, 1, … (HF Trainer: the released runs; the first step at lr 0) or `shifted`: W = ⌊ratio·T⌋ at lr·(s+1)/W (this harness before 2026-12)", "hf")
     lr_schedule: str = doc("`constant`, `constant_with_warmup` (the same: constant after the warmup) or `cosine` (released AGRPO: cosine; d1, wd1: constant_with_warmup)", "cosine")
     scale_rewards: bool = doc("divide advantages by the group std (+1e-4); off in released AGRPO and d1 (Dr.GRPO-style Â = R − mean)", False)
@@ -153,17 +156,17 @@ class RLConfig:
 
 @dataclass
 class EvalConfig:
-    gen_lengths: list[int] = doc("generation lengths of the grid", default_factory=lambda: [40])
-    block_length: int = doc("block length of evaluation sampling", 8)
-    steps_divisors: list[int] = doc("steps grid: steps = gen_length / d for each d (1 = one token per step)", default_factory=lambda: [1, 2, 4, 8])
+    gen_lengths: list[int] = doc("generation lengths of the grid", default_factory=lambda: [40], gt=0)
+    block_length: int = doc("block length of evaluation sampling", 8, gt=0)
+    steps_divisors: list[int] = doc("steps grid: steps = gen_length / d for each d (1 = one token per step)", default_factory=lambda: [1, 2, 4, 8], ge=1)
     remasking: str = doc("unmasking rule at evaluation", "low_confidence")
-    temperature: float = doc("evaluation temperature (0 = greedy, the d1 protocol)", 0.0)
-    seeds: list[int] = doc("evaluation seeds (matter only at temperature > 0)", default_factory=lambda: [0])
-    batch_size: int = doc("prompts per generation batch", 128)
+    temperature: float = doc("evaluation temperature (0 = greedy, the d1 protocol)", 0.0, ge=0)
+    seeds: list[int] = doc("evaluation seeds (matter only at temperature > 0)", default_factory=lambda: [0], ge=0)
+    batch_size: int = doc("prompts per generation batch", 128, ge=1)
     eos_early_exit: bool = doc("stop decoding a row once a whole block is EOS (AGRPO's eval: true; d1/LLaDA: false); NFE is counted per row", False)
     confidence: str = doc("`low_confidence` score at T > 0: `model` (LLaDA/d1) or `sampling` (released AGRPO); irrelevant when greedy", "model")
     caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers) and/or `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate)", default_factory=lambda: ["none"])
-    thresholds: list[float] = doc("decoding axis of the grid: 0 = the fixed steps schedule (the papers); τ in (0, 1) = Fast-dLLM confidence-threshold parallel decoding (commit every position with confidence ≥ τ, at least one per step; one cell per length, steps chosen by the data)", default_factory=lambda: [0.0])
+    thresholds: list[float] = doc("decoding axis of the grid: 0 = the fixed steps schedule (the papers); τ in (0, 1) = Fast-dLLM confidence-threshold parallel decoding (commit every position with confidence ≥ τ, at least one per step; one cell per length, steps chosen by the data)", default_factory=lambda: [0.0], ge=0, lt=1)
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
     dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model")
 
@@ -171,10 +174,10 @@ class EvalConfig:
 @dataclass
 class LaunchConfig:
     """How training jobs are started (the Snakemake rules read this; docs/distributed.md)."""
-    gpus: int = doc("processes (= GPUs) per training run: 0 = one plain process on `device`; N ≥ 1 = `accelerate launch` with N processes, declared to Snakemake as the rule's `gpu` resource", 0)
+    gpus: int = doc("processes (= GPUs) per training run: 0 = one plain process on `device`; N ≥ 1 = `accelerate launch` with N processes, declared to Snakemake as the rule's `gpu` resource", 0, ge=0)
     strategy: str = doc("data-parallel strategy with `gpus` ≥ 1: `ddp` (torch DDP) or `zero2` (DeepSpeed ZeRO-2, the released AGRPO and d1 launcher; needs deepspeed)", "ddp")
     mixed_precision: str = doc("accelerate mixed precision: `no` (weights in `model.dtype`, the default) or `bf16` (autocast; released launchers set bf16 with bf16 weights)", "no")
-    eval_gpus: int = doc("GPUs declared per eval job (one process each; 0 = CPU)", 0)
+    eval_gpus: int = doc("GPUs declared per eval job (one process each; 0 = CPU)", 0, ge=0)
 
 
 @dataclass
@@ -188,10 +191,11 @@ class LoggingConfig:
 class ProfileConfig:
     profile: str = doc("profile name, used in result paths", "tiny")
     work_dir: str = doc("intermediate outputs: data, models, checkpoints, eval cells", "work/tiny")
-    results_dir: str = doc("committed outputs: summary.csv, report.md, plots", "results/tiny")
+    results_dir: str = doc("the pipeline's outputs: summary.csv, report.md, plots (committed copies live in `published_dir`)", "results/tiny")
     reference_csv: str = doc("published numbers shown beside ours", "results/reference/paper_numbers.csv")
+    published_dir: str = doc("a committed copy of this profile's results (e.g. `results/published/tiny`): the report of a fresh run checks whether its numbers equal it; empty = no check", "")
     device: str = doc("torch device", "cpu")
-    threads: int = doc("torch CPU threads per job (fixed for bitwise-reproducible CPU runs)", 1)
+    threads: int = doc("torch CPU threads per job (fixed for bitwise-reproducible CPU runs)", 1, ge=1)
     model: ModelConfig = doc("model architecture", default_factory=ModelConfig)
     data: DataConfig = doc("data", default_factory=DataConfig)
     pretrain: PretrainConfig = doc("base-model pretraining", default_factory=PretrainConfig)
@@ -241,42 +245,133 @@ def _convert(value, tp, key: str):
     raise TypeError(f"unsupported config type {tp} at {key}")
 
 
+BOUNDS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b), "le": ("<=", lambda v, b: v <= b),
+          "lt": ("<", lambda v, b: v < b)}
+
+
+def _check_bounds(value, bounds: dict, key: str) -> None:
+    """Every number of ``value`` (a number or a list of numbers) within the field's bounds."""
+    for name, bound in bounds.items():
+        text, ok = BOUNDS[name]
+        for v in value if isinstance(value, list) else [value]:
+            if not ok(v, bound):
+                raise ConfigError(f"{key}: must be {text} {bound}, got {v!r}")
+
+
 def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError naming the key."""
+    """Build dataclass ``cls`` from ``data``; unknown keys, wrong types and out-of-range numbers raise
+    ConfigError naming the key."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     for k in data:
-        if k not in names:
+        if k not in fields:
             path = f"{prefix}.{k}" if prefix else str(k)
-            raise ConfigError(f"unknown key '{path}' (known keys here: {', '.join(sorted(names))})")
-    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+            raise ConfigError(f"unknown key '{path}' (known keys here: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else k
+        kwargs[k] = _convert(v, hints[k], key)
+        _check_bounds(kwargs[k], fields[k].metadata.get("bounds", {}), key)
     return cls(**kwargs)
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> ProfileConfig:
-    """Read, validate and resolve a profile YAML (plus dotted ``overrides``)."""
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (which it would silently let the last one win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"line {line}: duplicate key {key!r} (first at line {seen[key]})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """A YAML mapping from ``path``; syntax errors and duplicate keys name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except ConfigError as e:
+        raise ConfigError(f"{path}:{str(e).removeprefix('line ')}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
-    for dotted, value in (overrides or {}).items():
+    return data
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_profile(path: str | Path, _chain: tuple = ()) -> dict:
+    """A profile YAML as a mapping; ``extends: <file>`` (relative to this file) starts from another profile and
+    deep-merges this one over it. Without ``extends`` a file stands alone over the dataclass defaults."""
+    path = Path(path)
+    if path.resolve() in _chain:
+        raise ConfigError(f"{path}: `extends` goes round in a circle ({' -> '.join(str(p) for p in _chain)})")
+    data = read_yaml(path)
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends: expected a file path, got {base!r}")
+    base_path = Path(base) if Path(base).is_absolute() else path.parent / base
+    return deep_merge(read_profile(base_path, _chain + (path.resolve(),)), data)
+
+
+def dotted(overrides: dict) -> dict:
+    """``{"rl": {"iterations": 20}}`` or ``{"rl.iterations": 20}`` → ``{"rl.iterations": 20}``."""
+    out = {}
+    for k, v in overrides.items():
+        if isinstance(v, dict) and v:
+            out.update({f"{k}.{kk}": vv for kk, vv in dotted(v).items()})
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(paths: str | Path | list, overrides: dict | None = None) -> ProfileConfig:
+    """Read, validate and resolve a profile: one file (or several, later ones merged over earlier ones, as
+    Snakemake's repeated ``--configfile``), each with its ``extends`` chain, then the dotted ``overrides``."""
+    paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
+    data = {}
+    for p in paths:
+        data = deep_merge(data, read_profile(p))
+    for key, value in dotted(overrides or {}).items():
         node = data
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
+        *parents, last = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {key}: '{part}' is not a mapping")
+            node = child
         node[last] = value
     from agrpo.resolve import validate  # cross-field checks need the tasks and objectives
 
+    where = " + ".join(str(p) for p in paths)
+    if overrides:
+        where += f" (with overrides of {', '.join(dotted(overrides))})"
     try:
         cfg = from_dict(ProfileConfig, data)
         validate(cfg)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{where}: {e}") from None
     return cfg
 
 

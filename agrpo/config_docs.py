@@ -15,13 +15,19 @@ def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+SCHEMA_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
+
+
 def _schema_of(tp) -> dict:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
         props = {}
         for f in dataclasses.fields(tp):
-            props[f.name] = {**_schema_of(hints[f.name]), "description": f.metadata.get("doc", "")}
+            schema = _schema_of(hints[f.name])
+            limits = {SCHEMA_BOUNDS[k]: v for k, v in f.metadata.get("bounds", {}).items()}
+            (schema["items"] if schema["type"] == "array" else schema).update(limits)
+            props[f.name] = {**schema, "description": f.metadata.get("doc", "")}
         return {"type": "object", "additionalProperties": False, "properties": props}
     if origin is list:
         return {"type": "array", "items": _schema_of(typing.get_args(tp)[0])}
@@ -33,6 +39,12 @@ def _schema_of(tp) -> dict:
 
 def json_schema() -> dict:
     return {"$schema": "http://json-schema.org/draft-07/schema#", "title": "agrpo profile config", **_schema_of(ProfileConfig)}
+
+
+def _bounds_text(f) -> str:
+    from agrpo.config import BOUNDS
+
+    return "".join(f" {BOUNDS[k][0]} {v}" for k, v in f.metadata.get("bounds", {}).items())
 
 
 def config_docs() -> str:
@@ -55,7 +67,7 @@ def config_docs() -> str:
                 walk(inner[1], key + ".<name>.")
                 continue
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            lines.append(f"| `{key}` | {_type_name(tp)} | `{default!r}` | {f.metadata.get('doc', '')} |")
+            lines.append(f"| `{key}` | {_type_name(tp)}{_bounds_text(f)} | `{default!r}` | {f.metadata.get('doc', '')} |")
 
     lines += ["| key | type | default | meaning |", "|---|---|---|---|"]
     walk(ProfileConfig, "")

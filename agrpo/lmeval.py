@@ -1,8 +1,11 @@
 """lm-evaluation-harness adapter: our dLLMs as lm-eval model ``agrpo``, and task YAMLs for our protocols.
 
-    lm_eval --model agrpo --model_args pretrained=work/tiny/runs/agrpo-seed0/step60,gen_length=40,block_length=8,steps=40 \\
-            --tasks agrpo_tiny_arith --include_path $(python -c "import agrpo.lmeval as m; print(m.TASK_DIR)") \\
-            --metadata '{"data_dir": "work/tiny/data"}'
+    agrpo lm-eval --model agrpo --model_args pretrained=work/tiny/runs/agrpo-seed0/step60,gen_length=40,block_length=8,steps=40 \\
+            --tasks agrpo_tiny_arith --metadata '{"data_dir": "work/tiny/data"}' [--batch_size 16] [--device cpu]
+
+``agrpo lm-eval`` is lm-eval's own CLI with this module imported (lm-eval has no plugin discovery for models:
+``lm_eval --model agrpo`` alone cannot find it), our task directory added to ``--include_path``, and ``--device``
+defaulting to cpu when there is no GPU (lm-eval's own default is cuda:0). Every lm-eval flag passes through.
 
 ``generate_until`` runs our blockwise sampler (``agrpo.sampling.generate``) with the sampler settings given as
 ``model_args`` (gen_length, block_length, steps, remasking, temperature, eos_early_exit, seed, batch_size); the
@@ -34,13 +37,30 @@ class AgrpoLM(LM):
                  remasking: str = "low_confidence", temperature: float = 0.0, eos_early_exit: bool = False,
                  batch_size: int = 8, mc_num: int = 128, seed: int = 0, device: str = "cpu", **kwargs):
         super().__init__()
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available here; pass --device cpu (lm-eval's CLI "
+                             "defaults to cuda:0; `agrpo lm-eval` picks cpu when there is no GPU)")
         self.model = load_model(pretrained).to(device).eval()
         self.tok = self.model.tokenizer
         self.sampler = SamplerConfig(int(gen_length), int(block_length), int(steps), remasking, float(temperature),
                                      eos_early_exit=bool(eos_early_exit))
         self.sampler.validate()
-        self.batch_size, self.mc_num, self.device_ = int(batch_size), int(mc_num), device
+        self.batch_size = 8 if str(batch_size).startswith("auto") else int(batch_size)  # no auto-tuning here
+        self.mc_num, self.device_ = int(mc_num), device
         self.generator = torch.Generator(device=device).manual_seed(int(seed))
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None):
+        """lm-eval's constructor: ``--model_args`` plus the CLI's ``--batch_size`` / ``--device``. A key given in
+        both is taken from ``--model_args`` (lm-eval's own merge would pass it twice and fail)."""
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k in ("batch_size", "device")}
+        return cls(**{**extra, **arg_dict})
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        from lm_eval import utils
+
+        return cls.create_from_arg_obj(utils.simple_parse_args_string(arg_string), additional_config)
 
     @torch.no_grad()
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
@@ -88,3 +108,30 @@ class AgrpoLM(LM):
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError("loglikelihood_rolling is not defined for masked diffusion models here (as LLaDA)")
+
+
+def lm_eval_cli(argv: list[str]) -> int:
+    """``agrpo lm-eval …``: run lm-eval's CLI with model ``agrpo`` registered and our task YAMLs on the path."""
+    import sys
+
+    from lm_eval.__main__ import cli_evaluate
+
+    args = list(argv)
+    if args and args[0] not in ("run", "ls", "validate", "-h", "--help"):
+        args = ["run", *args]  # lm-eval's default subcommand
+    if args and args[0] in ("run", "ls", "validate"):
+        if "--include_path" in args:
+            i = args.index("--include_path") + 1
+            args[i] = f"{args[i]}:{TASK_DIR}"
+        else:
+            args += ["--include_path", TASK_DIR]
+        if args[0] == "run" and "--device" not in args:
+            args += ["--device", "cuda:0" if torch.cuda.is_available() else "cpu"]
+    old, sys.argv = sys.argv, ["lm-eval", *args]
+    try:
+        cli_evaluate()
+    except SystemExit as e:
+        return int(e.code or 0)
+    finally:
+        sys.argv = old
+    return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from agrpo.config import ConfigError, ProfileConfig, RolloutConfig, _convert, from_dict
+from agrpo.sampling import SamplerConfig
 
 
 def validate(cfg: ProfileConfig) -> None:
@@ -36,6 +37,10 @@ def validate(cfg: ProfileConfig) -> None:
         task, _, split = key.partition("/")
         if task not in cfg.data.tasks or split not in ("train", "test"):
             raise ConfigError(f"data.sources: key {key!r} must be '<task of data.tasks>/<train|test>'")
+    try:
+        SamplerConfig(**dataclasses.asdict(cfg.rl.rollout)).validate()
+    except ValueError as e:
+        raise ConfigError(f"rl.rollout: {e}") from None
     for name, m in cfg.methods.items():
         if name == "base":
             raise ConfigError("methods.base: 'base' is reserved for the pretrained model")
@@ -51,10 +56,6 @@ def validate(cfg: ProfileConfig) -> None:
             raise ConfigError(f"methods.{name}.d1_compat.train_mode_rollouts: needs LoRA with dropout > 0; the flag would change nothing")
         if m.d1_compat.lora_targets and m.lora.r <= 0:
             raise ConfigError(f"methods.{name}.d1_compat.lora_targets: needs LoRA (lora.r > 0); the flag would change nothing")
-        if m.lora.r < 0 or not 0 <= m.lora.dropout < 1:
-            raise ConfigError(f"methods.{name}.lora: need r >= 0 and 0 <= dropout < 1")
-        if m.sft.lora.r < 0 or not 0 <= m.sft.lora.dropout < 1:
-            raise ConfigError(f"methods.{name}.sft.lora: need r >= 0 and 0 <= dropout < 1")
         if m.sft.steps > 0 and not (m.sft.dataset == "tasks" or m.sft.dataset.startswith("s1k:")):
             raise ConfigError(f"methods.{name}.sft.dataset: expected 'tasks' or 's1k:<hub id or path>', got {m.sft.dataset!r}")
         if m.sft.lr_schedule not in ("linear", "constant"):
@@ -69,8 +70,8 @@ def validate(cfg: ProfileConfig) -> None:
                 rollout_for(cfg, name, t)
         except ConfigError:
             raise
-        except ValueError as e:
-            raise ConfigError(f"methods.{name}.rollout: {e}") from None
+        except ValueError as e:  # rl.rollout alone passed above: the method's overrides break it
+            raise ConfigError(f"methods.{name}.rollout (over rl.rollout): {e}") from None
     if cfg.logging.tensorboard:
         import importlib.util
 
@@ -88,8 +89,6 @@ def validate(cfg: ProfileConfig) -> None:
         raise ConfigError(f"launch.strategy: expected 'ddp' or 'zero2', got {cfg.launch.strategy!r}")
     if cfg.launch.mixed_precision not in ("no", "bf16"):
         raise ConfigError(f"launch.mixed_precision: expected 'no' or 'bf16', got {cfg.launch.mixed_precision!r}")
-    if cfg.launch.gpus < 0 or cfg.launch.eval_gpus < 0:
-        raise ConfigError("launch.gpus and launch.eval_gpus must be >= 0")
     if cfg.launch.gpus > 1 and cfg.rl.prompts_per_batch % cfg.launch.gpus:
         raise ConfigError(f"rl.prompts_per_batch ({cfg.rl.prompts_per_batch}) must be a multiple of launch.gpus "
                           f"({cfg.launch.gpus}): each process takes whole prompt groups")
@@ -101,9 +100,9 @@ def validate(cfg: ProfileConfig) -> None:
         raise ConfigError(f"rl.warmup_convention: expected 'hf' or 'shifted', got {cfg.rl.warmup_convention!r}")
     for name, m in cfg.methods.items():
         optimizer_for(cfg, name)  # validates methods.<name>.optimizer
-        for key in ("group_size", "prompts_per_batch", "max_prompt_length"):
-            if getattr(m, key) < 0:
-                raise ConfigError(f"methods.{name}.{key}: must be >= 0 (0 = the shared setting / no truncation)")
+        if m.group_size == 1:
+            raise ConfigError(f"methods.{name}.group_size: must be 0 (= rl.group_size) or >= 2: one completion per "
+                              "prompt has no group to compare against (every advantage is 0)")
         micro = m.objective_args.get("released_launcher_steps", 0) if m.objective == "agrpo" else 0
         if micro and (batch_prompts(cfg, name) // max(1, cfg.launch.gpus)) % micro:
             raise ConfigError(f"methods.{name}.objective_args.released_launcher_steps: {micro} micro-batches need a "
@@ -166,20 +165,20 @@ def batch_group_size(cfg: ProfileConfig, method: str) -> int:
 def rollout_for(cfg: ProfileConfig, method: str, task: str | None = None):
     """The SamplerConfig of a method's training rollouts (for ``task``): ``rl.rollout`` with the method's overrides
     and its per-family temperature (unless d1's Sudoku quirk is reproduced)."""
-    from agrpo.sampling import SamplerConfig
     from agrpo.tasks import get_task
 
     m = cfg.methods[method]
     base = dataclasses.asdict(cfg.rl.rollout)
     merged = from_dict(RolloutConfig, {**base, **m.rollout}, f"methods.{method}.rollout")
     sc = SamplerConfig(**dataclasses.asdict(merged))
+    where = f"methods.{method}.rollout.temperature" if "temperature" in m.rollout else "rl.rollout.temperature"
     if task is not None:
         family = get_task(task).family
         if family in m.task_temperature and not (family == "sudoku" and m.d1_compat.sudoku_temperature_unset):
-            sc.temperature = m.task_temperature[family]
+            sc.temperature, where = m.task_temperature[family], f"methods.{method}.task_temperature.{family}"
     sc.validate()
     if sc.temperature <= 0:
-        raise ConfigError(f"methods.{method}.rollout.temperature must be > 0 for RL rollouts")
+        raise ConfigError(f"{where}: must be > 0 for RL rollouts, got {sc.temperature}")
     return sc
 
 
@@ -206,3 +205,72 @@ def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int, cache: str = "
 
 def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
     return [gen_length // d for d in cfg.eval.steps_divisors]
+
+
+def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: str | None = None) -> dict:
+    """The part of the config a pipeline rule's outputs depend on beyond its input files: the Snakemake rules
+    pass its hash as a param, so a config edit reruns exactly the rules it invalidates (and, through their
+    outputs, what depends on them)."""
+    from agrpo.config import to_dict
+
+    d = to_dict(cfg)
+    data, where = d["data"], {"device": d["device"], "threads": d["threads"]}
+    task_def = {"tasks": data["tasks"], "protocol": data["protocol"], "sources": data["sources"]}
+    if rule == "data":
+        return {"task": task, "protocol": data["protocol"], **{k: data[k] for k in ("train_size", "test_size", "seed")},
+                "sources": {k: v for k, v in data["sources"].items() if k.startswith(f"{task}/")}}
+    if rule == "base":
+        return {"model": d["model"], "pretrain": d["pretrain"], **task_def, **where}
+    if rule == "sft":
+        return {"model": d["model"], "sft": d["methods"][method]["sft"], **task_def, **where}
+    if rule == "train":
+        return {"model": d["model"], "rl": d["rl"], "method": d["methods"][method], "launch": d["launch"], **task_def,
+                **where}
+    if rule == "eval":
+        return {"model": d["model"], "eval": d["eval"], "protocol": data["protocol"], **where}
+    if rule == "report":
+        return {k: d[k] for k in ("profile", "reference_csv", "published_dir")}
+    raise ValueError(f"unknown rule {rule!r}")
+
+
+def rule_key(cfg: ProfileConfig, rule: str, method: str | None = None, task: str | None = None) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps(rule_config(cfg, rule, method, task), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def cli_overrides(given: dict) -> dict:
+    """Snakemake's ``--config`` entries as dotted overrides: ``key=value`` as Snakemake parsed it (numbers,
+    booleans, strings); ``rl="{iterations: 20}"`` (YAML) merged into its section, its strings read as YAML
+    scalars (Snakemake reads nested values as strings); ``set="rl.iterations=20 data.train_size=70"`` for dotted
+    keys, which Snakemake's own parser refuses."""
+    import yaml
+
+    def scalar(text: str):
+        for parse in (int, float):  # YAML 1.1 would read 3e-5 as a string
+            try:
+                return parse(text)
+            except ValueError:
+                pass
+        return yaml.safe_load(text)
+
+    def typed(v):
+        if isinstance(v, dict):
+            return {k: typed(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [typed(x) for x in v]
+        return scalar(v) if isinstance(v, str) else v
+
+    out = {}
+    for key, value in given.items():
+        if key == "set":
+            for item in str(value).replace(",", " ").split():
+                name, sep, text = item.partition("=")
+                if not sep or not name:
+                    raise ConfigError(f"--config set=...: expected space-separated key.path=value pairs, got {item!r}")
+                out[name] = scalar(text)
+        else:
+            out[key] = typed(value) if isinstance(value, (dict, list)) else value
+    return out

@@ -99,3 +99,34 @@ def score_file(task_name: str, path: str | Path, protocol: str = "d1", out_path:
         atomic_write_text(out_path, "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in rows))
     return {"task": task_name, "protocol": protocol, "accuracy": aggregate_accuracy(task, verdicts), "n": len(rows),
             "skipped_lines": skipped}
+
+
+def score_cell(cell_dir: str | Path, examples: str | Path | None = None, out_path: str | Path | None = None) -> dict:
+    """Re-judge an eval cell's own ``generations.jsonl`` (rows: ``id``, ``completion``, …) against the test examples
+    it was made from, found by ``id`` in ``examples`` (default: the task's test file of the work directory the cell
+    sits in, ``<work_dir>/eval/<run>/step<N>/<task>/<cell>``). Returns the accuracy, n and the recorded accuracy."""
+    from agrpo.io import read_jsonl
+
+    cell = Path(cell_dir)
+    metrics_file, gens_file = cell / "metrics.json", cell / "generations.jsonl"
+    for f in (metrics_file, gens_file):
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: not an eval cell (needs metrics.json and generations.jsonl)")
+    metrics = json.loads(metrics_file.read_text())
+    name = metrics["task"]
+    task = get_task(name, protocol=metrics["protocol"]) if name in REAL_TASKS else get_task(name)
+    examples = Path(examples) if examples else cell.resolve().parents[4] / "data" / name / "test.jsonl"
+    by_id = {ex["id"]: ex for ex in read_jsonl(examples)}
+    rows, verdicts = [], []
+    for n, row in enumerate(read_jsonl(gens_file), 1):
+        ex = by_id.get(row.get("id"))
+        if ex is None:
+            raise BadRow(f"{gens_file}:{n}: item id {row.get('id')!r} is not in {examples}")
+        verdict = task.judge(row["completion"], ex)
+        verdicts.append(verdict)
+        rows.append({**row, "correct": verdict.correct, "score": verdict.score, "parsed": verdict.parsed,
+                     "reason": verdict.reason, "reward": task.reward(row["completion"], ex)})
+    if out_path is not None:
+        atomic_write_text(out_path, "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in rows))
+    accuracy = aggregate_accuracy(task, verdicts) if name in REAL_TASKS else sum(v.score for v in verdicts) / len(verdicts)
+    return {"task": name, "accuracy": accuracy, "n": len(rows), "recorded": metrics["accuracy"]}

@@ -9,7 +9,7 @@
 #   bash benchmarks/small_on_device.sh bench <git sha>   GPU benchmarks on the RL-trained small model, packed
 #   bash benchmarks/small_on_device.sh dtype <git sha>   eval.dtype float32 vs bfloat16 on a freshly pretrained base
 # Here, after the last command: tar xzf each eval_*.tgz / small_logs.tgz into the repo root, then
-#   agrpo report --config work/small/config.resolved.yaml --cells work/small/eval --out results/small
+#   agrpo report --config workflow/config/small.yaml --cells work/small/eval --out results/small  (or snakemake)
 set -uo pipefail
 P=/tmp/proj
 CFG=workflow/config/small.yaml
@@ -21,7 +21,7 @@ export PYTHONPATH=/tmp/site:$P PATH=/tmp/site/bin:/tmp/bin:$PATH PYTHONUNBUFFERE
 gpu_tag() { nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o 'H[0-9]*' | tr 'H' 'h'; }
 
 pack() {
-  (cd $P && tar czf "$OUT/small_logs.tgz" logs/small /tmp/smk.log work/small/config.resolved.yaml \
+  (cd $P && tar czf "$OUT/small_logs.tgz" logs/small /tmp/smk.log work/small/config \
      $(ls work/small/runs/*/train_log.jsonl work/small/models/*/config.json work/small/models/*/*.json 2>/dev/null) \
      2>/dev/null)
   for t in tiny_arith tiny_countdown tiny_sudoku; do

@@ -105,3 +105,49 @@ def test_snakemake_dry_run_plans_the_small_pipeline(tmp_path):
     for rule, count in (("data", 3), ("pretrain", 1), ("sft", 1), ("train", 8), ("eval", (1 + 2 + 16) * 3)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
     assert "_pcache_th0.9_seed0/metrics.json" in out and "L64_B8_S8_low_confidence_T0_eosx_seed0" in out
+
+
+def test_cli_every_subcommand_and_argument_has_help():
+    from agrpo.cli import _parser
+
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {c.dest for c in sub._choices_actions} == set(sub.choices)  # each subcommand listed with a help line
+    for name, p in sub.choices.items():
+        assert p.description, name
+        for action in p._actions:
+            if action.dest != "help":
+                assert action.help, (name, action.dest)
+
+
+def test_cli_eval_prints_cell_accuracies_and_score_rescores_a_cell(tmp_path, capsys):
+    from agrpo.config import to_dict
+    from helpers import minute_run
+
+    cfg = minute_run(tmp_path, rl=dict(iterations=1, checkpoint_every=1), eval=dict(steps_divisors=[1, 8], batch_size=4))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    out = cfg.work_dir + "/eval/base/step0/tiny_arith"
+    assert main(["eval", "--config", str(tmp_path / "p.yaml"), "--model", str(tmp_path / "base"), "--method", "base",
+                 "--run-seed", "0", "--train-step", "0", "--task", "tiny_arith", "--out", out, "--quiet"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if ": accuracy " in line]
+    assert len(lines) == 2 and all("correct) nfe" in line for line in lines)
+    cell = next(Path(out).iterdir())
+    assert main(["score", "--cell", str(cell)]) == 0
+    printed = capsys.readouterr().out
+    rescored, recorded = printed.split("accuracy=")[1].split()[0], printed.split("metrics.json: ")[1].rstrip(")\n")
+    assert float(rescored) == float(recorded) and "n=8" in printed
+    assert main(["score"]) == 2 and "give TASK FILE, or --cell DIR" in capsys.readouterr().err
+
+
+def test_committed_results_sit_outside_the_pipelines_outputs():
+    """A fresh clone's `snakemake --cores all` must run the pipeline, not find committed outputs in its way: every
+    profile's results_dir is untracked, and the committed runs are published copies the report checks against."""
+    from agrpo.config import load_config
+
+    tracked = subprocess.run(["git", "ls-files", "results"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    for profile in ("tiny", "small", "paper"):
+        cfg = load_config(ROOT / f"workflow/config/{profile}.yaml")
+        assert not [f for f in tracked if f.startswith(cfg.results_dir.rstrip("/") + "/")], profile
+        if profile != "paper":
+            assert cfg.published_dir == f"results/published/{profile}"
+            assert {"summary.csv", "report.md"} <= {p.name for p in (ROOT / cfg.published_dir).iterdir()}

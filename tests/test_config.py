@@ -179,3 +179,80 @@ def test_config_tensorboard_without_the_package_is_refused(tmp_path, monkeypatch
     d["logging"] = {"tensorboard": True}
     with pytest.raises(ConfigError, match=r"logging\.tensorboard: the tensorboard package is not installed"):
         load_config(write(tmp_path, d))
+
+
+def test_config_yaml_errors_and_duplicate_keys_name_file_and_line(tmp_path):
+    (tmp_path / "dup.yaml").write_text("profile: tiny\nrl: {iterations: 4}\nrl: {iterations: 5}\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml:3: duplicate key 'rl' \(first at line 2\)"):
+        load_config(tmp_path / "dup.yaml")
+    (tmp_path / "nested.yaml").write_text("rl:\n  iterations: 4\n  iterations: 5\n")
+    with pytest.raises(ConfigError, match=r"nested\.yaml:3: duplicate key 'iterations'"):
+        load_config(tmp_path / "nested.yaml")
+    (tmp_path / "broken.yaml").write_text("profile: tiny\nrl:\n  iterations: [1,\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml:\d+: invalid YAML"):
+        load_config(tmp_path / "broken.yaml")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    (("rl", "iterations"), -20, r"rl\.iterations: must be >= 1, got -20"),
+    (("rl", "iterations"), 0, r"rl\.iterations: must be >= 1, got 0"),
+    (("data", "test_size"), -1, r"data\.test_size: must be > 0, got -1"),
+    (("rl", "group_size"), 1, r"rl\.group_size: must be >= 2"),
+    (("methods", "agrpo", "learning_rate"), -1e-4, r"methods\.agrpo\.learning_rate: must be > 0"),
+    (("rl", "warmup_ratio"), 1.5, r"rl\.warmup_ratio: must be <= 1"),
+    (("eval", "steps_divisors"), [1, 0], r"eval\.steps_divisors: must be >= 1, got 0"),
+    (("rl", "rollout", "top_p"), 0.0, r"rl\.rollout\.top_p: must be > 0"),
+    (("launch", "gpus"), -1, r"launch\.gpus: must be >= 0"),
+    (("pretrain", "batch_size"), 0, r"pretrain\.batch_size: must be > 0"),
+])
+def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message):
+    d = tiny_dict()
+    node = d
+    for k in key[:-1]:
+        node = node.setdefault(k, {})
+    node[key[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, d))
+
+
+def test_config_rollout_errors_name_the_key_as_written(tmp_path):
+    d = tiny_dict()
+    d["rl"]["rollout"]["steps"] = 7  # 5 blocks of 8: not a multiple
+    with pytest.raises(ConfigError, match=r"rl\.rollout: steps 7 must be a positive multiple"):
+        load_config(write(tmp_path, d))
+    d = tiny_dict()
+    d["methods"]["diffu_grpo"]["rollout"]["block_length"] = 7
+    with pytest.raises(ConfigError, match=r"methods\.(diffu_grpo|d1)\.rollout \(over rl\.rollout\): gen_length 40"):  # an anchor: shared
+        load_config(write(tmp_path, d))
+    d = tiny_dict()
+    d["rl"]["rollout"]["temperature"] = 0.0
+    with pytest.raises(ConfigError, match=r"rl\.rollout\.temperature: must be > 0 for RL rollouts"):
+        load_config(write(tmp_path, d))
+
+
+def test_config_file_stands_alone_or_extends_explicitly(tmp_path):
+    """A profile file is read over the dataclass defaults, not over tiny.yaml; `extends:` merges it over another."""
+    alone = {"profile": "mine", "methods": {"agrpo": {"objective": "agrpo", "learning_rate": 1e-4}}}
+    cfg = load_config(write(tmp_path, alone))
+    assert list(cfg.methods) == ["agrpo"] and cfg.pretrain.steps == 1500 and cfg.model.d_model == 128  # defaults
+    (tmp_path / "over.yaml").write_text(f"extends: {TINY}\nrl: {{iterations: 20}}\n")
+    cfg = load_config(tmp_path / "over.yaml")
+    assert cfg.rl.iterations == 20 and cfg.rl.checkpoint_every == 20 and set(cfg.methods) == {"agrpo", "diffu_grpo", "d1", "wd1"}
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="goes round in a circle"):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_cli_overrides_from_snakemakes_config_entries():
+    from agrpo.resolve import cli_overrides
+
+    got = cli_overrides({"work_dir": "/tmp/w", "rl": {"iterations": "20", "rollout": {"temperature": "0.5"}},
+                         "set": "data.train_size=70 methods.agrpo.learning_rate=3e-5"})
+    assert got == {"work_dir": "/tmp/w", "rl": {"iterations": 20, "rollout": {"temperature": 0.5}},
+                   "data.train_size": 70, "methods.agrpo.learning_rate": 3e-05}
+    cfg = load_config(TINY, overrides=got)
+    assert (cfg.rl.iterations, cfg.rl.rollout.temperature, cfg.rl.rollout.steps) == (20, 0.5, 20)  # merged, not replaced
+    assert cfg.data.train_size == 70 and cfg.methods["agrpo"].learning_rate == 3e-5
+    with pytest.raises(ConfigError, match="key.path=value pairs"):
+        cli_overrides({"set": "rl.iterations"})

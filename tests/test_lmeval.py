@@ -53,3 +53,28 @@ def test_lmeval_loglikelihood_is_the_mc_elbo(setup):
     assert a == pytest.approx(exact, abs=1e-5)
     with pytest.raises(NotImplementedError):
         lm.loglikelihood_rolling([])
+
+
+def test_lmeval_command_line_through_agrpo_lm_eval(setup, tmp_path):
+    """`agrpo lm-eval …` is lm-eval's own CLI with our model registered and our tasks on the path: run in a
+    subprocess (plain `lm_eval --model agrpo` cannot find the model), with --batch_size given both on the command
+    line and in --model_args (lm-eval's own merge would fail) and the device left to the wrapper (no GPU here)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model_dir, _ = setup
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "agrpo.cli", "lm-eval", "--model", "agrpo",
+           "--model_args", f"pretrained={model_dir / 'model'},gen_length=16,block_length=8,steps=8,batch_size=2",
+           "--tasks", "agrpo_tiny_arith", "--metadata", json.dumps({"data_dir": str(model_dir / "data")}),
+           "--batch_size", "4", "--output_path", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())
+    assert "score,none" in results["results"]["agrpo_tiny_arith"]
+    bad = subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "agrpo", "--tasks", "x"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0  # the reason `agrpo lm-eval` exists

@@ -71,3 +71,32 @@ def test_regression_reduced_tiny_pipeline(reduced_run):
     # a complete run leaves nothing to do
     dry = reduced_pipeline(tmp_path, "-n")
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def planned_rules(proc) -> dict:
+    """{rule: job count} from a dry run's job-stats table."""
+    out, counts = proc.stdout + proc.stderr, {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] in ("data", "pretrain", "sft", "train", "eval", "report"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.slow
+def test_config_edits_rerun_exactly_what_they_invalidate(reduced_run):
+    """After a complete run: an eval-only edit plans eval and report; a data edit plans everything downstream of the
+    data; an unrelated key (logging) plans nothing. Dry runs write no resolved config."""
+    tmp_path, proc = reduced_run
+    assert proc.returncode == 0
+    configs = sorted((tmp_path / "work/config").iterdir())
+    assert len(configs) == 1  # the run's resolved config, named by its content hash
+    eval_edit = planned_rules(reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=eval.batch_size=16",)))
+    assert eval_edit == {"eval": 30, "report": 1}, eval_edit
+    data_edit = planned_rules(reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=data.train_size=700",)))
+    assert data_edit == {"data": 3, "pretrain": 1, "sft": 1, "train": 4, "eval": 30, "report": 1}, data_edit
+    d1_edit = planned_rules(reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=methods.d1.learning_rate=2e-4",)))
+    assert d1_edit == {"train": 1, "eval": 6, "report": 1}, d1_edit
+    nothing = reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=logging.tensorboard=true",))
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+    assert sorted((tmp_path / "work/config").iterdir()) == configs  # dry runs wrote nothing

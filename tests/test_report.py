@@ -292,18 +292,19 @@ def test_claims_ci_from_generations(tmp_path):
     assert arith[5].endswith("| -8.0 [-19.0, +3.0] | seed0 -8.0 | no detectable difference (CI includes 0) |")
     # AGRPO's own drop: dᵢ = 1 on 2 items: d̄ = 0.04, s_d² = 50/49 · 0.04 · 0.96, half = 0.0549
     assert arith[3].endswith("| +4.0 [-1.5, +9.5] | seed0 +4.0 | no detectable drop (CI includes 0) |")
-    answers = md.split("**Answers at this scale**")[1].split("## Plots")[0]
+    answers = md.split("Per task and length (the summary at the top counts these):")[1].split("## Plots")[0]
     assert ("- tiny_arith: AGRPO vs diffu-GRPO at equal rollouts: +20.0 points [+8.8, +31.2]: AGRPO higher "
             "(CI excludes 0).\n") in answers
     assert ("- tiny_countdown: AGRPO's drop at 4x fewer steps minus diffu-GRPO's: -8.0 points [-19.0, +3.0]: "
             "no detectable difference (CI includes 0).\n") in answers
     assert ("- tiny_arith: AGRPO's accuracy drop at 4x fewer sampling steps (16 → 4): +4.0 points [-1.5, +9.5]: "
             "no detectable drop (CI includes 0).\n") in answers
-    per_task = answers.split("Per task and length:")[1]
+    per_task = answers.split("## Table 5")[0]
     assert per_task.count("\n- ") == 12  # 2 tasks × (3 comparisons, AGRPO's drop, its drop vs base and diffu-GRPO)
     # the summary counts CI verdicts over the (task, length) settings; AGRPO − base drop on tiny_arith: dᵢ = +1 on
     # 2 items, −1 on 8: d̄ = −0.12, s_d² = 9.28/49, half = 0.1206 → [−24.1, +0.1] includes 0
-    summary = answers.split("Per task and length:")[0]
+    summary = md.split("## The claims, answered at this scale")[1].split("**Metrics.**")[0]
+    assert md.index("## The claims, answered at this scale") < md.index("## Table 1")  # the answers come first
     assert ("- AGRPO vs diffu-GRPO at equal rollouts, full sampling steps: of 2 task × length settings, AGRPO higher "
             "(CI excludes 0) in 2 (tiny_arith +20.0, tiny_countdown +20.0), AGRPO lower in 0, no detectable "
             "difference in 0.\n") in summary
@@ -489,3 +490,49 @@ def test_item_scores_file_holds_every_cells_items(tmp_path):
     assert list(items["item_id"][:3]) == ["q00", "q01", "q02"]
     build(make_grid(tmp_path / "none", tasks=["tiny_arith"]), tmp_path / "empty")
     assert pd.read_csv(tmp_path / "empty" / "item_scores.csv.gz").empty
+
+
+def test_reproduction_check_against_a_published_copy(cells, tmp_path):
+    """The user-side regression check: a fresh report states whether its numbers equal a published copy's."""
+    df = build(cells, tmp_path / "published")
+    write_report(df, tmp_path / "same", REF, "tiny", published_dir=tmp_path / "published")
+    md = (tmp_path / "same/report.md").read_text()
+    assert f"**Reproduced:** all {len(df)} cells have the published accuracy and correct count." in md
+    assert md.index("## Reproduction check") < md.index("## Table 1")
+    pub = pd.read_csv(tmp_path / "published/summary.csv")
+    first = (pub["method"] == "agrpo") & (pub["task"] == "tiny_arith") & (pub["steps"] == 16) & (pub["train_step"] == 40)
+    pub.loc[first, ["accuracy", "n_correct"]] = [0.5, 25]
+    pub = pub[~((pub["method"] == "base") & (pub["steps"] == 4))]  # 2 cells only in the fresh run
+    pub.to_csv(tmp_path / "published/summary.csv", index=False)
+    write_report(df, tmp_path / "differs", REF, "tiny", published_dir=tmp_path / "published")
+    md = (tmp_path / "differs/report.md").read_text()
+    assert f"**{len(df) - 3} of {len(df) - 2} matched cells** have the published accuracy" in md
+    assert "1 differ, 2 are only in this run and 0 only in the published copy" in md
+    assert "- agrpo step40 tiny_arith L16 16 steps: 70.0 vs 50.0" in md
+    write_report(df, tmp_path / "none", REF, "tiny", published_dir=tmp_path / "nowhere")
+    assert "Reproduction check" not in (tmp_path / "none/report.md").read_text()
+
+
+def test_claims_csv_training_curves_and_metric_labels(cells, tmp_path):
+    """claims.csv holds Table 4; the runs' train_log.jsonl become training_curves.csv, a plot and a table; Sudoku
+    reports blank-cell accuracy with the share of puzzles solved beside it, labelled."""
+    runs = tmp_path / "runs"
+    for method, seeds in (("agrpo", (0, 1)), ("diffu_grpo", (0,))):
+        for s in seeds:
+            rows = [{"iteration": i, "reward_mean": 0.1 * i + s, "grad_norm": 1.0, "clip_ratio": 0.0, "loss": 0.0,
+                     "rollouts": 8 * i, "optimizer_steps": i, "zero_std_groups": 0.5} for i in range(1, 11)]
+            (runs / f"{method}-seed{s}").mkdir(parents=True)
+            (runs / f"{method}-seed{s}/train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_cell(cells, "base", 0, 0, "tiny_sudoku", 16, k=10, extra={"accuracy": 0.7})
+    df = load_cells([cells])
+    df = df[(df["task"] != "tiny_sudoku") | (df["steps"] == 16)]
+    write_report(df, tmp_path / "out", REF, "tiny", runs_dir=runs)
+    claims = pd.read_csv(tmp_path / "out/claims.csv")
+    assert len(claims) == 16 and "ours: difference [95% CI] (points)" in claims.columns  # the rows of Table 4
+    curves = pd.read_csv(tmp_path / "out/training_curves.csv")
+    assert len(curves) == 30 and set(curves["method"]) == {"agrpo", "diffu_grpo"}
+    assert (tmp_path / "out/plots/training_curves.png").stat().st_size > 0
+    md = (tmp_path / "out/report.md").read_text()
+    assert "| agrpo | 1 | 10 | 1.150 | 1.950 | 10 |" in md  # seed 1: first 2 batches 1.1, 1.2; last 2 1.9, 2.0
+    assert "tiny_sudoku: cells; puzzles" in md and "70.0 [" in md and "; 20.0 |" in md
+    assert "share of blank cells filled correctly" in md

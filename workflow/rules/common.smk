@@ -1,28 +1,40 @@
-# Config validation, the resolved config the CLI reads, and the grid of runs, checkpoints and eval cells.
+# The profile, the resolved config the CLI reads, and the grid of runs, checkpoints and eval cells.
+#
+# The profile is the file given with --configfile (default: workflow/config/tiny.yaml), read alone over the
+# dataclass defaults or over its own `extends:` chain, then the --config overrides (`key=value`,
+# `section="{key: value}"`, `set="a.b=1 c.d=2"`). Our loader reads it, so duplicate keys, bad values and YAML
+# errors name the file, key and line. Each job reads the resolved config from a file named by its content hash,
+# written when a run starts (not by dry runs, nor by a call that cannot take the lock), never rewritten.
 import yaml
 from pathlib import Path
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
 
-from agrpo.config import ProfileConfig, from_dict, to_dict
-from agrpo.resolve import validate as validate_profile
+from agrpo.config import ConfigError, load_config, to_dict
 from agrpo.evaluate import cell_name, grid
+from agrpo.io import atomic_write_text
+from agrpo.provenance import config_hash
+from agrpo.resolve import cli_overrides, rule_key
 from agrpo.rl.trainer import checkpoint_steps
 
-validate(config, "../schemas/config.schema.json")
-CFG = from_dict(ProfileConfig, config)
-validate_profile(CFG)
+PROFILE_FILES = [str(p) for p in workflow.overwrite_configfiles] or [
+    str(Path(workflow.basedir) / "workflow" / "config" / "tiny.yaml")]
+try:
+    CFG = load_config(PROFILE_FILES, overrides=cli_overrides(dict(workflow.config_settings.config)))
+except ConfigError as e:
+    raise WorkflowError(f"config error: {e}") from None
 
 WORK = CFG.work_dir
 RESULTS = CFG.results_dir
 LOGS = f"logs/{CFG.profile}"
+_RESOLVED_TEXT = yaml.safe_dump(to_dict(CFG), sort_keys=True)
+RESOLVED = f"{WORK}/config/{config_hash(to_dict(CFG))}.yaml"
 
-# Every rule reads this file, so `--config key=value` overrides reach the CLI too.
-RESOLVED = f"{WORK}/config.resolved.yaml"
-_text = yaml.safe_dump(to_dict(CFG), sort_keys=True)
-if not Path(RESOLVED).is_file() or Path(RESOLVED).read_text() != _text:
-    Path(RESOLVED).parent.mkdir(parents=True, exist_ok=True)
-    Path(RESOLVED).write_text(_text)
+
+onstart:
+    if not Path(RESOLVED).is_file():
+        atomic_write_text(RESOLVED, _RESOLVED_TEXT)
+
 
 TASKS = CFG.data.tasks
 RUNS = [f"{m}-seed{s}" for m in CFG.methods for s in CFG.rl.seeds]
@@ -86,6 +98,7 @@ def eval_cells(run, step, task):
 ALL_CELLS = [m for t in TASKS for m in eval_cells("base", 0, t)] + [
     m for r in RUNS for s in STEPS for t in TASKS for m in eval_cells(r, s, t)
 ] + [m for r in RUNS if CFG.methods[run_method(r)].sft.steps > 0 for t in TASKS for m in eval_cells(r, 0, t)]
-REPORT_FILES = [f"{RESULTS}/summary.csv", f"{RESULTS}/report.md", f"{RESULTS}/item_scores.csv.gz"] + [
+TRAIN_LOGS = [f"{WORK}/runs/{r}/train_log.jsonl" for r in RUNS]
+REPORT_FILES = [f"{RESULTS}/{f}" for f in ("summary.csv", "report.md", "item_scores.csv.gz", "claims.csv")] + [
     f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")
-]
+] + ([f"{RESULTS}/training_curves.csv", f"{RESULTS}/plots/training_curves.png"] if RUNS else [])

@@ -5,6 +5,6 @@ rule data:
     log:
         f"{LOGS}/data/{{task}}.log",
     params:
-        cfg=RESOLVED,
+        key=lambda wc: rule_key(CFG, "data", task=wc.task),
     shell:
-        "agrpo data --config {params.cfg} --task {wildcards.task} --quiet > {log} 2>&1"
+        "agrpo data --config {RESOLVED} --task {wildcards.task} --quiet > {log} 2>&1"

@@ -10,11 +10,11 @@ rule eval:
     resources:
         gpu=CFG.launch.eval_gpus,
     params:
-        cfg=RESOLVED,
+        key=rule_key(CFG, "eval"),
         model=model_dir,
         method=lambda wc: run_method(wc.run),
         seed=lambda wc: run_seed(wc.run),
     shell:
-        "agrpo eval --config {params.cfg} --model {params.model} --method {params.method} "
+        "agrpo eval --config {RESOLVED} --model {params.model} --method {params.method} "
         "--run-seed {params.seed} --train-step {wildcards.step} --task {wildcards.task} "
         "--out {WORK}/eval/{wildcards.run}/step{wildcards.step}/{wildcards.task} > {log} 2>&1"

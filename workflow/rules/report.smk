@@ -1,11 +1,12 @@
 rule report:
     input:
         ALL_CELLS,
+        TRAIN_LOGS,
     output:
         REPORT_FILES,
     log:
         f"{LOGS}/report.log",
     params:
-        cfg=RESOLVED,
+        key=rule_key(CFG, "report"),
     shell:
-        "agrpo report --config {params.cfg} --cells {WORK}/eval --out {RESULTS} > {log} 2>&1"
+        "agrpo report --config {RESOLVED} --cells {WORK}/eval --runs {WORK}/runs --out {RESULTS} > {log} 2>&1"

@@ -7,9 +7,9 @@ rule pretrain:  # the base model: pretrained from scratch (tiny) or linked (llad
         f"{LOGS}/pretrain.log",
     threads: CFG.pretrain.threads
     params:
-        cfg=RESOLVED,
+        key=rule_key(CFG, "base"),  # the config this output depends on: an edit of it reruns the rule
     shell:
-        "agrpo base --config {params.cfg} --out {BASE} > {log} 2>&1"
+        "agrpo base --config {RESOLVED} --out {BASE} > {log} 2>&1"
 
 
 rule sft:
@@ -23,9 +23,9 @@ rule sft:
     resources:
         gpu=min(CFG.launch.gpus, 1),
     params:
-        cfg=RESOLVED,
+        key=lambda wc: rule_key(CFG, "sft", method=wc.method),
     shell:
-        "agrpo sft --config {params.cfg} --method {wildcards.method} --base {BASE} "
+        "agrpo sft --config {RESOLVED} --method {wildcards.method} --base {BASE} "
         "--out {WORK}/models/sft-{wildcards.method} > {log} 2>&1"
 
 
@@ -42,11 +42,11 @@ rule train:
     resources:
         gpu=CFG.launch.gpus,
     params:
-        cfg=RESOLVED,
+        key=lambda wc: rule_key(CFG, "train", method=run_method(wc.run)),
         launch=TRAIN_LAUNCH,
         method=lambda wc: run_method(wc.run),
         seed=lambda wc: run_seed(wc.run),
         start=lambda wc: start_model(run_method(wc.run)),
     shell:
-        "{params.launch} train --config {params.cfg} --method {params.method} --seed {params.seed} "
+        "{params.launch} train --config {RESOLVED} --method {params.method} --seed {params.seed} "
         "--base {params.start} --out {WORK}/runs/{wildcards.run} > {log} 2>&1"

@@ -1,0 +1,82 @@
+"""Training curves: each run's ``train_log.jsonl`` (one row per rollout batch) as a long table, a plot of reward,
+KL, clip fraction, gradient norm and zero-variance groups vs rollout batch per method (mean over run seeds, the
+seeds' range as a band), and the reward at the start and end of each run."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: plots are written to files
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from agrpo.report.cells import _methods  # noqa: E402
+
+METRICS = [("reward_mean", "reward (batch mean)"), ("kl", "KL to the reference (k3)"),
+           ("clip_ratio", "clip fraction"), ("grad_norm", "grad norm (before clipping)"),
+           ("zero_std_groups", "groups with zero reward variance")]
+COLUMNS = ["method", "run_seed", "iteration", "rollouts", "optimizer_steps"] + [m for m, _ in METRICS]
+
+
+def load_train_logs(runs_dir: Path) -> pd.DataFrame:
+    """Rows of every ``<runs_dir>/<method>-seed<s>/train_log.jsonl``, with method and run_seed; empty when none."""
+    rows = []
+    for log in sorted(Path(runs_dir).glob("*-seed*/train_log.jsonl")):
+        method, seed = log.parent.name.rsplit("-seed", 1)
+        for line in log.read_text().splitlines():
+            if line.strip():
+                rows.append({"method": method, "run_seed": int(seed), **json.loads(line)})
+    d = pd.DataFrame(rows)
+    if d.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    for c in COLUMNS:
+        if c not in d:
+            d[c] = float("nan")
+    d["order"] = d["method"].map({m: i for i, m in enumerate(_methods(d["method"]))})
+    return d.sort_values(["order", "run_seed", "iteration"])[COLUMNS].reset_index(drop=True)
+
+
+def curves_table(curves: pd.DataFrame, window: float = 0.2) -> list[str]:
+    """Markdown: per method and run seed, the mean reward over the first and last ``window`` of its batches."""
+    if curves.empty:
+        return []
+    lines = ["| method | run seed | rollout batches | reward, first 20% | reward, last 20% | optimizer steps |",
+             "|---|---|---|---|---|---|"]
+    for (m, s), d in curves.groupby(["method", "run_seed"], sort=False):
+        n = max(1, round(window * len(d)))
+        lines.append(f"| {m} | {s} | {len(d)} | {d['reward_mean'].head(n).mean():.3f} | "
+                     f"{d['reward_mean'].tail(n).mean():.3f} | {d['optimizer_steps'].max():g} |")
+    return lines + [""]
+
+
+def plot_curves(curves: pd.DataFrame, profile: str) -> bytes:
+    """A panel per metric, a line per method (mean over run seeds), a band over the seeds' range."""
+    present = [(m, label) for m, label in METRICS if curves[m].notna().any()] or METRICS[:1]
+    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 3.2), squeeze=False)
+    palette = plt.get_cmap("tab10").colors
+    for i, method in enumerate(_methods(curves["method"])):
+        d = curves[curves["method"] == method]
+        for ax, (metric, label) in zip(axes[0], present):
+            g = d.groupby("iteration")[metric]
+            mean, lo, hi = g.mean(), g.min(), g.max()
+            if mean.notna().any():
+                ax.plot(mean.index, mean.values, color=palette[i % len(palette)], label=method, lw=1.3)
+                if d["run_seed"].nunique() > 1:
+                    ax.fill_between(mean.index, lo.values, hi.values, color=palette[i % len(palette)], alpha=0.15)
+            ax.set(title=label, xlabel="rollout batch")
+            ax.grid(alpha=0.3)
+    if curves.empty:
+        axes[0][0].text(0.5, 0.5, "no training runs", ha="center", va="center", transform=axes[0][0].transAxes)
+    else:
+        axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{profile}: training curves (line: mean over run seeds; band: their range)", fontsize=10, x=0.02,
+                 ha="left")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

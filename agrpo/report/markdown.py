@@ -1,0 +1,191 @@
+"""``report.md``: every table of the report, rendered as markdown."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from agrpo.report.curves import curves_table
+from agrpo.report.reproduction import reproduction_lines
+from agrpo.report.cells import _methods, ItemScores
+from agrpo.report.tables import (_suffix, _threshold_part, acceleration_rows, is_sudoku, last_checkpoints,
+                                 standard_sampler, step_robustness, training_curves)
+from agrpo.report.claims import _pts, claim_answers, claim_comparisons, claim_summary, claims_table
+
+
+SCALE_NOTE = ("**Different scale:** synthetic tiny tasks on a from-scratch model vs LLaDA-8B on "
+              "GSM8K/MATH-500/Countdown/Sudoku — compare directions, not magnitudes.")
+
+
+def _table5(acc: pd.DataFrame) -> list[str]:
+    if acc.empty:
+        return ["This grid has no cache or threshold axes (`eval.caches`, `eval.thresholds`).", ""]
+    rows = [[r["setting"], r["against"], r["gen_length"], r["cells"], f"{r['passes_ratio']:.2f}×",
+             f"{r['seconds_ratio']:.2f}×", f"{r['seconds_per_correct_ratio']:.2f}×",
+             f"{_pts(r['accuracy_change'])}" + (f" [{_pts(r['ci'].low)}, {_pts(r['ci'].high)}]" if r["ci"] else
+                                                  " (CI n/a: no per-item scores)")]
+            for r in acc.to_dict("records")]
+    return [md_table(["setting", "against", "L", "cells paired", "fewer passes", "less wall time",
+                      "less time per correct answer", "accuracy change, points [95% CI]"], rows), ""]
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    """A GitHub markdown table ('|' in cells escaped)."""
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _pct(x: float) -> str:
+    return "–" if x != x else f"{100 * x:.1f}"
+
+
+def _acc_ci(r) -> str:
+    sd = f" ± {100 * r['acc_sd']:.1f}" if r["cells"] > 1 else ""
+    return f"{_pct(r['accuracy'])}{sd} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
+
+
+def _table1(last: pd.DataFrame) -> list[str]:
+    out = []
+    tasks = sorted(last["task"].unique())
+    for var, dv in last.groupby("variant", sort=True):
+        for steps in sorted(dv["steps"].unique(), reverse=True):
+            d = dv[dv["steps"] == steps].set_index(["method", "task"])
+            rows = []
+            for m in _methods(d.index.get_level_values("method")):
+                dm = d.loc[m]
+                rows.append([m, f"step{int(dm['train_step'].max())}", int(dm["runs"].max())]
+                            + [_task_cell(dm.loc[t], t) if t in dm.index else "–" for t in tasks])
+            L = sorted(dv["gen_length"].unique())
+            tokens = L[0] / steps if len(L) == 1 else None
+            per_step = f", {tokens:g} token{'s' if tokens != 1 else ''} per step" if tokens else ""
+            title = f"{steps} sampling steps{per_step}"
+            if (dv["threshold"] > 0).all():  # threshold decoding: the rows choose their own number of passes
+                title = f"threshold decoding, at most {steps} passes (measured NFE: summary.csv)"
+            out += [f"### {title}{_suffix(var)}", "",
+                    md_table(["method", "checkpoint", "run seeds"]
+                             + [f"{t}: cells; puzzles" if is_sudoku(t) else t for t in tasks], rows), ""]
+    return out
+
+
+def _task_cell(r, task: str) -> str:
+    """Accuracy with its CI; for Sudoku (blank-cell accuracy) also the share of whole puzzles solved."""
+    text = _acc_ci(r)
+    return f"{text}; {_pct(r['solved'] / r['items'])}" if is_sudoku(task) else text
+
+
+def _metrics_note(df: pd.DataFrame) -> list[str]:
+    sudoku = [t for t in sorted(df["task"].unique()) if is_sudoku(t)]
+    note = ("**Metrics.** `accuracy` is the share of test items judged correct, except for "
+            f"{', '.join(sudoku)}, where it is the share of blank cells filled correctly (cell accuracy, the papers' "
+            "Sudoku metric); the share of whole puzzles solved is `n_correct / n` in `summary.csv` and follows "
+            "\"puzzles\" in Table 1.") if sudoku else "**Metrics.** `accuracy` is the share of test items judged correct."
+    return [note, ""]
+
+
+def _table2(curves: pd.DataFrame) -> list[str]:
+    out = []
+    for (task, var), d in curves.groupby(["task", "variant"], sort=True):
+        steps = sorted(d["train_step"].unique())
+        rows = []
+        for m in _methods(d["method"]):
+            dm = d[d["method"] == m].set_index("train_step")
+            rows.append([m] + ["–" if s not in dm.index else
+                               _pct(dm.loc[s, "accuracy"]) + ("*" if dm.loc[s, "from_base"] else "") for s in steps])
+        out += [f"**{task}**, {int(d['steps'].iloc[0])} sampling steps{_suffix(var)}", "",
+                md_table(["method"] + [f"step {s}" for s in steps], rows), ""]
+    return out + ["\\* the base model (train step 0), shown as the starting point of each RL run.", ""]
+
+
+def _table3(rob: pd.DataFrame) -> str:
+    rob = rob[rob["variant"].map(_threshold_part).isna()]  # threshold decoding chooses its own passes: no steps grid
+    rows = [[r.method, r.task + _suffix(r.variant), int(r.full_steps), _pct(r.acc_full),
+             "not in grid" if pd.isna(r.quarter_steps) else int(r.quarter_steps), _pct(r.acc_quarter),
+             "–" if r.change != r.change else f"{100 * r.change:+.1f}"] for r in rob.itertuples()]
+    return md_table(["method", "task", "full steps", "accuracy (%)", "steps / 4", "accuracy (%)", "change (points)"],
+                    rows)
+
+
+def _provenance(df: pd.DataFrame, profile: str) -> str:
+    def uniq(col):
+        return ", ".join(f"`{v}`" for v in sorted(df[col].astype(str).unique()))
+    versions = "; ".join(f"{c[len('version_'):]} {', '.join(sorted(df[c].dropna().astype(str).unique()))}"
+                         for c in sorted(c for c in df.columns if c.startswith("version_")))
+    cell_profiles = sorted(df["profile"].astype(str).unique())
+    other = f" (cells say {', '.join(cell_profiles)})" if cell_profiles != [profile] else ""
+    return (f"Provenance: profile `{profile}`{other}; {len(df)} cells ({df['method'].nunique()} methods, "
+            f"{df['task'].nunique()} tasks, {df['checkpoint'].nunique()} checkpoints); git {uniq('git_sha')}; "
+            f"config {uniq('config_hash')}; device {uniq('device')}; versions: {versions or 'not recorded'}.")
+
+
+def _curves_section(curves: pd.DataFrame | None) -> list[str]:
+    if curves is None:
+        return []
+    return ["## Training curves", "",
+            "Each run's `train_log.jsonl` (one row per rollout batch): `training_curves.csv`, and the plot below "
+            "(reward, KL, clip fraction, gradient norm, zero-variance groups; mean over run seeds, band: their "
+            "range). Reward at the start and the end of each run:", "", *curves_table(curves),
+            "![training curves](plots/training_curves.png)", ""]
+
+
+def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None,
+                    scores: ItemScores | None = None, published: dict | None = None,
+                    curves: pd.DataFrame | None = None, comps: list | None = None) -> str:
+    """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
+    the comparison with a published copy, when there is one)."""
+    scores = scores or ItemScores()
+    last = last_checkpoints(df)
+    std = standard_sampler(df)
+    comps = claim_comparisons(std, scores) if comps is None else comps
+    lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
+             *reproduction_lines(published),
+             "## The claims, answered at this scale", "",
+             "Generated from Table 4 (95% CIs paired over test items; about 1 in 20 comparisons without a real "
+             "difference still excludes 0); every row of it is also in `claims.csv`.", "",
+             *[f"- {a}" for a in claim_summary(comps)], "",
+             *_metrics_note(df),
+             "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
+             "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "
+             "mean of the cells' 95% CIs in brackets and ± the standard deviation across cells where there are "
+             "several.", "",
+             "## Table 1. Accuracy (%) by method and task, 95% CI", ""]
+    lines += _table1(last)
+    lines += ["## Table 2. Accuracy (%) vs RL training step, at full sampling steps", ""]
+    lines += _table2(training_curves(df))
+    lines += ["## Table 3. Step robustness (AGRPO v2: \"4x faster with minimal performance sacrifices\")", "",
+              _table3(step_robustness(last_checkpoints(std))), "",
+              "## Table 4. The paper's claims beside ours", "", SCALE_NOTE, "",
+              "Paper numbers come from `results/reference/paper_numbers.csv` (flags as in its README); 'derived' "
+              "marks arithmetic done here on those numbers." + ("" if ref is not None else
+                                                                " No reference CSV was given."), "",
+              "Ours: the papers' sampler (no cache, no threshold decoding; Table 5 has those); last checkpoints, "
+              "accuracy points; differences at full sampling steps, and drops = accuracy at "
+              "full steps − at full/4 (> 0: a loss). The 95% CI is paired over the same test items: each method's "
+              "per-item scores (`generations.jsonl`) are averaged over its run seeds and eval seeds, then "
+              "d̄ ± 1.96·s_d/√n over the per-item differences dᵢ (for 'A − B' drops, dᵢ = (A_full − A_fast) − "
+              "(B_full − B_fast)). It counts item-level variation only, holding the trained runs fixed; the "
+              "per-run-seed column, the same difference for each run seed of the first method (a method without "
+              "that run seed, such as base, enters with all its cells), is the check on seed-to-seed variation.",
+              "",
+              md_table(*_frame_rows(claims_table(comps, ref))), "",
+              "Per task and length (the summary at the top counts these):", "",
+              *[f"- {a}" for a in claim_answers(comps)], "",
+              "## Table 5. Fast-dLLM accelerations against plain sampling, over the whole grid", "",
+              "Every checkpoint, method and task: each prefix-cache or threshold-decoding cell is paired with the "
+              "plain cell of the same model and task (the cache at the same steps; threshold decoding against plain "
+              "sampling at L/2 and at L steps). Ratios are plain ÷ accelerated (> 1: the acceleration is cheaper); "
+              "passes are exact (NFE), wall seconds are as the cells recorded them (concurrent jobs on one device "
+              "make them noisy: `docs/performance.md` times them in isolation). The CI pairs (cell, item) "
+              "pairs, so it counts item-level variation over these models, not run-to-run variation.", "",
+              *_table5(acceleration_rows(df, scores)),
+              *_curves_section(curves),
+              "## Plots", "",
+              "![accuracy vs sampling steps](plots/acc_vs_steps.png)", "",
+              "![accuracy vs estimated FLOPs per item](plots/acc_vs_flops.png)", "",
+              "![accuracy vs RL training step](plots/acc_vs_train_step.png)", ""]
+    return "\n".join(lines)
+
+
+def _frame_rows(d: pd.DataFrame) -> tuple[list[str], list[list]]:
+    return list(d.columns), d.values.tolist()
