@@ -3,7 +3,8 @@
 One YAML file per profile (``workflow/config/<profile>.yaml``). Every key is a dataclass field below with a
 ``doc`` string; unknown keys and wrong types are rejected with the dotted key path. Cross-field validation and
 what a profile resolves to (a method's rollout sampler, optimizer, batch; a task as the profile uses it) live in
-``agrpo.resolve``; the JSON schema Snakemake validates against and ``docs/config.md`` are generated from these
+``agrpo.resolve``; the JSON schema (for editors and other tools; the workflow loads profiles with this
+loader) and ``docs/config.md`` are generated from these
 dataclasses by ``agrpo.config_docs`` (``tests/test_config.py`` checks the committed files).
 """
 
