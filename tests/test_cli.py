@@ -151,3 +151,29 @@ def test_committed_results_sit_outside_the_pipelines_outputs():
         if profile != "paper":
             assert cfg.published_dir == f"results/published/{profile}"
             assert {"summary.csv", "report.md"} <= {p.name for p in (ROOT / cfg.published_dir).iterdir()}
+
+
+def test_snakemake_configfile_means_that_file_alone_and_errors_name_file_and_line(tmp_path):
+    """`--configfile X` is X over the dataclass defaults (a one-method profile plans one training run, not tiny's
+    four), and Snakemake-side config errors carry our loader's file, line and key."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    mine = {"profile": "mine", "work_dir": str(tmp_path / "w"), "results_dir": str(tmp_path / "r"),
+            "data": {"tasks": ["tiny_arith"], "train_size": 20, "test_size": 4},
+            "rl": {"iterations": 2, "checkpoint_every": 2, "prompts_per_batch": 2, "group_size": 2,
+                   "rollout": {"gen_length": 40, "block_length": 8, "steps": 20}},
+            "methods": {"agrpo": {"objective": "agrpo", "learning_rate": 1e-4}},
+            "eval": {"gen_lengths": [40], "steps_divisors": [1]}}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(mine))
+
+    def dry(path):
+        return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(path)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = dry(tmp_path / "mine.yaml")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-2000:]
+    for rule, count in (("data", 1), ("pretrain", 1), ("train", 1), ("eval", 2), ("report", 1)):
+        assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+    assert not any(line.split()[:1] == ["sft"] for line in out.splitlines())  # tiny's d1 did not leak in
+    (tmp_path / "dup.yaml").write_text((tmp_path / "mine.yaml").read_text() + "profile: again\n")
+    bad = dry(tmp_path / "dup.yaml")
+    assert bad.returncode != 0 and "dup.yaml:" in bad.stdout + bad.stderr and "duplicate key 'profile'" in bad.stdout + bad.stderr
