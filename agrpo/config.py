@@ -352,7 +352,8 @@ def load_config(paths: str | Path | list, overrides: dict | None = None) -> Prof
     data = {}
     for p in paths:
         data = deep_merge(data, read_profile(p))
-    for key, value in dotted(overrides or {}).items():
+    flat = dotted(overrides or {})
+    for key, value in flat.items():
         node = data
         *parents, last = key.split(".")
         for part in parents:
@@ -366,8 +367,8 @@ def load_config(paths: str | Path | list, overrides: dict | None = None) -> Prof
     from agrpo.resolve import validate  # cross-field checks need the tasks and objectives
 
     where = " + ".join(str(p) for p in paths)
-    if overrides:
-        where += f" (with overrides of {', '.join(dotted(overrides))})"
+    if flat:
+        where += f" (with overrides of {', '.join(flat)})"
     try:
         cfg = from_dict(ProfileConfig, data)
         validate(cfg)

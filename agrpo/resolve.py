@@ -8,6 +8,7 @@ rollout batch, a task as the profile uses it (``profile_task``), and the evaluat
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 from agrpo.config import ConfigError, ProfileConfig, RolloutConfig, _convert, from_dict
 from agrpo.sampling import SamplerConfig
@@ -129,28 +130,31 @@ def validate(cfg: ProfileConfig) -> None:
 
 
 LR_SCHEDULES = ("constant", "constant_with_warmup", "cosine")
-OPTIMIZER_KEYS = {"lr_schedule": str, "warmup_ratio": float, "weight_decay": float, "max_grad_norm": float,
-                  "adam_beta1": float, "adam_beta2": float}
+OPTIMIZER_KEYS = ("lr_schedule", "warmup_ratio", "weight_decay", "max_grad_norm", "adam_beta1", "adam_beta2")
 
 
 def optimizer_for(cfg: ProfileConfig, method: str) -> dict:
-    """The optimizer settings of one method: the shared ``rl`` keys with ``methods.<method>.optimizer`` over them."""
+    """The optimizer settings of one method: the shared ``rl`` keys with ``methods.<method>.optimizer`` over them,
+    each override checked with its ``rl`` field's type and bounds."""
+    from agrpo.config import RLConfig, _check_bounds
+
     over = cfg.methods[method].optimizer
-    out = {}
-    for key, tp in OPTIMIZER_KEYS.items():
-        if key in over:
-            out[key] = _convert(over[key], tp, f"methods.{method}.optimizer.{key}")
-        else:
-            out[key] = getattr(cfg.rl, key)
     unknown = set(over) - set(OPTIMIZER_KEYS)
     if unknown:
         raise ConfigError(f"unknown key 'methods.{method}.optimizer.{sorted(unknown)[0]}' "
                           f"(known keys here: {', '.join(OPTIMIZER_KEYS)})")
+    hints, fields = typing.get_type_hints(RLConfig), {f.name: f for f in dataclasses.fields(RLConfig)}
+    out = {}
+    for key in OPTIMIZER_KEYS:
+        if key in over:
+            where = f"methods.{method}.optimizer.{key}"
+            out[key] = _convert(over[key], hints[key], where)
+            _check_bounds(out[key], fields[key].metadata.get("bounds", {}), where)
+        else:
+            out[key] = getattr(cfg.rl, key)
     if out["lr_schedule"] not in LR_SCHEDULES:
         raise ConfigError(f"methods.{method}.optimizer.lr_schedule: expected one of {', '.join(LR_SCHEDULES)}, "
                           f"got {out['lr_schedule']!r}")
-    if not 0 <= out["warmup_ratio"] <= 1 or out["weight_decay"] < 0 or out["max_grad_norm"] <= 0:
-        raise ConfigError(f"methods.{method}.optimizer: need 0 <= warmup_ratio <= 1, weight_decay >= 0, max_grad_norm > 0")
     return out
 
 

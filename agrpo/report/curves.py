@@ -4,7 +4,6 @@ seeds' range as a band), and the reward at the start and end of each run."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from agrpo.report.cells import _methods  # noqa: E402
+from agrpo.report.plots import png  # noqa: E402
 
 METRICS = [("reward_mean", "reward (batch mean)"), ("kl", "KL to the reference (k3)"),
            ("clip_ratio", "clip fraction"), ("grad_norm", "grad norm (before clipping)"),
@@ -76,7 +76,4 @@ def plot_curves(curves: pd.DataFrame, profile: str) -> bytes:
     fig.suptitle(f"{profile}: training curves (line: mean over run seeds; band: their range)", fontsize=10, x=0.02,
                  ha="left")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png(fig)

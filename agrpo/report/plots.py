@@ -42,6 +42,11 @@ def _finish(fig, axes: dict, suptitle: str) -> bytes:
     fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(suptitle, fontsize=10, x=0.02, ha="left")
     fig.tight_layout(rect=(0, legend_in / height, 1, 1 - 0.35 / height))
+    return png(fig)
+
+
+def png(fig) -> bytes:
+    """The figure as PNG bytes (no software tag: identical plots, identical bytes), closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)

@@ -155,12 +155,11 @@ class AGRPO(Objective):
         revealed = s.reveal_step == t.view(-1, 1)
         if s.filled is not None:
             revealed &= ~s.filled  # EOS written by the early exit was not sampled
+        picked = revealed  # the positions scored, among the rows the model runs on
         if rows_in is not None:
             revealed &= rows_in[:, None]
-            ids, attn = ids[rows_in], attn[rows_in]
-            logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][revealed[rows_in]]
-        else:
-            logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][revealed]  # (n, V)
+            ids, attn, picked = ids[rows_in], attn[rows_in], revealed[rows_in]
+        logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][picked]  # (n, V)
         logits = candidate_logits(model, logits, batch.sampler.ban_special_tokens)
         allowed = s.sampling_mask[revealed] if s.sampling_mask is not None else None
         temperature = None
