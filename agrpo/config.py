@@ -80,6 +80,7 @@ class RolloutConfig:
     eos_early_exit: bool = doc("fill the rest of a row with EOS once a whole block is EOS and stop decoding it (released AGRPO: true; LLaDA/d1: false)", True)
     confidence: str = doc("`low_confidence` score: `model` = untempered p_θ(x̂) (LLaDA/d1) or `sampling` = tempered, truncated p̃_θ(x̂) (released AGRPO code)", "model")
     ban_special_tokens: bool = doc("never commit [MASK]/[PAD] (ours; LLaDA and released AGRPO: false, their models put negligible mass there)", True)
+    cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
 
 
 @dataclass
@@ -153,6 +154,8 @@ class RLConfig:
     lr_schedule: str = doc("`constant`, `constant_with_warmup` (the same: constant after the warmup) or `cosine` (released AGRPO: cosine; d1, wd1: constant_with_warmup)", "cosine")
     scale_rewards: bool = doc("divide advantages by the group std (+1e-4); off in released AGRPO and d1 (Dr.GRPO-style Â = R − mean)", False)
     rollout: RolloutConfig = doc("training rollout sampler", default_factory=RolloutConfig)
+    autocast: str = doc("`none` (every pass in the weights' dtype, the committed runs) or `bfloat16`: rollouts, re-scoring and updates under torch.autocast (bf16 matmuls, fp32 master weights and optimizer state; for the tiny architecture on a GPU — LLaDA's released runs use bf16 weights: `model.dtype`)", "none")
+    fused_adamw: bool = doc("torch's fused AdamW kernel (CUDA only): one launch per step instead of one per tensor group; last-bit differences from the default implementation", False)
 
 
 @dataclass
@@ -166,8 +169,9 @@ class EvalConfig:
     batch_size: int = doc("prompts per generation batch", 128, ge=1)
     eos_early_exit: bool = doc("stop decoding a row once a whole block is EOS (AGRPO's eval: true; d1/LLaDA: false); NFE is counted per row", False)
     confidence: str = doc("`low_confidence` score at T > 0: `model` (LLaDA/d1) or `sampling` (released AGRPO); irrelevant when greedy", "model")
-    caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers) and/or `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate)", default_factory=lambda: ["none"])
+    caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers), `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate) and/or `dual` (Fast-dLLM dual cache: also the not-yet-decoded blocks after the current one; each later step computes only the current block)", default_factory=lambda: ["none"])
     thresholds: list[float] = doc("decoding axis of the grid: 0 = the fixed steps schedule (the papers); τ in (0, 1) = Fast-dLLM confidence-threshold parallel decoding (commit every position with confidence ≥ τ, at least one per step; one cell per length, steps chosen by the data)", default_factory=lambda: [0.0], ge=0, lt=1)
+    cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
     dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model")
 

@@ -29,8 +29,13 @@ from agrpo.stats import mean_ci
 
 def cell_name(s: SamplerConfig, seed: int) -> str:
     exit_ = "_eosx" if s.eos_early_exit else ""
-    fast = ("_pcache" if s.cache == "prefix" else "") + (f"_th{s.threshold:g}" if s.threshold > 0 else "")
+    fast = {"none": "", "prefix": "_pcache", "dual": "_dcache"}[s.cache] + (f"_th{s.threshold:g}" if s.threshold > 0 else "")
     return f"L{s.gen_length}_B{s.block_length}_S{s.steps}_{s.remasking}_T{s.temperature:g}{exit_}{fast}_seed{seed}"
+
+
+def sampler_identity(s: SamplerConfig) -> dict:
+    """The sampler settings a cell's tokens depend on (``cuda_graphs`` replays the same steps: not among them)."""
+    return {k: v for k, v in asdict(s).items() if k != "cuda_graphs"}
 
 
 def cell_is_complete(cell_dir: Path, n_expected: int, sampler: SamplerConfig | None = None) -> bool:
@@ -40,7 +45,7 @@ def cell_is_complete(cell_dir: Path, n_expected: int, sampler: SamplerConfig | N
         return False
     try:
         metrics = json.loads(m.read_text())
-        return metrics.get("n") == n_expected and (sampler is None or metrics.get("sampler") == asdict(sampler))
+        return metrics.get("n") == n_expected and (sampler is None or metrics.get("sampler") == sampler_identity(sampler))
     except json.JSONDecodeError:
         return False
 
@@ -136,7 +141,8 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         acc, lo, hi = mean_ci([r["score"] for r in rows])
         metrics = {
             "method": method, "run_seed": run_seed, "checkpoint": f"step{train_step}", "train_step": train_step,
-            "task": task_name, "protocol": task.protocol, "sampler": asdict(sampler),
+            "task": task_name, "protocol": task.protocol, "sampler": sampler_identity(sampler),
+            "cuda_graphs": sampler.cuda_graphs,
             **{k: v for k, v in asdict(sampler).items() if k in ("gen_length", "block_length", "steps", "remasking", "temperature", "eos_early_exit", "cache", "threshold")},
             "seed": seed, "n": len(rows), "n_expected": len(examples), "accuracy": acc, "ci_low": lo, "ci_high": hi,
             "n_correct": sum(r["correct"] for r in rows), "nfe": tot["nfe"], "tokens_generated": len(rows) * sampler.gen_length,

@@ -105,12 +105,16 @@ def validate(cfg: ProfileConfig) -> None:
             raise ConfigError(f"methods.{name}.group_size: must be 0 (= rl.group_size) or >= 2: one completion per "
                               "prompt has no group to compare against (every advantage is 0)")
         micro = m.objective_args.get("released_launcher_steps", 0) if m.objective == "agrpo" else 0
+        if m.objective == "agrpo" and m.objective_args.get("old_logprobs") == "current" and m.inner_iterations != 1:
+            raise ConfigError(f"methods.{name}.objective_args.old_logprobs: 'current' needs inner_iterations 1 (got "
+                              f"{m.inner_iterations}): after the first update the policy is no longer θ_old")
         if micro and (batch_prompts(cfg, name) // max(1, cfg.launch.gpus)) % micro:
             raise ConfigError(f"methods.{name}.objective_args.released_launcher_steps: {micro} micro-batches need a "
                               f"multiple of {micro} prompt groups per process (prompts_per_batch / launch.gpus)")
         if cfg.launch.gpus > 1 and batch_prompts(cfg, name) % cfg.launch.gpus:
             raise ConfigError(f"methods.{name}.prompts_per_batch ({batch_prompts(cfg, name)}) must be a multiple of "
                               f"launch.gpus ({cfg.launch.gpus}): each process takes whole prompt groups")
+    validate_speed_options(cfg)
     if not cfg.eval.caches or not cfg.eval.thresholds:
         raise ConfigError("eval.caches and eval.thresholds need at least one value each (['none'] and [0.0]: exact)")
     for L in cfg.eval.gen_lengths:
@@ -198,13 +202,58 @@ def profile_task(cfg: ProfileConfig, name: str, stage: str = "eval"):
     return get_task(name)
 
 
+def validate_speed_options(cfg: ProfileConfig) -> None:
+    """Options a device or model cannot honour are refused here, naming the key (never silently ignored)."""
+    on_cuda = str(cfg.device).startswith("cuda")
+    if cfg.rl.autocast not in ("none", "bfloat16"):
+        raise ConfigError(f"rl.autocast: expected 'none' or 'bfloat16', got {cfg.rl.autocast!r}")
+    if cfg.rl.autocast == "bfloat16":
+        if not on_cuda:
+            raise ConfigError(f"rl.autocast: bfloat16 autocast is for CUDA devices (device is {cfg.device!r}); on a "
+                              "CPU it is slower than float32 and changes the committed numbers")
+        if cfg.model.type == "llada" and cfg.model.dtype == "bfloat16":
+            raise ConfigError("rl.autocast: the weights are already bfloat16 (model.dtype); autocast adds nothing")
+        import torch
+
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"rl.autocast: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16")
+    if cfg.rl.fused_adamw and not on_cuda:
+        raise ConfigError(f"rl.fused_adamw: the fused AdamW kernel needs a CUDA device (device is {cfg.device!r})")
+    graph_keys = [("eval.cuda_graphs", cfg.eval.cuda_graphs)]
+    graph_keys += [(f"methods.{name}.rollout.cuda_graphs" if "cuda_graphs" in m.rollout else "rl.rollout.cuda_graphs",
+                    bool(m.rollout.get("cuda_graphs", cfg.rl.rollout.cuda_graphs)), name)
+                   for name, m in cfg.methods.items()]
+    for key, on, *method in graph_keys:
+        if not on:
+            continue
+        if not on_cuda:
+            raise ConfigError(f"{key}: CUDA graphs need a CUDA device (device is {cfg.device!r})")
+        if method:
+            m = cfg.methods[method[0]]
+            if m.d1_compat.train_mode_rollouts:
+                raise ConfigError(f"{key}: rollouts in train mode draw LoRA dropout from the global RNG inside the "
+                                  f"step; not captured (methods.{method[0]}.d1_compat.train_mode_rollouts)")
+            if m.load_in_4bit or (cfg.launch.gpus > 0 and cfg.launch.strategy == "zero2"):
+                raise ConfigError(f"{key}: not verified with 4-bit bases or DeepSpeed-managed weights (the graphs "
+                                  "read parameters in place)")
+        elif cfg.eval.compile:
+            raise ConfigError("eval.cuda_graphs: choose one of eval.compile and eval.cuda_graphs")
+    from agrpo.model import supports_kv_cache
+
+    for cache in cfg.eval.caches:
+        if cache != "none" and not supports_kv_cache(cfg.model.type):
+            raise ConfigError(f"eval.caches: {cache!r} needs a model with KV-cache passes; model.type "
+                              f"{cfg.model.type!r} has none")
+
+
 def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int, cache: str = "none", threshold: float = 0.0):
     """The SamplerConfig of one evaluation cell."""
     from agrpo.sampling import SamplerConfig
 
     e = cfg.eval
     return SamplerConfig(gen_length, e.block_length, steps, e.remasking, e.temperature,
-                         eos_early_exit=e.eos_early_exit, confidence=e.confidence, cache=cache, threshold=threshold)
+                         eos_early_exit=e.eos_early_exit, confidence=e.confidence, cache=cache, threshold=threshold,
+                         cuda_graphs=e.cuda_graphs)
 
 
 def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:

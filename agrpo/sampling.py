@@ -46,7 +46,7 @@ from agrpo.model.layers import PrefixKV
 
 REMASKING = ("low_confidence", "random")
 CONFIDENCE = ("model", "sampling")
-CACHE = ("none", "prefix")
+CACHE = ("none", "prefix", "dual")
 
 
 @dataclass
@@ -63,6 +63,7 @@ class SamplerConfig:
     ban_special_tokens: bool = True  # never commit [MASK]/[PAD] (LLaDA and released AGRPO: False)
     cache: str = "none"  # "prefix": Fast-dLLM prefix KV cache, refreshed at each block start (approximate)
     threshold: float = 0.0  # > 0: commit every open position with confidence ≥ threshold (≥ 1 per step); steps unused
+    cuda_graphs: bool = False  # replay each step as a CUDA graph (agrpo/cuda_graphs.py): same tokens, less launch overhead
 
     @property
     def exact(self) -> bool:
@@ -179,13 +180,117 @@ def step_logprobs(logits: torch.Tensor, tokens: torch.Tensor, cfg: SamplerConfig
     return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
+@dataclass
+class BlockRows:
+    """The tensors of the rows that decode the current block: views of the batch's state (every row, eager) or
+    gathered copies (after an early exit; always under CUDA graphs, where they are the graph's static buffers).
+    ``noise`` and ``conf_noise`` hold the step's random draws, made before the pass from the sampler's generator."""
+    x: torch.Tensor  # (b', P + L) prompt + canvas
+    attn: torch.Tensor  # (b', P + L)
+    bias: torch.Tensor | None  # padding bias of attn (None: no padding), built once
+    reveal: torch.Tensor  # (b', L)
+    logprobs: torch.Tensor
+    entropy: torch.Tensor
+    sampling_mask: torch.Tensor | None  # (b', L, V)
+    pos: torch.Tensor  # (block,) the block's sequence positions P + lo + j
+    cols: torch.Tensor  # (block,) the block's completion positions lo + j
+    step: torch.Tensor  # () long, the global step index the step commits at
+    noise: torch.Tensor | None = None  # (b', block, V) float64 uniforms (T > 0)
+    conf_noise: torch.Tensor | None = None  # (b', block) uniforms (random remasking)
+    live: torch.Tensor | None = None  # (b',) bool: rows still decoding (threshold decoding under graphs)
+    cache: object = None  # KVCache of the block's first pass (prefix / dual cache)
+
+
+def draw_noise(rows: BlockRows, n: int, vocab: int, cfg: SamplerConfig, generator) -> None:
+    """The step's random numbers for the first n rows, in the order the sampler has always drawn them: Gumbel
+    uniforms (float64, T > 0), then the random-remasking scores."""
+    bl, device = cfg.block_length, rows.x.device
+    if cfg.temperature > 0:
+        if rows.noise is None:
+            rows.noise = torch.empty((rows.x.shape[0], bl, vocab), dtype=torch.float64, device=device)
+        rows.noise[:n].uniform_(0, 1, generator=generator)
+    if cfg.remasking == "random":
+        if rows.conf_noise is None:
+            rows.conf_noise = torch.empty((rows.x.shape[0], bl), device=device)
+        rows.conf_noise[:n].uniform_(0, 1, generator=generator)
+
+
+def block_logits(model, rows: BlockRows, cfg: SamplerConfig, first: bool, lo: int, p: int) -> torch.Tensor:
+    """The network's logits at the block's positions, (b', block, V): a full pass, or with a cache a full pass
+    that captures it (the block's first step) and passes over the uncached window (the other steps)."""
+    from agrpo.model.layers import KVCache
+
+    if cfg.cache == "none":
+        if not getattr(model, "supports_kv_cache", False):  # a model without the bias argument (test doubles)
+            return model(rows.x, rows.attn).index_select(1, rows.pos)
+        return model(rows.x, rows.attn, bias=rows.bias).index_select(1, rows.pos)
+    if first:
+        rows.cache = KVCache(p + lo, p + lo + cfg.block_length if cfg.cache == "dual" else None)
+        return model(rows.x, rows.attn, capture=rows.cache, bias=rows.bias).index_select(1, rows.pos)
+    window = rows.x[:, p + lo:p + lo + cfg.block_length] if cfg.cache == "dual" else rows.x[:, p + lo:]
+    return model(window, rows.attn, past=rows.cache, bias=rows.bias)[:, :cfg.block_length]
+
+
+def denoise_step(model, rows: BlockRows, cfg: SamplerConfig, k: int, record: bool, first: bool, lo: int, p: int):
+    """One step on the block's rows, in place and without reading anything back to the host: logits, candidates
+    x̂ (Gumbel-max from ``rows.noise``, or argmax), confidences, the k most confident open positions (or, with a
+    threshold, every open one ≥ τ and the best), committed with their step, log-prob, entropy and vocabulary mask."""
+    logits = candidate_logits(model, block_logits(model, rows, cfg, first, lo, p), cfg.ban_special_tokens)
+    if cfg.temperature > 0:
+        filtered, allowed = filter_logits(logits, cfg)
+        gumbel = -torch.log(-torch.log(rows.noise.clamp_min(1e-300)))
+        x0 = (filtered.double() + gumbel).argmax(-1)
+    else:
+        filtered, allowed = logits, None
+        x0 = logits.argmax(-1)
+    logp_all = filtered.log_softmax(-1) if record or cfg.confidence == "sampling" else None
+    if cfg.remasking == "random":
+        conf = rows.conf_noise
+    elif cfg.confidence == "model":
+        conf = logits.softmax(-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    else:
+        conf = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+    reveal_blk = rows.reveal.index_select(1, rows.cols)
+    open_ = reveal_blk == -1
+    if rows.live is not None:
+        open_ &= rows.live[:, None]
+    conf = conf.masked_fill(~open_, float("-inf"))
+    if cfg.threshold > 0:  # Fast-dLLM: every open position above the threshold, and at least the best one
+        sel = (conf >= cfg.threshold) & open_
+        sel.scatter_(1, conf.argmax(1, keepdim=True), True)
+        sel &= open_  # a row with nothing open (frozen under graphs) commits nothing
+    else:
+        sel = torch.zeros_like(open_).scatter_(1, conf.topk(k, dim=-1).indices, True)
+    rows.x.index_copy_(1, rows.pos, torch.where(sel, x0, rows.x.index_select(1, rows.pos)))
+    rows.reveal.index_copy_(1, rows.cols, torch.where(sel, rows.step, reveal_blk))
+    if record:
+        tok_logp = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        rows.logprobs.index_copy_(1, rows.cols, torch.where(sel, tok_logp, rows.logprobs.index_select(1, rows.cols)))
+        ent = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
+        rows.entropy.index_copy_(1, rows.cols, torch.where(sel, ent, rows.entropy.index_select(1, rows.cols)))
+        if allowed is not None:
+            old = rows.sampling_mask.index_select(1, rows.cols)
+            rows.sampling_mask.index_copy_(1, rows.cols, torch.where(sel[..., None], allowed, old))
+    return sel
+
+
 @torch.no_grad()
 def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: SamplerConfig,
              generator: torch.Generator | None = None, record: bool = True) -> SampleOutput:
-    """Sample completions for a left-padded batch of prompts. ``generator`` makes the draw reproducible."""
+    """Sample completions for a left-padded batch of prompts. ``generator`` makes the draw reproducible.
+
+    The host reads device values only between blocks (which rows an EOS early exit retires) and, with threshold
+    decoding, once per step (whether the block is full); a fixed-schedule block's steps run without a host
+    synchronisation, eagerly or (``cuda_graphs``) as replayed CUDA graphs (agrpo/cuda_graphs.py)."""
+    from agrpo.model.layers import padding_bias
+
     cfg.validate()
+    if cfg.cache != "none" and not getattr(model, "supports_kv_cache", False):
+        raise ValueError(f"cache {cfg.cache!r}: {type(model).__name__} has no KV-cache passes (past=/capture=)")
+    if cfg.cuda_graphs and prompt_ids.device.type != "cuda":
+        raise ValueError(f"cuda_graphs: CUDA graphs need CUDA tensors, got {prompt_ids.device}")
     b, p = prompt_ids.shape
-    L, device = cfg.gen_length, prompt_ids.device
+    L, device, bl = cfg.gen_length, prompt_ids.device, cfg.block_length
     x = torch.cat([prompt_ids, torch.full((b, L), model.mask_id, dtype=torch.long, device=device)], dim=1)
     attn = torch.cat([prompt_mask, torch.ones((b, L), dtype=prompt_mask.dtype, device=device)], dim=1)
     reveal = torch.full((b, L), -1, dtype=torch.long, device=device)
@@ -194,78 +299,91 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
     row_nfe = torch.zeros(b, dtype=torch.long, device=device)
     filled = torch.zeros((b, L), dtype=torch.bool, device=device)
     active = torch.ones(b, dtype=torch.bool, device=device)
-    sampling_mask = None
-    num_blocks = L // cfg.block_length
-    transfer = num_transfer_tokens(cfg.block_length, cfg.steps // num_blocks)
+    vocab = getattr(model, "logits_size", None) or model.tokenizer.vocab_size
+    sampling_mask = torch.zeros((b, L, vocab), dtype=torch.bool, device=device) if record and cfg.filters_vocab else None
+    dtype = next((q.dtype for q in model.parameters()), torch.float32)
+    bias = padding_bias(attn, dtype) if getattr(model, "supports_kv_cache", False) else None  # one host read
+    num_blocks = L // bl
+    transfer = num_transfer_tokens(bl, cfg.steps // num_blocks)
+    runner = None
+    if cfg.cuda_graphs:
+        from agrpo.cuda_graphs import StepGraphs
+
+        runner = StepGraphs.of(model, cfg)
     step = nfe = 0
     row_tokens = torch.zeros(b, dtype=torch.long, device=device)  # positions computed per row (FLOPs with a cache)
+    width = x.shape[1]
+    state = (x, attn, bias, reveal, logprobs, entropy, sampling_mask)
     for blk in range(num_blocks):
-        lo, hi = blk * cfg.block_length, (blk + 1) * cfg.block_length
+        lo, hi = blk * bl, (blk + 1) * bl
+        rows_idx = None  # every row
         if cfg.eos_early_exit and blk > 0:
-            done = active & (x[:, p + lo - cfg.block_length:p + lo] == model.eos_id).all(1)
+            done = active & (x[:, p + lo - bl:p + lo] == model.eos_id).all(1)
             x[done, p + lo:] = model.eos_id
             reveal[done, lo:] = step
             filled[done, lo:] = True
             active &= ~done
-            if not active.any():
+            rows_idx = active.nonzero().squeeze(1)  # the host read between blocks
+            if rows_idx.numel() == 0:
                 break
-        block_rows = active.nonzero().squeeze(1)
-        prefix = None  # PrefixKV of block_rows, captured by the block's first forward pass
-        for j in range(cfg.block_length if cfg.threshold > 0 else len(transfer)):
-            open_ = reveal[block_rows, lo:hi] == -1
-            live = open_.any(1)  # rows with masked positions left in this block (all, on a fixed schedule)
-            if not live.any():
-                break
-            rows_idx, open_ = block_rows[live], open_[live]
-            r = rows_idx[:, None]
-            # only the current block's logits matter (as LLaDA and the released code): (b', block, V)
-            if cfg.cache == "prefix" and prefix is not None:
-                logits = model(x[rows_idx, p + lo:], attn[rows_idx], past=prefix.rows(live))[:, :cfg.block_length]
-                row_tokens[rows_idx] += x.shape[1] - p - lo
-            elif cfg.cache == "prefix":
-                prefix = PrefixKV(p + lo)
-                logits = model(x[rows_idx], attn[rows_idx], capture=prefix)[:, p + lo:p + hi]
-                row_tokens[rows_idx] += x.shape[1]
+            if rows_idx.numel() == b:
+                rows_idx = None
+        n = b if rows_idx is None else rows_idx.numel()
+        pos = torch.arange(p + lo, p + hi, device=device)
+        if runner is not None:
+            rows = runner.load(state, rows_idx, pos, pos - p)
+        elif rows_idx is None:
+            rows = BlockRows(*state, pos, pos - p, torch.zeros((), dtype=torch.long, device=device))
+        else:
+            rows = BlockRows(*(None if t is None else t[rows_idx] for t in state), pos, pos - p,
+                             torch.zeros((), dtype=torch.long, device=device))
+        passes = torch.zeros(rows.x.shape[0], dtype=torch.long, device=device)
+        tokens_per_pass = {"none": width, "prefix": width - p - lo, "dual": bl}[cfg.cache]
+        for j in range(bl if cfg.threshold > 0 else len(transfer)):
+            block = rows
+            if cfg.threshold > 0:  # data-dependent step count: one host read per step
+                open_ = rows.reveal.index_select(1, rows.cols) == -1
+                live = open_[:n].any(1)
+                if not live.any():
+                    break
+                if runner is None and not live.all():  # eager: only the rows still decoding take the pass (as always)
+                    keep = live.nonzero().squeeze(1)
+                    block = BlockRows(*(None if t is None else t[keep] for t in (
+                        rows.x, rows.attn, rows.bias, rows.reveal, rows.logprobs, rows.entropy, rows.sampling_mask)),
+                        rows.pos, rows.cols, rows.step, cache=None if rows.cache is None else rows.cache.rows(keep))
+            k = transfer[j] if cfg.threshold == 0 else 0
+            first = j == 0
+            if runner is not None:
+                runner.step(model, rows, cfg, k, record, first, lo, p, step, n, vocab, generator,
+                            live if cfg.threshold > 0 else None)
+                counted = live if cfg.threshold > 0 else None
             else:
-                logits = model(x[rows_idx], attn[rows_idx])[:, p + lo:p + hi]
-                row_tokens[rows_idx] += x.shape[1]
-            logits = candidate_logits(model, logits, cfg.ban_special_tokens)
+                block.step.fill_(step)
+                draw_noise(block, block.x.shape[0], vocab, cfg, generator)
+                denoise_step(model, block, cfg, k, record, first, lo, p)
+                if block is not rows:
+                    for name in ("x", "reveal", "logprobs", "entropy", "sampling_mask"):
+                        if getattr(rows, name) is not None:
+                            getattr(rows, name)[keep] = getattr(block, name)
+                counted = None if block is rows or cfg.threshold == 0 else live
+                if first and cfg.cache != "none":
+                    rows.cache = block.cache
             nfe += 1
-            row_nfe[rows_idx] += 1
-            if cfg.temperature > 0:
-                filtered, allowed = filter_logits(logits, cfg)
-                u = torch.rand(filtered.shape, generator=generator, dtype=torch.float64, device=device)
-                gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
-                x0 = (filtered.double() + gumbel).argmax(-1)
-            else:
-                filtered, allowed = logits, None
-                x0 = logits.argmax(-1)
-            logp_all = filtered.log_softmax(-1) if record or cfg.confidence == "sampling" else None
-            if cfg.remasking == "random":
-                conf = torch.rand(x0.shape, generator=generator, device=device)
-            elif cfg.confidence == "model":
-                conf = logits.softmax(-1).gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-            else:
-                conf = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-            conf = conf.masked_fill(~open_, float("-inf"))
-            if cfg.threshold > 0:  # Fast-dLLM: every open position above the threshold, and at least the best one
-                sel = (conf >= cfg.threshold) & open_
-                sel.scatter_(1, conf.argmax(1, keepdim=True), True)
-            else:
-                sel = torch.zeros_like(open_).scatter_(1, conf.topk(transfer[j], dim=-1).indices, True)
-            cols = lo + torch.arange(cfg.block_length, device=device)  # the block's completion positions
-            x[r, p + cols] = torch.where(sel, x0, x[r, p + cols])
-            reveal[r, cols] = torch.where(sel, step, reveal[r, cols])
-            if record:
-                tok_logp = logp_all.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-                logprobs[r, cols] = torch.where(sel, tok_logp, logprobs[r, cols])
-                ent = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
-                entropy[r, cols] = torch.where(sel, ent, entropy[r, cols])
-                if allowed is not None:
-                    if sampling_mask is None:
-                        sampling_mask = torch.zeros((b, L, allowed.shape[-1]), dtype=torch.bool, device=device)
-                    sampling_mask[r, cols] = torch.where(sel[..., None], allowed, sampling_mask[r, cols])
+            passes[:n] += 1 if counted is None else counted.long()
             step += 1
+        if runner is not None:
+            runner.store(state, rows, rows_idx, n)
+        elif rows_idx is not None:
+            for dst, src in zip(state, (rows.x, rows.attn, rows.bias, rows.reveal, rows.logprobs, rows.entropy,
+                                        rows.sampling_mask)):
+                if dst is not None and dst is not bias and dst is not attn:
+                    dst[rows_idx] = src
+        idx = torch.arange(b, device=device) if rows_idx is None else rows_idx
+        row_nfe.index_add_(0, idx, passes[:n])
+        if cfg.cache == "none":
+            row_tokens.index_add_(0, idx, passes[:n] * width)
+        else:
+            row_tokens.index_add_(0, idx, (passes[:n] > 0).long() * width + (passes[:n] - 1).clamp(min=0) * tokens_per_pass)
     return SampleOutput(prompt_ids, prompt_mask, x[:, p:].clone(), reveal, logprobs, entropy, sampling_mask, nfe,
                         step if cfg.threshold > 0 else cfg.steps, row_nfe, filled, row_tokens)
 

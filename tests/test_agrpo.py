@@ -84,6 +84,26 @@ def test_agrpo_exact_mu1_ratio_is_one_without_an_extra_forward_pass(tiny_model, 
         assert abs(stats["ratio_mean"] - 1.0) < 1e-5 and stats["clip_ratio"] == 0.0
 
 
+def test_agrpo_current_old_logprobs_make_the_ratio_exactly_one_with_the_same_gradient(tiny_model, tokenizer):
+    """``old_logprobs: current`` (θ_old = θ, detached): ρ ≡ 1 bit for bit, and the same loss and gradient as the
+    rollout's recorded log-probs up to their round-off (what makes bf16 rollouts safe at μ = 1)."""
+    batch = make_batch(tiny_model, tokenizer, TOPKP)
+    grads = {}
+    for old in ("rollout", "current"):
+        obj = agrpo(mc_samples=2, importance_sampling="uniform", old_logprobs=old)
+        obj.prepare(tiny_model, None, batch, 1)
+        total = 0.0
+        for loss, stats in obj.losses(tiny_model, None, batch, 0):
+            total = total + loss
+            if old == "current":
+                assert stats["ratio_mean"] == 1.0 and stats["clip_ratio"] == 0.0
+        grads[old] = flat_grad(tiny_model, total)
+    assert grads["current"].abs().max() > 0
+    torch.testing.assert_close(grads["current"], grads["rollout"], rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="released_launcher_steps"):
+        agrpo(old_logprobs="current", released_launcher_steps=2)
+
+
 def test_agrpo_exact_ratio_and_clipping_after_an_update(tiny_model, tokenizer):
     """μ > 1: later inner iterations compare with the rollout's log-probs; PPO clipping then bites."""
     batch = make_batch(tiny_model, tokenizer, TOPKP)

@@ -216,6 +216,29 @@ def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message)
         load_config(write(tmp_path, d))
 
 
+@pytest.mark.parametrize("edits,message", [
+    ({("eval", "cuda_graphs"): True}, r"eval\.cuda_graphs: CUDA graphs need a CUDA device \(device is 'cpu'\)"),
+    ({("rl", "rollout", "cuda_graphs"): True}, r"rl\.rollout\.cuda_graphs: CUDA graphs need a CUDA device"),
+    ({("methods", "agrpo", "rollout", "cuda_graphs"): True}, r"methods\.agrpo\.rollout\.cuda_graphs: CUDA graphs need"),
+    ({("rl", "autocast"): "bfloat16"}, r"rl\.autocast: bfloat16 autocast is for CUDA devices"),
+    ({("rl", "autocast"): "fp8"}, r"rl\.autocast: expected 'none' or 'bfloat16'"),
+    ({("rl", "fused_adamw"): True}, r"rl\.fused_adamw: the fused AdamW kernel needs a CUDA device"),
+    ({("device",): "cuda", ("eval", "cuda_graphs"): True, ("eval", "compile"): True}, r"eval\.cuda_graphs: choose one"),
+    ({("eval", "caches"): ["none", "suffix"]}, r"cache must be one of"),
+    ({("methods", "agrpo", "objective_args", "old_logprobs"): "current", ("methods", "agrpo", "inner_iterations"): 2},
+     r"methods\.agrpo\.objective_args\.old_logprobs: 'current' needs inner_iterations 1"),
+])
+def test_config_speed_options_a_device_cannot_honour_are_refused_naming_the_key(tmp_path, edits, message):
+    d = tiny_dict()
+    for key, value in edits.items():
+        node = d
+        for k in key[:-1]:
+            node = node.setdefault(k, {})
+        node[key[-1]] = value
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, d))
+
+
 def test_config_rollout_errors_name_the_key_as_written(tmp_path):
     d = tiny_dict()
     d["rl"]["rollout"]["steps"] = 7  # 5 blocks of 8: not a multiple

@@ -33,3 +33,8 @@ def load_model(name_or_path: str | Path, dtype=None, device: str = "cpu") -> Mas
 
         return load_llada(str(d), dtype=dtype or torch.float32, device=device)
     raise ValueError(f"{cfg_path}: unsupported model_type {model_type!r} (tiny, llada)")
+
+
+def supports_kv_cache(model_type: str) -> bool:
+    """Whether a ``model.type`` has the KV-cache passes the prefix and dual caches need."""
+    return model_type in ("tiny", "llada")

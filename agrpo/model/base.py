@@ -18,6 +18,7 @@ class MaskedDiffusionLM(nn.Module):
     eos_id: int
     pad_id: int
     tokenizer: object
+    supports_kv_cache: bool = False  # forward takes past= / capture= (KVCache) and bias= (the sampler's caches)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``input_ids`` (B, N) long; ``attention_mask`` (B, N) with 1 for real tokens, 0 for padding.
@@ -37,6 +38,11 @@ class MaskedDiffusionLM(nn.Module):
     def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
         """Text of a completion (evaluation judges keep special tokens where a protocol's parser expects them)."""
         return self.tokenizer.decode([int(i) for i in ids])
+
+    @property
+    def logits_size(self) -> int:
+        """V, the size of the logits' last dimension (the sampler draws its noise before each pass)."""
+        return self.tokenizer.vocab_size
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

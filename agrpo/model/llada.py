@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
-from agrpo.model.layers import PrefixKV, RMSNorm, attend, padding_bias
+from agrpo.model.layers import AUTO, KVCache, RMSNorm, attend, padding_bias
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
@@ -96,6 +96,7 @@ class LLaDABlock(nn.Module):
 class LLaDA(MaskedDiffusionLM):
     """The MaskedDiffusionLM interface over LLaDA's weights; ``tokenizer`` is a transformers tokenizer (or None)."""
 
+    supports_kv_cache = True
     system_prompt: str = "template"  # how system turns reach the model (see encode_prompt)
     activation_checkpointing: bool = False  # recompute each block in backward (training only): memory for compute
 
@@ -114,18 +115,18 @@ class LLaDA(MaskedDiffusionLM):
         })
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                past: PrefixKV | None = None, capture: PrefixKV | None = None) -> torch.Tensor:
-        """Logits (B, N, V). With ``past`` the ids are the positions after the cached prefix (absolute positions
-        continue from it) and ``attention_mask`` covers prefix + these positions; ``capture`` collects the
-        prefix keys/values (agrpo.model.layers.PrefixKV)."""
+                past: KVCache | None = None, capture: KVCache | None = None, bias=AUTO) -> torch.Tensor:
+        """Logits (B, N, V). With ``past`` the ids are the window the cache leaves out (absolute positions from
+        past.start) and ``attention_mask`` covers the whole sequence; ``capture`` collects the cached
+        keys/values (agrpo.model.layers.KVCache). ``bias``: the padding bias already built (None = no padding)."""
         t = self.model.transformer
-        n, start = input_ids.shape[1], past.length if past is not None else 0
+        n, start = input_ids.shape[1], past.start if past is not None else 0
         freqs = torch.arange(start, start + n, device=input_ids.device, dtype=torch.float32)[:, None] * self.inv_freq(input_ids.device)
         angles = torch.cat([freqs, freqs], -1)  # (N, head_dim)
         cos, sin = angles.cos()[None, None], angles.sin()[None, None]
-        attn_bias = padding_bias(attention_mask, t["wte"].weight.dtype)
+        attn_bias = padding_bias(attention_mask, t["wte"].weight.dtype) if isinstance(bias, str) else bias
         if attn_bias is not None and past is not None:
-            attn_bias = attn_bias[:, :, -n:]  # queries: the uncached positions
+            attn_bias = attn_bias[:, :, start:start + n]  # queries: the uncached positions
         x = t["wte"](input_ids)
         for i, block in enumerate(t["blocks"]):
             if self.activation_checkpointing and self.training and torch.is_grad_enabled():
@@ -133,6 +134,10 @@ class LLaDA(MaskedDiffusionLM):
             else:
                 x = block(x, cos, sin, attn_bias, i, past, capture)
         return t["ff_out"](t["ln_f"](x))
+
+    @property
+    def logits_size(self) -> int:
+        return self.config.embedding_size or self.config.vocab_size
 
     def inv_freq(self, device) -> torch.Tensor:
         """RoPE frequencies θ^(−2j/d_head), float32, computed per call: no buffer that a dtype cast (``.to(bf16)``,

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from agrpo.model.base import MaskedDiffusionLM
-from agrpo.model.layers import PrefixKV, RMSNorm, attend, padding_bias
+from agrpo.model.layers import AUTO, KVCache, RMSNorm, attend, padding_bias
 from agrpo.io import save_safetensors
 from agrpo.model.tokenizer import CharTokenizer
 
@@ -66,6 +66,7 @@ class Block(nn.Module):
 
 
 class TinyDLLM(MaskedDiffusionLM):
+    supports_kv_cache = True
     def __init__(self, cfg: TinyConfig, tokenizer: CharTokenizer):
         super().__init__()
         if cfg.vocab_size != tokenizer.vocab_size:
@@ -84,26 +85,34 @@ class TinyDLLM(MaskedDiffusionLM):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=self.cfg.init_std)
 
-    def forward(self, input_ids, attention_mask=None, past: PrefixKV | None = None, capture: PrefixKV | None = None):
-        """Logits (B, N, V). With ``past`` the ids are the positions after the cached prefix and
-        ``attention_mask`` covers prefix + these positions; ``capture`` collects the prefix keys/values."""
+    def forward(self, input_ids, attention_mask=None, past: KVCache | None = None, capture: KVCache | None = None,
+                bias=AUTO):
+        """Logits (B, N, V). With ``past`` the ids are the window the cache leaves out (positions past.start on)
+        and ``attention_mask`` covers the whole sequence; ``capture`` collects the cached keys/values. ``bias``:
+        the padding bias of ``attention_mask`` already built (``padding_bias``; None = no padding), so that a
+        pass reads nothing back to the host."""
         if attention_mask is None:
-            attention_mask = torch.ones((input_ids.shape[0], input_ids.shape[1] + (past.length if past else 0)),
+            attention_mask = torch.ones((input_ids.shape[0], input_ids.shape[1] + (past.start if past else 0)),
                                         dtype=torch.long, device=input_ids.device)
         n = input_ids.shape[1]
+        start = past.start if past is not None else 0
         keep = attention_mask.bool()
-        pos = (keep.long().cumsum(-1) - 1).clamp(min=0).float()[:, -n:]  # positions over real tokens only
+        pos = (keep.long().cumsum(-1) - 1).clamp(min=0).float()[:, start:start + n]  # positions over real tokens
         head_dim = self.cfg.d_model // self.cfg.n_heads  # RoPE frequencies per call, float32 (no castable buffer)
         inv_freq = self.cfg.rope_theta ** (-torch.arange(0, head_dim, 2, device=input_ids.device).float() / head_dim)
         angles = pos[:, None, :, None] * inv_freq  # (B, 1, N, head_dim/2)
         cos, sin = angles.cos(), angles.sin()
-        attn_bias = padding_bias(attention_mask, self.embed.weight.dtype)
+        attn_bias = padding_bias(attention_mask, self.embed.weight.dtype) if isinstance(bias, str) else bias
         if attn_bias is not None and past is not None:
-            attn_bias = attn_bias[:, :, -n:]  # queries: the uncached positions
+            attn_bias = attn_bias[:, :, start:start + n]  # queries: the uncached positions
         x = self.embed(input_ids)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, attn_bias, i, past, capture)
         return self.lm_head(self.norm(x))
+
+    @property
+    def logits_size(self) -> int:
+        return self.cfg.vocab_size
 
     def forward_flops(self, seq_len: int) -> float:
         c = self.cfg

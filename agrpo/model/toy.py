@@ -46,6 +46,10 @@ class TabularDLLM(MaskedDiffusionLM):
     def num_parameters(self) -> int:
         return self.table.numel()
 
+    @property
+    def logits_size(self) -> int:
+        return self.vocab + 2
+
     def forward_flops(self, seq_len: int) -> float:
         return 0.0
 

@@ -124,10 +124,16 @@ class AGRPO(Objective):
         restrict_to_content_steps: bool = doc("sample t only up to the last step that revealed a non-EOS token (released)", True)
         stratify: str = doc("low-discrepancy strata: `batch` (the B·k uniforms of the whole rollout batch, ours) or `group` (each prompt group's G·k, as the released code: one group per device micro-batch)", "batch")
         cdf_dtype: str = doc("dtype of the entropy proposal's CDF: `float64` (ours) or `float32` (released; same draws except within float32 round-off of a CDF step)", "float64")
+        old_logprobs: str = doc("π_θold in ρ: `rollout` = the log-probs the sampler recorded (released; ρ = 1 up to the last bits of the rollout's and the update's kernels) or `current` = the re-scored log-probs, detached (ρ ≡ 1 exactly: what θ_old is when the policy has not stepped since the rollout, i.e. μ = 1 and no released launcher steps; e.g. under bf16 autocast, where the rollout's and the update's batch shapes round differently)", "rollout")
         released_launcher_steps: int = doc("0 = one optimizer step per update (the paper's estimator). A ≥ 1 = the steps the released launcher takes (measured on an H200, docs/agrpo.md): each process's prompt groups split into A micro-batches; the k draws of the first A−1 accumulate, then every draw of the last takes its own clipped AdamW step — k steps per update, all at one learning rate (released: A = 2)", 0)
 
     def __init__(self, args, generator):
         super().__init__(args, generator)
+        if args.old_logprobs not in ("rollout", "current"):
+            raise ValueError(f"old_logprobs must be 'rollout' or 'current', got {args.old_logprobs!r}")
+        if args.old_logprobs == "current" and args.released_launcher_steps:
+            raise ValueError("old_logprobs 'current' needs released_launcher_steps 0: the launcher steps between draws, "
+                             "so the policy that sampled is gone by the second draw")
         if args.importance_sampling not in IMPORTANCE_SAMPLING:
             raise ValueError(f"importance_sampling must be one of {IMPORTANCE_SAMPLING}, got {args.importance_sampling!r}")
         if args.mc_samples < 1:
@@ -174,7 +180,8 @@ class AGRPO(Objective):
         a, s = self.args, batch.sample
         logp, revealed = self.step_logprobs(policy, batch, t, rows_in)
         rows = revealed.nonzero(as_tuple=True)[0]
-        old = s.token_logprobs[revealed]  # recorded by the sampler: no extra forward pass (ρ ≡ 1 when μ = 1)
+        # recorded by the sampler (no extra forward pass), or θ_old = θ itself when it has not stepped since
+        old = logp.detach() if a.old_logprobs == "current" else s.token_logprobs[revealed]
         adv = batch.advantages[rows].to(logp.dtype)
         per_tok, ratio, _ = clipped_surrogate(logp, old, adv, a.clip_epsilon)
         stats = {}

@@ -15,6 +15,7 @@ import functools
 import math
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -147,8 +148,15 @@ def prepare_engine(rt: Runtime, policy, opt, max_grad_norm: float):
     return engine, opt
 
 
+def autocast_for(cfg, device: torch.device):
+    """``rl.autocast``: a bf16 autocast context for rollouts, re-scoring and updates, or a no-op."""
+    if cfg.rl.autocast == "bfloat16":
+        return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+    return nullcontext
+
+
 def update(rt: Runtime, engine, policy, ref_model, objective, batch: RolloutBatch, opt, sched, trainable,
-           inner_iteration: int, max_grad_norm: float) -> tuple[float, float, dict, int, int]:
+           inner_iteration: int, max_grad_norm: float, amp=nullcontext) -> tuple[float, float, dict, int, int]:
     """One update on the rollout batch: the objective's loss chunks are back-propagated one at a time (gradients
     accumulate; DDP all-reduces only before a step) and the optimizer steps after each chunk in
     ``objective.step_after()`` — the last one, unless an objective reproduces the released launcher's per-draw
@@ -163,7 +171,8 @@ def update(rt: Runtime, engine, policy, ref_model, objective, batch: RolloutBatc
     for c in range(n_chunks):
         step = c in step_after
         with rt.no_sync(engine, step):
-            loss, stats = next(chunks)
+            with amp():  # the chunk's forward passes (its backward runs outside autocast, as torch advises)
+                loss, stats = next(chunks)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at inner iteration {inner_iteration}, chunk {c}")
             if rt.accelerator is not None:
@@ -218,7 +227,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     n_prompts, group = batch_prompts(cfg, method), batch_group_size(cfg, method)
     total_updates = rl.iterations * mu
     opt = torch.optim.AdamW(trainable, lr=mcfg.learning_rate, betas=(oc["adam_beta1"], oc["adam_beta2"]),
-                            weight_decay=oc["weight_decay"])
+                            weight_decay=oc["weight_decay"], fused=True if rl.fused_adamw else None)
+    amp = autocast_for(cfg, rt.device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(oc["lr_schedule"], oc["warmup_ratio"], total_updates,
                                                              rl.warmup_convention))
     engine, opt = prepare_engine(rt, policy, opt, oc["max_grad_norm"])
@@ -250,7 +260,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         policy.train(mcfg.d1_compat.train_mode_rollouts)  # d1 samples inside its training step (LoRA dropout on)
         examples = [pair for pair in chunk for _ in range(group)]
         row_samplers = [task_samplers[name] for name, _ in examples]
-        sample, row_temperature = generate_grouped(policy, ids, mask, row_samplers, rollout_generator)
+        with amp():
+            sample, row_temperature = generate_grouped(policy, ids, mask, row_samplers, rollout_generator)
         # one sampler for every row: it (not the method's default) is the transform to re-score with
         used = row_samplers[0] if row_temperature is None else sampler
         texts = [policy.decode_completion(c, skip_special_tokens=True) for c in sample.completion_ids]  # as TRL
@@ -260,14 +271,15 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                              group, completion_mask(sample.completion_ids, policy.eos_id),
                              row_temperature=row_temperature, shard=(rt.rank, rt.world_size))
         policy.train()
-        objective.prepare(policy, ref_model, batch, mu)
+        with amp():
+            objective.prepare(policy, ref_model, batch, mu)
         stats_sum, n_chunks, losses = {}, 0, []
         prev_steps = log[-1].get("optimizer_steps", (it - 1) * mu) if log else 0
         opt_steps = 0
         for n in range(mu):
             try:
                 loss, grad_norm, stats, chunks, steps = update(rt, engine, policy, ref_model, objective, batch, opt,
-                                                               sched, trainable, n, oc["max_grad_norm"])
+                                                               sched, trainable, n, oc["max_grad_norm"], amp)
             except FloatingPointError as e:
                 raise FloatingPointError(f"{method}: rollout batch {it}: {e}") from None
             losses.append(loss)

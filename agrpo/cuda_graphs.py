@@ -1,0 +1,134 @@
+"""CUDA graphs of the sampler's denoising step (``cuda_graphs: true``): each step's kernels launched as one
+replayed graph instead of hundreds of Python-issued launches.
+
+A step (``agrpo.sampling.denoise_step``: network pass, candidate transform, Gumbel-max, confidence ranking,
+commit) reads nothing back to the host, so it can be captured. Per model and sampler, ``StepGraphs`` keeps:
+- static buffers (``BlockRows``) per shape: the rows of a block are copied in at the block's start and out at
+  its end. After an EOS early exit the rows still decoding are padded (with copies of one of them, whose results
+  are dropped) up to a multiple of ⌈B/8⌉, so a batch needs at most 8 shapes;
+- one graph per (shape, k = tokens committed by the step, first step of a block or not, and with a KV cache the
+  block's offset, which fixes the cached lengths). The first use of a key runs the step eagerly (the real step,
+  and the warm-up capture needs) and captures it; later uses replay it.
+The random numbers are drawn outside the graph, from the sampler's generator, into the static buffers: the same
+stream as eager sampling, so graphs and eager steps give identical tokens (tests/test_cuda_graphs.py, on a GPU).
+The weights are read in place: optimizer steps (which update parameters in place) are seen by later replays;
+under autocast the graphs cast them afresh at each replay (capture runs with autocast's cast cache off).
+"""
+
+from __future__ import annotations
+
+import weakref
+from contextlib import nullcontext
+
+import torch
+
+from agrpo.sampling import BlockRows, SamplerConfig, denoise_step, draw_noise
+
+_PER_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def no_autocast_cache():
+    """Under autocast, capture with its weight-cast cache off: a cached cast would be a tensor outside the graph,
+    freed when the autocast region ends and stale after an optimizer step (torch's make_graphed_callables rule)."""
+    if not torch.is_autocast_enabled("cuda"):
+        return nullcontext()
+    return torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), cache_enabled=False)
+
+
+class StepGraphs:
+    @classmethod
+    def of(cls, model, cfg: SamplerConfig) -> "StepGraphs":
+        """The graphs of this model under this sampler (the transform's constants are baked into the graphs)."""
+        per_sampler = _PER_MODEL.setdefault(model, {})
+        key = tuple(sorted(vars(cfg).items()))
+        if key not in per_sampler:
+            per_sampler[key] = cls()
+        return per_sampler[key]
+
+    def __init__(self):
+        self.buffers: dict[tuple, BlockRows] = {}
+        self.graphs: dict[tuple, torch.cuda.CUDAGraph] = {}
+        self.caches: dict[tuple, object] = {}  # (buffer key, block offset) -> KVCache the first-step graph fills
+        self.pool = None
+        self.captures = 0  # graphs captured (a benchmark reports it)
+
+    def load(self, state, rows_idx: torch.Tensor | None, pos: torch.Tensor, cols: torch.Tensor) -> BlockRows:
+        """Copy the block's rows (all, or ``rows_idx``) into the static buffers of their padded shape."""
+        x, attn, bias, reveal, logprobs, entropy, mask = state
+        b = x.shape[0]
+        n = b if rows_idx is None else rows_idx.numel()
+        quantum = -(-b // 8)
+        size = min(b, -(-n // quantum) * quantum)
+        key = (size, x.shape[1], bias is None, mask is None)
+        rows = self.buffers.get(key)
+        if rows is None:
+            empty = lambda t: None if t is None else torch.empty((size, *t.shape[1:]), dtype=t.dtype, device=t.device)  # noqa: E731
+            rows = BlockRows(empty(x), empty(attn), empty(bias), empty(reveal), empty(logprobs), empty(entropy),
+                             empty(mask), torch.empty_like(pos), torch.empty_like(cols),
+                             torch.zeros((), dtype=torch.long, device=x.device))
+            rows.key = key
+            self.buffers[key] = rows
+        idx = torch.arange(b, device=x.device) if rows_idx is None else rows_idx
+        if size > n:
+            idx = torch.cat([idx, idx[:1].expand(size - n)])
+        for dst, src in ((rows.x, x), (rows.attn, attn), (rows.bias, bias), (rows.reveal, reveal),
+                         (rows.logprobs, logprobs), (rows.entropy, entropy), (rows.sampling_mask, mask)):
+            if dst is not None:
+                torch.index_select(src, 0, idx, out=dst)
+        rows.pos.copy_(pos)
+        rows.cols.copy_(cols)
+        rows.live = None
+        return rows
+
+    def store(self, state, rows: BlockRows, rows_idx: torch.Tensor | None, n: int) -> None:
+        """Write the first n rows back into the batch's state."""
+        x, _, _, reveal, logprobs, entropy, mask = state
+        for dst, src in ((x, rows.x), (reveal, rows.reveal), (logprobs, rows.logprobs), (entropy, rows.entropy),
+                         (mask, rows.sampling_mask)):
+            if dst is None:
+                continue
+            if rows_idx is None:
+                dst.copy_(src[:n])
+            else:
+                dst[rows_idx] = src[:n]
+
+    def step(self, model, rows: BlockRows, cfg: SamplerConfig, k: int, record: bool, first: bool, lo: int, p: int,
+             step: int, n: int, vocab: int, generator, live: torch.Tensor | None = None) -> None:
+        """One denoising step of the first n rows: draw its noise, then replay its graph (capturing it first)."""
+        rows.step.fill_(step)
+        draw_noise(rows, n, vocab, cfg, generator)
+        if live is not None:
+            if getattr(rows, "live_buffer", None) is None:
+                rows.live_buffer = torch.zeros(rows.x.shape[0], dtype=torch.bool, device=rows.x.device)
+            rows.live_buffer.zero_()
+            rows.live_buffer[:n] = live
+            rows.live = rows.live_buffer
+        cached = cfg.cache != "none"
+        gkey = (rows.key, k, first, lo if cached else None, live is not None)
+        graph = self.graphs.get(gkey)
+        if graph is not None:
+            graph.replay()
+            if cached and first:
+                rows.cache = self.caches[(rows.key, lo)]
+            return
+        denoise_step(model, rows, cfg, k, record, first, lo, p)  # the real step, eagerly
+        current = rows.cache
+        if cached and not first:
+            rows.cache = self.caches[(rows.key, lo)]  # the replayed first step's cache, not this block's eager one
+        graph = torch.cuda.CUDAGraph()
+        with no_autocast_cache(), torch.cuda.graph(graph, pool=self.pool):
+            denoise_step(model, rows, cfg, k, record, first, lo, p)
+        if cached and first:
+            self.caches[(rows.key, lo)] = rows.cache
+        rows.cache = current
+        self.pool = self.pool if self.pool is not None else graph.pool()
+        self.graphs[gkey] = graph
+        self.captures += 1
+
+
+def clear(model=None) -> None:
+    """Drop the graphs (and their memory) of one model, or of every model."""
+    if model is None:
+        _PER_MODEL.clear()
+    else:
+        _PER_MODEL.pop(model, None)

@@ -1,0 +1,396 @@
+"""Speed against two floors, measured in one run: the bare eager forward and the FLOP floor.
+
+FLOP floor = FLOPs of the work ÷ the matmul throughput measured in the same process on the same device (bf16
+and fp32 without TF32: 8192³ matmuls, median of 10). Forward FLOPs are ``model.forward_flops`` (2·params·tokens
++ attention); a forward+backward counts 3 forwards. Ratios are wall time ÷ floor, so 1.0 is unreachable for
+small models (kernel launches, memory-bound norms and softmaxes) and a ratio's change between settings is what
+the speed work buys.
+
+    python benchmarks/speed.py small --device cuda --tag h200 [--model DIR] [--baseline-repo DIR]
+    python benchmarks/speed.py llada8b --device cuda --tag h200 --items 128
+    python benchmarks/speed.py small --device cpu --tag cpu --quick      (a smoke run: tiny sizes)
+
+``small``: the small profile's architecture (27.3M parameters; random weights unless ``--model``) on tiny_arith
+prompts: per precision (float32, bf16 autocast, bf16 weights) and with and without CUDA graphs — one bare
+forward, one sampler step, the whole test set (eval sampler, L/2 steps), one AGRPO update (k = 8), one
+diffu-GRPO inner iteration; then whole RL iterations (rollout + update) through ``agrpo train`` for each speed
+setting, and the same with the code of ``--baseline-repo`` (an older checkout: its own trainer and config).
+``llada8b``: a random LLaDA-8B-shaped checkpoint (bf16): sampler step ÷ forward, ``--items`` GSM8K-length
+prompts × 256 tokens at 128 and 64 steps (block 32), one RL iteration per method at the paper profile's
+settings. Writes benchmarks/results/speed_<what>_<tag>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agrpo.io import atomic_write_json  # noqa: E402
+from agrpo.provenance import device_name, git_sha, versions  # noqa: E402
+from agrpo.sampling import SamplerConfig, generate  # noqa: E402
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_seconds(fn, device, repeats: int = 5, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_tflops(device, quick: bool) -> dict:
+    """Measured dense matmul throughput: bf16, and fp32 with TF32 off (the default for matmuls)."""
+    n = 1024 if quick or torch.device(device).type == "cpu" else 8192
+    out = {"size": n}
+    for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+        if torch.device(device).type == "cpu" and dtype == torch.bfloat16:
+            continue
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        s = median_seconds(lambda: a @ b, device, repeats=10, warmup=3)
+        out[name] = 2 * n ** 3 / s / 1e12
+    out.setdefault("bfloat16", out["float32"])  # CPU: no bf16 figure; the floor uses fp32's
+    return out
+
+
+def precision_ctx(precision: str, device):
+    if precision == "autocast":
+        return lambda: torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return nullcontext
+
+
+# ------------------------------------------------------------------------------------------------ small profile
+
+def small_setup(args):
+    from agrpo.config import load_config
+    from agrpo.data import load_split, write_task_data
+    from agrpo.model import load_model
+    from agrpo.model.tiny import init_tiny
+    from agrpo.model.tokenizer import CharTokenizer
+    from agrpo.resolve import profile_task
+
+    work = Path(tempfile.mkdtemp(prefix="speed_small_"))
+    cfg = load_config(ROOT / "workflow/config/small.yaml", {"work_dir": str(work), "device": args.device})
+    for t in cfg.data.tasks:
+        write_task_data(cfg, t)
+    torch.manual_seed(0)
+    if args.model:
+        model = load_model(args.model, device=args.device)
+    else:
+        size = dict(d_model=64, n_layers=2, n_heads=4, d_ff=192) if args.quick else \
+            dict(d_model=cfg.model.d_model, n_layers=cfg.model.n_layers, n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff)
+        model = init_tiny(CharTokenizer(), **size).to(args.device)
+        model.save_pretrained(work / "base")
+    task = profile_task(cfg, "tiny_arith")
+    return cfg, work, model, task, load_split(cfg.work_dir, "tiny_arith", "test")
+
+
+def sampler_and_test_set(cfg, model, task, examples, peak, args) -> list[dict]:
+    """Per precision × graphs: bare forward, sampler step (eval sampler, no early exit), whole test set."""
+    from agrpo.evaluate import prompt_batch
+    from agrpo.resolve import eval_sampler
+
+    dev, rows = args.device, []
+    L = cfg.eval.gen_lengths[0]
+    batch = min(cfg.eval.batch_size, len(examples))
+    precisions = ["float32"] if dev == "cpu" else ["float32", "autocast", "bf16_weights"]
+    for precision in precisions:
+        m = copy.deepcopy(model).eval()
+        if precision == "bf16_weights":
+            m = m.to(torch.bfloat16)
+        amp = precision_ctx(precision, dev)
+        floor_tflops = peak["float32" if precision == "float32" else "bfloat16"]
+        ids, mask = prompt_batch(m, task, examples[:batch], dev)
+        full = torch.cat([ids, torch.full((ids.shape[0], L), m.mask_id, device=dev)], 1)
+        attn = torch.cat([mask, torch.ones((ids.shape[0], L), dtype=mask.dtype, device=dev)], 1)
+        with torch.no_grad(), amp():
+            fwd = median_seconds(lambda: m(full, attn), dev)
+        fwd_flops = m.forward_flops(full.shape[1]) * full.shape[0]
+        for graphs in ([False] if dev == "cpu" else [False, True]):
+            steady = dataclasses.replace(eval_sampler(cfg, L, L // 2), eos_early_exit=False, cuda_graphs=graphs)
+            with amp():
+                gen = median_seconds(lambda: generate(m, ids, mask, steady, record=False), dev, repeats=5)
+            step = gen / steady.steps
+            test = eval_sampler(cfg, L, L // 2)
+            test = dataclasses.replace(test, cuda_graphs=graphs)
+            with amp():
+                generate(m, ids, mask, test, record=False)  # shapes warmed (and graphs captured)
+                wall, passes, tokens = 0.0, 0, 0
+                for lo in range(0, len(examples), batch):
+                    bi, bm = prompt_batch(m, task, examples[lo:lo + batch], dev)
+                    sync(dev)
+                    t0 = time.perf_counter()
+                    out = generate(m, bi, bm, test, record=False)
+                    sync(dev)
+                    wall += time.perf_counter() - t0
+                    passes += int(out.row_nfe.sum())
+                    tokens += int(out.row_tokens.sum())
+            forward_floor = passes / full.shape[0] * fwd  # rows that exited early cost nothing after
+            flop_floor = passes * m.forward_flops(full.shape[1]) / (floor_tflops * 1e12)
+            rows.append({"precision": precision, "cuda_graphs": graphs, "batch": full.shape[0], "seq_len": full.shape[1],
+                         "forward_s": fwd, "forward_flop_floor_s": fwd_flops / (floor_tflops * 1e12),
+                         "forward_over_flop_floor": fwd / (fwd_flops / (floor_tflops * 1e12)),
+                         "step_s": step, "step_over_forward": step / fwd,
+                         "step_over_flop_floor": step / (fwd_flops / (floor_tflops * 1e12)),
+                         "test_set": {"items": len(examples), "steps": test.steps, "eos_early_exit": test.eos_early_exit,
+                                      "seconds": wall, "items_per_s": len(examples) / wall, "row_passes": passes,
+                                      "over_forward_floor": wall / forward_floor, "over_flop_floor": wall / flop_floor}})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def updates(cfg, model, task, examples, peak, args) -> list[dict]:
+    """One AGRPO update (k draws) and one diffu-GRPO inner iteration on a real rollout batch, through the
+    trainer's ``update``; ÷ (passes × fwd+bwd) and ÷ the FLOP floor."""
+    from agrpo.distributed import Runtime
+    from agrpo.evaluate import prompt_batch
+    from agrpo.resolve import rollout_for
+    from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
+    from agrpo.rl.trainer import group_advantages, update
+    from agrpo.config import from_dict
+
+    dev, out = args.device, []
+    n_rows = cfg.rl.prompts_per_batch * cfg.rl.group_size
+    exs = [e for e in examples for _ in range(cfg.rl.group_size)][:n_rows]
+    for precision, fused in ([("float32", False)] if dev == "cpu" else
+                             [("float32", False), ("autocast", False), ("autocast", True)]):
+        amp = precision_ctx(precision, dev)
+        floor_tflops = peak["float32" if precision == "float32" else "bfloat16"]
+        for method in ("agrpo", "diffu_grpo"):
+            policy = copy.deepcopy(model).train()
+            sampler = rollout_for(cfg, method)
+            ids, mask = prompt_batch(policy, task, exs, dev)
+            with torch.no_grad(), amp():
+                sample = generate(policy, ids, mask, sampler, torch.Generator(dev).manual_seed(0))
+            rewards = torch.rand(ids.shape[0], generator=torch.Generator(dev).manual_seed(1), device=dev)
+            batch = RolloutBatch(sample, sampler, rewards, group_advantages(rewards, cfg.rl.group_size),
+                                 cfg.rl.group_size, completion_mask(sample.completion_ids, policy.eos_id))
+            mcfg = cfg.methods[method]
+            cls = objectives()[mcfg.objective]
+            obj = cls(from_dict(cls.Args, mcfg.objective_args, "objective_args"), torch.Generator().manual_seed(0))
+            ref = copy.deepcopy(policy).requires_grad_(False) if obj.needs_reference else None
+            params = [p for p in policy.parameters() if p.requires_grad]
+            opt = torch.optim.AdamW(params, lr=1e-12, fused=True if fused else None)
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+            rt = Runtime(None, torch.device(dev))
+            with amp():
+                obj.prepare(policy, ref, batch, mcfg.inner_iterations)
+            it = 0 if method == "agrpo" else 1
+            t_up = median_seconds(lambda: update(rt, policy, policy, ref, obj, batch, opt, sched, params, it, 1.0, amp),
+                                  dev, repeats=3, warmup=1)
+            full = torch.cat([ids, torch.full_like(sample.completion_ids, policy.mask_id)], 1)
+            attn = torch.ones_like(full)
+
+            def fwd_bwd():
+                policy.zero_grad(set_to_none=True)
+                with amp():
+                    loss = policy(full, attn).float().sum()
+                loss.backward()
+
+            t_fb = median_seconds(fwd_bwd, dev, repeats=3, warmup=1)
+            passes = obj.chunks_per_iteration() if method == "agrpo" else 1
+            flops = 3 * policy.forward_flops(full.shape[1]) * full.shape[0] * passes
+            if method == "diffu_grpo" and ref is not None:
+                flops += policy.forward_flops(full.shape[1]) * full.shape[0]  # the reference's no-grad pass
+            out.append({"method": method, "precision": precision, "fused_adamw": fused, "rows": full.shape[0],
+                        "seq_len": full.shape[1], "passes": passes, "update_s": t_up, "fwd_bwd_s": t_fb,
+                        "over_fwd_bwd": t_up / (passes * t_fb), "flop_floor_s": flops / (floor_tflops * 1e12),
+                        "over_flop_floor": t_up / (flops / (floor_tflops * 1e12))})
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def rl_iterations(cfg, work, peak, args) -> list[dict]:
+    """Whole RL iterations through ``agrpo train`` (a fresh process per setting): seconds per rollout batch over
+    the last ``--iterations`` − 2 batches (the first two warm up; the last one writes the checkpoint)."""
+    settings = [("float32, eager (the defaults)", {})]
+    if args.device != "cpu":
+        settings += [("float32, CUDA graphs", {"rl.rollout.cuda_graphs": True}),
+                     ("bf16 autocast, fused AdamW", {"rl.autocast": "bfloat16", "rl.fused_adamw": True}),
+                     ("bf16 autocast, fused AdamW, CUDA graphs", {"rl.autocast": "bfloat16", "rl.fused_adamw": True,
+                                                                  "rl.rollout.cuda_graphs": True})]
+    repos = [("this commit", ROOT)] + ([("baseline", Path(args.baseline_repo).resolve())] if args.baseline_repo else [])
+    out = []
+    for repo_name, repo in repos:
+        for name, edits in (settings if repo == ROOT else settings[:1]):
+            for method in ("agrpo", "diffu_grpo"):
+                d = yaml.safe_load((repo / "workflow/config/small.yaml").read_text())
+                d.update(work_dir=str(work), device=args.device)
+                d["rl"].update(iterations=args.iterations, checkpoint_every=args.iterations, seeds=[0])
+                for key, value in edits.items():
+                    node = d
+                    *path, last = key.split(".")
+                    for k in path:
+                        node = node.setdefault(k, {})
+                    node[last] = value
+                if repo == ROOT and edits.get("rl.autocast") and method == "agrpo":
+                    d["methods"]["agrpo"]["objective_args"]["old_logprobs"] = "current"
+                run = work / f"rl_{len(out)}"
+                cfg_file = work / f"rl_{len(out)}.yaml"
+                cfg_file.write_text(yaml.safe_dump(d))
+                env = dict(os.environ, PYTHONPATH=str(repo), AGRPO_GIT_SHA=git_sha())
+                t0 = time.perf_counter()
+                proc = subprocess.run([sys.executable, "-m", "agrpo.cli", "train", "--config", str(cfg_file), "--quiet",
+                                       "--method", method, "--seed", "0", "--base", str(args.model or work / "base"),
+                                       "--out", str(run)], cwd=repo, env=env, capture_output=True, text=True)
+                if proc.returncode:
+                    print(proc.stderr[-3000:], file=sys.stderr)
+                    out.append({"repo": repo_name, "setting": name, "method": method, "error": proc.stderr[-500:]})
+                    continue
+                log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+                secs = [b["seconds"] - a["seconds"] for a, b in zip(log, log[1:])][1:-1]
+                out.append({"repo": repo_name, "setting": name, "method": method, "edits": edits,
+                            "iterations": len(log), "wall_s": time.perf_counter() - t0,
+                            "seconds_per_iteration": statistics.median(secs), "samples": secs,
+                            "reward_first": log[0]["reward_mean"], "reward_last": log[-1]["reward_mean"],
+                            "nfe_rollout": statistics.mean(r["nfe_rollout"] for r in log),
+                            "ratio_mean": statistics.mean(r.get("ratio_mean", 1.0) for r in log)})
+                print(json.dumps({k: v for k, v in out[-1].items() if k != "samples"}), flush=True)
+    return out
+
+
+def rl_floor(cfg, model, task, examples, peak, device) -> dict:
+    """FLOP floor of one small-profile RL iteration without early exits: rollout (steps passes) + update."""
+    from agrpo.evaluate import prompt_batch
+
+    n = cfg.rl.prompts_per_batch * cfg.rl.group_size
+    ids, _ = prompt_batch(model, task, examples[:cfg.rl.prompts_per_batch], device)
+    seq = ids.shape[1] + cfg.rl.rollout.gen_length
+    f = model.forward_flops(seq) * n
+    k = cfg.methods["agrpo"].objective_args.get("mc_samples", 24)
+    mu = cfg.methods["diffu_grpo"].inner_iterations
+    agrpo_flops = cfg.rl.rollout.steps * f + 3 * k * f
+    diffu_flops = cfg.rl.rollout.steps * f + 2 * f + mu * (3 * f + f)  # prepare: old + ref; each iteration + ref
+    bf = peak["bfloat16"] * 1e12
+    return {"seq_len": seq, "rows": n, "agrpo_flops": agrpo_flops, "agrpo_bf16_floor_s": agrpo_flops / bf,
+            "diffu_grpo_flops_per_inner_iteration_mean": diffu_flops / mu, "diffu_grpo_bf16_floor_s": diffu_flops / bf,
+            "note": "rollout at steps full passes (no early exit), update 3 forwards per fwd+bwd; diffu-GRPO: "
+                    "μ inner iterations over one rollout batch, as one trainer iteration"}
+
+
+def run_small(args) -> dict:
+    peak = matmul_tflops(args.device, args.quick)
+    print(json.dumps({"matmul_tflops": peak}), flush=True)
+    cfg, work, model, task, examples = small_setup(args)
+    if args.quick:
+        examples = examples[:32]
+    res = {"what": "small", "device": device_name(args.device), "git_sha": git_sha(), "versions": versions(),
+           "matmul_tflops": peak, "params": model.num_parameters(), "model": args.model or "random init",
+           "sampler": sampler_and_test_set(cfg, model, task, examples, peak, args),
+           "updates": updates(cfg, model, task, examples, peak, args),
+           "rl_floor": rl_floor(cfg, model, task, examples, peak, args.device)}
+    res["rl_iterations"] = rl_iterations(cfg, work, peak, args)
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ accelerations
+
+def run_accel(args) -> dict:
+    """On a trained small checkpoint (``--model``) at generation length ``--gen-length``: plain sampling (steps L
+    and L/2), prefix and dual caches, threshold decoding and both, all in bf16 autocast with CUDA graphs — and
+    plain L/2 also in float32 eager on the same checkpoint (the bf16 accuracy effect). Accuracy on the whole
+    tiny_arith test set, seconds, seconds per correct answer against plain L/2."""
+    from agrpo.config import load_config
+    from agrpo.data import load_split, write_task_data
+    from agrpo.evaluate import run_cell
+    from agrpo.model import load_model
+    from agrpo.resolve import eval_sampler, profile_task
+
+    work = Path(tempfile.mkdtemp(prefix="speed_accel_"))
+    L = args.gen_length
+    cfg = load_config(ROOT / "workflow/config/small.yaml", {"work_dir": str(work), "device": args.device,
+                                                            "eval.gen_lengths": [L], "eval.batch_size": 128})
+    write_task_data(cfg, "tiny_arith")
+    task, examples = profile_task(cfg, "tiny_arith"), load_split(cfg.work_dir, "tiny_arith", "test")
+    model = load_model(args.model, device=args.device).eval()
+    graphs = args.device != "cpu"
+    settings = [("plain, steps L/2, float32 eager", L // 2, "none", 0.0, "float32")]
+    for name, steps, cache, th in [("plain, steps L", L, "none", 0.0), ("plain, steps L/2", L // 2, "none", 0.0),
+                                   ("prefix cache, steps L/2", L // 2, "prefix", 0.0),
+                                   ("dual cache, steps L/2", L // 2, "dual", 0.0),
+                                   ("threshold 0.9", L, "none", 0.9), ("prefix cache + threshold 0.9", L, "prefix", 0.9),
+                                   ("dual cache + threshold 0.9", L, "dual", 0.9)]:
+        settings.append((name, steps, cache, th, "autocast" if graphs else "float32"))
+    rows = []
+    for name, steps, cache, th, precision in settings:
+        sampler = dataclasses.replace(eval_sampler(cfg, L, steps, cache, th), cuda_graphs=graphs and precision != "float32")
+        with precision_ctx(precision, args.device)():
+            run_cell(model, task, examples[:128], sampler, 0, 128)  # warm-up (and graph capture)
+            verdicts, tot = run_cell(model, task, examples, sampler, 0, 128)
+        correct = sum(r["correct"] for r in verdicts)
+        rows.append({"setting": name, "precision": precision, "cuda_graphs": sampler.cuda_graphs, "steps": steps,
+                     "cache": cache, "threshold": th, "accuracy": correct / len(verdicts), "n": len(verdicts),
+                     "correct": [int(r["correct"]) for r in verdicts], "seconds": tot["seconds"], "nfe": tot["nfe"],
+                     "seconds_per_correct": tot["seconds"] / max(correct, 1)})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "correct"}), flush=True)
+    ref = next(r for r in rows if r["setting"] == "plain, steps L/2")
+    for r in rows:
+        r["speedup_per_correct_vs_plain_half"] = ref["seconds_per_correct"] / r["seconds_per_correct"]
+        r["accuracy_change_vs_plain_half"] = r["accuracy"] - ref["accuracy"]
+        from agrpo.stats import paired_diff_ci
+
+        ci = paired_diff_ci(r["correct"], ref["correct"])
+        r["paired_change_ci"] = [ci.low, ci.high]
+    return {"what": "accel", "device": device_name(args.device), "git_sha": git_sha(), "versions": versions(),
+            "model": args.model, "gen_length": L, "block_length": cfg.eval.block_length, "rows": rows}
+
+
+# ------------------------------------------------------------------------------------------------ 8B shape
+
+def run_llada8b(args) -> dict:
+    from benchmarks.speed_llada import llada8b
+
+    peak = matmul_tflops(args.device, args.quick)
+    return llada8b(args, peak)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", choices=["small", "llada8b", "accel"])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--tag", required=True)
+    ap.add_argument("--model", default=None, help="small: a checkpoint instead of random weights")
+    ap.add_argument("--baseline-repo", default=None, help="small: an older checkout whose trainer is timed too")
+    ap.add_argument("--iterations", type=int, default=12, help="small: rollout batches per timed training run")
+    ap.add_argument("--items", type=int, default=128, help="llada8b: prompts of the test-set run")
+    ap.add_argument("--batch", type=int, default=32, help="llada8b: prompts per test-set batch")
+    ap.add_argument("--gen-length", type=int, default=128, help="accel: generation length")
+    ap.add_argument("--dir", default="/tmp/llada8b-random", help="llada8b: where the random checkpoint goes")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the script itself")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (the default; stated for the record)
+    res = {"small": run_small, "llada8b": run_llada8b, "accel": run_accel}[args.what](args)
+    out = Path(args.out or ROOT / f"benchmarks/results/speed_{args.what}_{args.tag}.json")
+    atomic_write_json(out, res)
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The 8B shape for benchmarks/speed.py: a random LLaDA-8B-shaped checkpoint (bf16) on one GPU.
+
+1. sampler step ÷ bare forward, 8 × (128 + 256), block 32, 128 steps, greedy low-confidence: eager and CUDA graphs;
+2. GSM8K-length prompts (``benchmarks/gsm8k_prompt_lengths.json``: the test set's user turns, lengths estimated
+   without LLaDA's tokenizer) × 256 tokens at 128 and 64 steps, block 32, ``--items`` of the 1,319 in test-set
+   order at batch ``--batch``: seconds, ÷ the forward floor (row passes × a bare forward of each batch) and ÷ the
+   FLOP floor; the whole test set projected from the per-item time;
+3. one RL iteration per method at the paper profile's settings, one GPU's share of the 8-GPU batch (AGRPO:
+   2 groups of 8, 384 tokens, block 12, 128 steps, k = 24; diffu-GRPO: 2 groups of 6, 256 tokens, block 32,
+   128 steps, μ = 12, β = 0.04 against the adapter-off reference), LoRA r 64 with activation checkpointing:
+   rollout + update seconds and ÷ their FLOP floors.
+Random weights: time and memory are real, the text is not (no early exits: every row takes every pass).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from agrpo.provenance import device_name, git_sha, versions
+from agrpo.sampling import SamplerConfig, generate, left_pad
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(fn):
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def prompts(lengths: list[int], pad_id: int, g):
+    seqs = [torch.randint(0, 126000, (n,), generator=g).tolist() for n in lengths]
+    ids, mask = left_pad(seqs, pad_id)
+    return ids.cuda(), mask.cuda()
+
+
+def bare_forward(model, ids, mask, gen_length, repeats=3) -> float:
+    full = torch.cat([ids, torch.full((ids.shape[0], gen_length), model.mask_id, device="cuda")], 1)
+    attn = torch.cat([mask, torch.ones_like(full[:, ids.shape[1]:])], 1)
+    with torch.no_grad():
+        model(full, attn)
+        return min(timed(lambda: model(full, attn))[1] for _ in range(repeats))
+
+
+def llada8b(args, peak: dict) -> dict:
+    from agrpo.model.llada import load_llada
+    from benchmarks.llada_gpu import write_random_checkpoint
+
+    bf = peak["bfloat16"] * 1e12
+    res = {"what": "llada8b", "device": device_name("cuda"), "git_sha": git_sha(), "versions": versions(),
+           "matmul_tflops": peak}
+    d = Path(args.dir)
+    if not (d / "config.json").is_file():
+        res["write_seconds"] = write_random_checkpoint(d)
+    model, res["load_seconds"] = timed(lambda: load_llada(str(d), dtype=torch.bfloat16, device="cuda",
+                                                          with_tokenizer=False))
+    model.eval()
+    res["params"] = model.num_parameters()
+    g = torch.Generator().manual_seed(1)
+
+    # 1. sampler step vs bare forward
+    ids, mask = prompts([128] * 8, model.pad_id, g)
+    fwd = bare_forward(model, ids, mask, 256)
+    res["step"] = {"batch": 8, "tokens": [128, 256], "forward_s": fwd,
+                   "forward_over_flop_floor": fwd / (model.forward_flops(384) * 8 / bf)}
+    for graphs in (False, True):
+        sc = SamplerConfig(256, 32, 128, "low_confidence", 0.0, cuda_graphs=graphs)
+        with torch.no_grad():
+            generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=graphs))  # warm
+            _, t = timed(lambda: generate(model, ids, mask, sc, record=False))
+        key = "graphs" if graphs else "eager"
+        res["step"][key] = {"step_s": t / 128, "step_over_forward": t / 128 / fwd,
+                            "step_over_flop_floor": t / 128 / (model.forward_flops(384) * 8 / bf)}
+    print(json.dumps(res["step"]), flush=True)
+
+    # 2. GSM8K-length prompts × 256 tokens
+    lengths = json.loads((ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"]
+    items = lengths[:args.items]
+    res["test_set"] = []
+    for steps in (128, 64):
+        sc = SamplerConfig(256, 32, steps, "low_confidence", 0.0, cuda_graphs=True)
+        wall = fwd_floor = flop_floor = 0.0
+        g = torch.Generator().manual_seed(2)
+        for lo in range(0, len(items), args.batch):
+            ids, mask = prompts(items[lo:lo + args.batch], model.pad_id, g)
+            with torch.no_grad():
+                if lo == 0:
+                    generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=True))
+                out, t = timed(lambda: generate(model, ids, mask, sc, record=False))
+            wall += t
+            passes = int(out.row_nfe.sum())
+            fwd_floor += passes / ids.shape[0] * bare_forward(model, ids, mask, 256, repeats=2)
+            flop_floor += passes * model.forward_flops(ids.shape[1] + 256) / bf
+        row = {"steps": steps, "items": len(items), "batch": args.batch, "seconds": wall,
+               "seconds_per_item": wall / len(items), "over_forward_floor": wall / fwd_floor,
+               "over_flop_floor": wall / flop_floor, "projected_1319_items_s": wall / len(items) * 1319}
+        res["test_set"].append(row)
+        print(json.dumps(row), flush=True)
+
+    # 3. one RL iteration per method
+    res["rl_iteration"] = rl_iterations(model, bf, g)
+    return res
+
+
+def rl_iterations(model, bf: float, g) -> list[dict]:
+    from peft import LoraConfig, get_peft_model
+
+    from agrpo.distributed import Runtime
+    from agrpo.model.lora import AdapterOff
+    from agrpo.rl.agrpo import AGRPO
+    from agrpo.rl.objectives import RolloutBatch, completion_mask
+    from agrpo.rl.trainer import group_advantages, update
+    from baselines.diffu_grpo import DiffuGRPO
+
+    lengths = json.loads((ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"]
+    model.activation_checkpointing = True
+    policy = get_peft_model(model, LoraConfig(r=64, lora_alpha=64, lora_dropout=0.0, target_modules=[
+        "q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]))
+    params = [p for p in policy.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-12, fused=True)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    rt = Runtime(None, torch.device("cuda"))
+    out = []
+    settings = [("agrpo", 8, SamplerConfig(384, 12, 128, "random", 0.6, top_k=150, top_p=0.99, eos_early_exit=True)),
+                ("diffu_grpo", 6, SamplerConfig(256, 32, 128, "low_confidence", 0.9))]
+    for method, group, sc in settings:
+        rows = 2 * group
+        ids, mask = prompts([lengths[i] for i in range(rows // group) for _ in range(group)], model.pad_id, g)
+        row = {"method": method, "rows": rows, "prompt_tokens": ids.shape[1], "gen_length": sc.gen_length}
+        for graphs in (False, True):
+            policy.eval()
+            with torch.no_grad():
+                sample, t = timed(lambda: generate(policy, ids, mask, SamplerConfig(**{**vars(sc), "cuda_graphs": graphs}),
+                                                   torch.Generator("cuda").manual_seed(0)))
+            row["rollout_graphs_s" if graphs else "rollout_eager_s"] = t
+        seq = ids.shape[1] + sc.gen_length
+        f = model.forward_flops(seq) * rows
+        row["rollout_flop_floor_s"] = sc.steps * f / bf
+        rewards = torch.rand(rows, device="cuda")
+        batch = RolloutBatch(sample, sc, rewards, group_advantages(rewards, group), group,
+                             completion_mask(sample.completion_ids, model.eos_id))
+        policy.train()
+        if method == "agrpo":
+            obj, ref, mu = AGRPO(AGRPO.Args(mc_samples=24), torch.Generator().manual_seed(0)), None, 1
+            flops = 24 * 4 * f  # k fwd+bwd with activation checkpointing (a second forward per backward)
+        else:
+            obj, ref, mu = DiffuGRPO(DiffuGRPO.Args(), torch.Generator().manual_seed(0)), AdapterOff(policy), 12
+            flops = 2 * f + mu * (4 * f + f)  # prepare (old + ref) + μ × (fwd+bwd recomputed + ref)
+        _, t_prep = timed(lambda: obj.prepare(policy, ref, batch, mu))
+
+        def iterate():
+            for n in range(mu):
+                update(rt, policy, policy, ref, obj, batch, opt, sched, params, n, 1.0)
+
+        _, t_up = timed(iterate)
+        row.update(prepare_s=t_prep, update_s=t_up, update_flop_floor_s=flops / bf,
+                   update_over_flop_floor=(t_prep + t_up) / (flops / bf),
+                   iteration_s=row["rollout_graphs_s"] + t_prep + t_up,
+                   iteration_over_flop_floor=(row["rollout_graphs_s"] + t_prep + t_up) / (row["rollout_flop_floor_s"] + flops / bf),
+                   peak_gib=torch.cuda.max_memory_allocated() / 2**30)
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    return out

@@ -1,0 +1,117 @@
+"""CUDA-graph denoising steps give the eager sampler's outputs bit for bit (GPU only: skipped without CUDA;
+run on the device machine, see docs/performance.md)."""
+
+import contextlib
+import copy
+import dataclasses
+import itertools
+
+import pytest
+import torch
+
+from agrpo.model.tiny import init_tiny
+from agrpo.model.tokenizer import CharTokenizer
+from agrpo.sampling import SamplerConfig, generate, left_pad
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+FIELDS = ("completion_ids", "reveal_step", "token_logprobs", "token_entropy", "sampling_mask", "row_nfe", "filled",
+          "row_tokens")
+
+
+def _setup(dtype):
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    model = init_tiny(tok, d_model=64, n_layers=2, n_heads=4, d_ff=128).cuda().eval().to(dtype)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(30)  # spread the confidences, as in a trained model
+    texts = ["12+7=", "3*4+1=", "9-2=", "100-37=", "5*5=", "81/9=", "7+8+9=", "2*3*4="]
+    ids, mask = left_pad([tok.encode(t) for t in texts], tok.pad_id)
+    return model, ids.cuda(), mask.cuda()
+
+
+def _same(a, b):
+    for f in FIELDS:
+        va, vb = getattr(a, f), getattr(b, f)
+        assert (va is None) == (vb is None), f
+        if va is not None:
+            assert torch.equal(va, vb), f
+    assert a.nfe == b.nfe
+
+
+CASES = list(itertools.product([0.0, 0.7], ["low_confidence", "random"], [False, True], ["none", "prefix", "dual"]))
+
+
+@pytest.mark.parametrize("precision", ["float32", "bf16_weights", "autocast"])
+@pytest.mark.parametrize("temperature,remasking,early_exit,cache", CASES)
+def test_graphs_replay_the_eager_steps_exactly(precision, temperature, remasking, early_exit, cache):
+    """Identical tokens, reveal steps, log-probs, entropies, masks and pass counts, from the same generator."""
+    model, ids, mask = _setup(torch.bfloat16 if precision == "bf16_weights" else torch.float32)
+    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if precision == "autocast" else contextlib.nullcontext
+    kw = dict(gen_length=24, block_length=8, steps=12, remasking=remasking, temperature=temperature, top_k=8,
+              top_p=0.95, eos_early_exit=early_exit, cache=cache)
+    with amp():
+        eager = generate(model, ids, mask, SamplerConfig(**kw), torch.Generator("cuda").manual_seed(3))
+        for _ in range(2):  # the first call captures, the second replays
+            graphed = generate(model, ids, mask, SamplerConfig(**kw, cuda_graphs=True),
+                               torch.Generator("cuda").manual_seed(3))
+            _same(eager, graphed)
+
+
+@pytest.mark.parametrize("cache", ["none", "dual"])
+def test_graphs_with_threshold_decoding_keep_per_row_pass_counts(cache):
+    model, ids, mask = _setup(torch.float32)
+    kw = dict(gen_length=24, block_length=8, steps=24, threshold=0.5, cache=cache)
+    eager = generate(model, ids, mask, SamplerConfig(**kw))
+    graphed = generate(model, ids, mask, SamplerConfig(**kw, cuda_graphs=True))
+    for f in ("completion_ids", "reveal_step", "row_nfe", "token_logprobs"):
+        assert torch.equal(getattr(eager, f), getattr(graphed, f)), f
+    assert len(set(eager.row_nfe.tolist())) > 1  # rows took different numbers of passes
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_graphs_see_in_place_weight_updates(autocast):
+    """Replays read the parameters in place: after an optimizer step they sample from the new weights (under
+    bf16 autocast too: the captured graphs cast the fp32 weights at each replay)."""
+    model, ids, mask = _setup(torch.float32)
+    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
+    cfg = SamplerConfig(gen_length=16, block_length=8, steps=8, temperature=0.5, cuda_graphs=True)
+    with amp():
+        generate(model, ids, mask, cfg, torch.Generator("cuda").manual_seed(0))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    fresh = copy.deepcopy(model)
+    with amp():
+        eager = generate(fresh, ids, mask, dataclasses.replace(cfg, cuda_graphs=False), torch.Generator("cuda").manual_seed(0))
+        graphed = generate(model, ids, mask, cfg, torch.Generator("cuda").manual_seed(0))
+    _same(eager, graphed)
+
+
+class EosFrom(torch.nn.Module):
+    """Rows < ``rows`` put a huge logit on EOS from completion position ``start`` on (they exit early)."""
+    supports_kv_cache = True
+
+    def __init__(self, model, rows, start, gen_length):
+        super().__init__()
+        self.model, self.n, self.start, self.gen_length = model, rows, start, gen_length
+        self.mask_id, self.eos_id, self.pad_id, self.tokenizer = model.mask_id, model.eos_id, model.pad_id, model.tokenizer
+        self.logits_size = model.logits_size
+
+    def forward(self, ids, attn=None, past=None, capture=None, bias="auto"):
+        logits = self.model(ids, attn, bias=bias).clone()
+        logits[:self.n, ids.shape[1] - self.gen_length + self.start:, self.eos_id] = 100.0
+        return logits
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_graphs_with_early_exit_pad_the_remaining_rows_and_match_eager(temperature):
+    """12 rows, 3 of which exit after their second block: the other 9 are padded to 10 (a multiple of ⌈12/8⌉)
+    in the graphs' static buffers; tokens and per-row pass counts equal the eager sampler's."""
+    model, ids, mask = _setup(torch.float32)
+    ids, mask = torch.cat([ids, ids[:4]]), torch.cat([mask, mask[:4]])
+    wrapped = EosFrom(model, 3, 8, 32)
+    kw = dict(gen_length=32, block_length=8, steps=16, remasking="random", temperature=temperature, eos_early_exit=True)
+    eager = generate(wrapped, ids, mask, SamplerConfig(**kw), torch.Generator("cuda").manual_seed(5))
+    graphed = generate(wrapped, ids, mask, SamplerConfig(**kw, cuda_graphs=True), torch.Generator("cuda").manual_seed(5))
+    _same(eager, graphed)
+    assert eager.row_nfe[:3].tolist() == [8] * 3 and (eager.row_nfe[3:] == 16).all()
