@@ -112,15 +112,17 @@ class StepGraphs:
                 rows.cache = self.caches[(rows.key, lo)]
             return
         denoise_step(model, rows, cfg, k, record, first, lo, p)  # the real step, eagerly
-        current = rows.cache
-        if cached and not first:
-            rows.cache = self.caches[(rows.key, lo)]  # the replayed first step's cache, not this block's eager one
+        eager_cache = rows.cache
         graph = torch.cuda.CUDAGraph()
         with no_autocast_cache(), torch.cuda.graph(graph, pool=self.pool):
             denoise_step(model, rows, cfg, k, record, first, lo, p)
-        if cached and first:
+        if cached and first:  # the graph's cache (filled by its replays) takes the eager step's values now
+            for graph_kv, eager_kv in zip(rows.cache.layers, eager_cache.layers):
+                for g, e in zip(graph_kv, eager_kv):
+                    g.copy_(e)
             self.caches[(rows.key, lo)] = rows.cache
-        rows.cache = current
+        elif cached:
+            rows.cache = eager_cache  # the graph cache of this block, as captured
         self.pool = self.pool if self.pool is not None else graph.pool()
         self.graphs[gkey] = graph
         self.captures += 1

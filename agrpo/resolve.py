@@ -217,6 +217,8 @@ def validate_speed_options(cfg: ProfileConfig) -> None:
 
         if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"rl.autocast: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16")
+    if cfg.rl.compile and cfg.launch.gpus > 0:
+        raise ConfigError("rl.compile: one plain process only (launch.gpus 0); not verified under DDP or DeepSpeed")
     if cfg.rl.fused_adamw and not on_cuda:
         raise ConfigError(f"rl.fused_adamw: the fused AdamW kernel needs a CUDA device (device is {cfg.device!r})")
     graph_keys = [("eval.cuda_graphs", cfg.eval.cuda_graphs)]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from agrpo.config import doc
+from agrpo.model.layers import bias_kwargs
 from agrpo.distributed import all_sum, world
 from agrpo.rl.objectives import Objective, clipped_surrogate, kl_k3
 
@@ -77,7 +78,7 @@ def one_step_logprobs(model, sample, p_mask_prompt: float, seed: int, shard: tup
         logits = model(ids)[:, sample.prompt_ids.shape[1]:]
         ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), sample.completion_ids.flatten(), reduction="none")
         return -ce.view(sample.completion_ids.shape).float()
-    logits = model(ids, attn)[:, sample.prompt_ids.shape[1]:].float()
+    logits = model(ids, attn, **bias_kwargs(model, attn))[:, sample.prompt_ids.shape[1]:].float()
     return logits.log_softmax(-1).gather(-1, sample.completion_ids.unsqueeze(-1)).squeeze(-1)
 
 

@@ -178,8 +178,9 @@ def updates(cfg, model, task, examples, peak, args) -> list[dict]:
     dev, out = args.device, []
     n_rows = cfg.rl.prompts_per_batch * cfg.rl.group_size
     exs = [e for e in examples for _ in range(cfg.rl.group_size)][:n_rows]
-    for precision, fused in ([("float32", False)] if dev == "cpu" else
-                             [("float32", False), ("autocast", False), ("autocast", True)]):
+    for precision, fused, compiled in ([("float32", False, False)] if dev == "cpu" else
+                                       [("float32", False, False), ("autocast", False, False),
+                                        ("autocast", True, False), ("autocast", True, True)]):
         amp = precision_ctx(precision, dev)
         floor_tflops = peak["float32" if precision == "float32" else "bfloat16"]
         for method in ("agrpo", "diffu_grpo"):
@@ -202,8 +203,9 @@ def updates(cfg, model, task, examples, peak, args) -> list[dict]:
             with amp():
                 obj.prepare(policy, ref, batch, mcfg.inner_iterations)
             it = 0 if method == "agrpo" else 1
-            t_up = median_seconds(lambda: update(rt, policy, policy, ref, obj, batch, opt, sched, params, it, 1.0, amp),
-                                  dev, repeats=3, warmup=1)
+            engine = torch.compile(policy, dynamic=True) if compiled else policy
+            t_up = median_seconds(lambda: update(rt, engine, policy, ref, obj, batch, opt, sched, params, it, 1.0, amp),
+                                  dev, repeats=3, warmup=2 if compiled else 1)
             full = torch.cat([ids, torch.full_like(sample.completion_ids, policy.mask_id)], 1)
             attn = torch.ones_like(full)
 
@@ -218,7 +220,8 @@ def updates(cfg, model, task, examples, peak, args) -> list[dict]:
             flops = 3 * policy.forward_flops(full.shape[1]) * full.shape[0] * passes
             if method == "diffu_grpo" and ref is not None:
                 flops += policy.forward_flops(full.shape[1]) * full.shape[0]  # the reference's no-grad pass
-            out.append({"method": method, "precision": precision, "fused_adamw": fused, "rows": full.shape[0],
+            out.append({"method": method, "precision": precision, "fused_adamw": fused, "compiled": compiled,
+                        "rows": full.shape[0],
                         "seq_len": full.shape[1], "passes": passes, "update_s": t_up, "fwd_bwd_s": t_fb,
                         "over_fwd_bwd": t_up / (passes * t_fb), "flop_floor_s": flops / (floor_tflops * 1e12),
                         "over_flop_floor": t_up / (flops / (floor_tflops * 1e12))})
@@ -234,7 +237,9 @@ def rl_iterations(cfg, work, peak, args) -> list[dict]:
         settings += [("float32, CUDA graphs", {"rl.rollout.cuda_graphs": True}),
                      ("bf16 autocast, fused AdamW", {"rl.autocast": "bfloat16", "rl.fused_adamw": True}),
                      ("bf16 autocast, fused AdamW, CUDA graphs", {"rl.autocast": "bfloat16", "rl.fused_adamw": True,
-                                                                  "rl.rollout.cuda_graphs": True})]
+                                                                  "rl.rollout.cuda_graphs": True}),
+                     ("bf16 autocast, fused AdamW, CUDA graphs, compiled updates",
+                      {"rl.autocast": "bfloat16", "rl.fused_adamw": True, "rl.rollout.cuda_graphs": True, "rl.compile": True})]
     repos = [("this commit", ROOT)] + ([("baseline", Path(args.baseline_repo).resolve())] if args.baseline_repo else [])
     out = []
     for repo_name, repo in repos:
@@ -270,6 +275,8 @@ def rl_iterations(cfg, work, peak, args) -> list[dict]:
                             "seconds_per_iteration": statistics.median(secs), "samples": secs,
                             "reward_first": log[0]["reward_mean"], "reward_last": log[-1]["reward_mean"],
                             "nfe_rollout": statistics.mean(r["nfe_rollout"] for r in log),
+                            "phases_s": {ph: statistics.median(r[f"seconds_{ph}"] for r in log[2:-1])
+                                         for ph in ("rollout", "reward", "update") if f"seconds_{ph}" in log[0]},
                             "ratio_mean": statistics.mean(r.get("ratio_mean", 1.0) for r in log)})
                 print(json.dumps({k: v for k, v in out[-1].items() if k != "samples"}), flush=True)
     return out

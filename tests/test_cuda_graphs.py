@@ -115,3 +115,17 @@ def test_graphs_with_early_exit_pad_the_remaining_rows_and_match_eager(temperatu
     graphed = generate(wrapped, ids, mask, SamplerConfig(**kw, cuda_graphs=True), torch.Generator("cuda").manual_seed(5))
     _same(eager, graphed)
     assert eager.row_nfe[:3].tolist() == [8] * 3 and (eager.row_nfe[3:] == 16).all()
+
+
+def test_compiled_scoring_pass_matches_the_eager_pass():
+    """``rl.compile``: the objectives' passes through torch.compile(dynamic=True) give the eager logits to float32
+    round-off, at two prompt widths (one compiled graph for both)."""
+    from agrpo.model.layers import bias_kwargs
+
+    model, ids, mask = _setup(torch.float32)
+    compiled = torch.compile(model, dynamic=True)
+    for width in (ids.shape[1], ids.shape[1] - 2):
+        x = torch.cat([ids[:, -width:], torch.full((ids.shape[0], 16), model.mask_id, device="cuda")], 1)
+        attn = torch.cat([mask[:, -width:], torch.ones((ids.shape[0], 16), dtype=mask.dtype, device="cuda")], 1)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x, attn, **bias_kwargs(model, attn)), model(x, attn), rtol=1e-4, atol=1e-4)

@@ -35,6 +35,15 @@ def padding_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> tor
     return torch.zeros(allowed.shape, dtype=dtype, device=keep.device).masked_fill(~allowed, float("-inf"))
 
 
+def bias_kwargs(model, attention_mask: torch.Tensor) -> dict:
+    """``{"bias": padding bias}`` for a model whose forward takes it, built here — outside a compiled or captured
+    forward, whose host read of the mask would break the graph — else ``{}``."""
+    if not getattr(model, "supports_kv_cache", False):
+        return {}
+    dtype = next((p.dtype for p in model.parameters()), torch.float32)
+    return {"bias": padding_bias(attention_mask, dtype)}
+
+
 class KVCache:
     """Keys and values of the positions outside a window [start, stop) of every layer (Fast-dLLM's caches).
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from agrpo.config import doc
+from agrpo.model.layers import bias_kwargs
 from agrpo.rl.objectives import Objective, RolloutBatch, clipped_surrogate, kl_k3
 from agrpo.sampling import candidate_logits, step_logprobs
 
@@ -165,7 +166,7 @@ class AGRPO(Objective):
         if rows_in is not None:
             revealed &= rows_in[:, None]
             ids, attn, picked = ids[rows_in], attn[rows_in], revealed[rows_in]
-        logits = model(ids, attn)[:, s.prompt_ids.shape[1]:][picked]  # (n, V)
+        logits = model(ids, attn, **bias_kwargs(model, attn))[:, s.prompt_ids.shape[1]:][picked]  # (n, V)
         logits = candidate_logits(model, logits, batch.sampler.ban_special_tokens)
         allowed = s.sampling_mask[revealed] if s.sampling_mask is not None else None
         temperature = None

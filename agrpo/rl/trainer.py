@@ -250,7 +250,11 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     train_log = TrainLog(out_dir, log, cfg.logging.tensorboard, rt.is_main)  # live, as each batch ends
     bar = tqdm(range(first, rl.iterations + 1), desc=f"rl {method} seed {seed}", initial=first - 1,
                total=rl.iterations, disable=not (progress and rt.is_main), mininterval=2)
+    scorer = engine
+    if rl.compile:  # the objectives' passes compiled (rollouts stay on the eager module, or its CUDA graphs)
+        scorer = torch.compile(engine, dynamic=True)
     for it in bar:
+        t_start = time.perf_counter()
         chunk = shard(stream.take(n_prompts), rt.rank, rt.world_size)  # whole groups per rank
         prompts = [policy.encode_prompt(tasks[name], ex) for name, ex in chunk for _ in range(group)]
         if mcfg.max_prompt_length:  # TRL's max_prompt_length: the last N tokens
@@ -265,11 +269,13 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         # one sampler for every row: it (not the method's default) is the transform to re-score with
         used = row_samplers[0] if row_temperature is None else sampler
         texts = [policy.decode_completion(c, skip_special_tokens=True) for c in sample.completion_ids]  # as TRL
+        t_rollout = time.perf_counter()
         rewards = torch.tensor([(reward_fn or task_reward[name])(text, ex) for text, (name, ex) in zip(texts, examples)],
                                device=rt.device)
         batch = RolloutBatch(sample, used, rewards, group_advantages(rewards, group, rl.scale_rewards),
                              group, completion_mask(sample.completion_ids, policy.eos_id),
                              row_temperature=row_temperature, shard=(rt.rank, rt.world_size))
+        t_reward = time.perf_counter()
         policy.train()
         with amp():
             objective.prepare(policy, ref_model, batch, mu)
@@ -278,7 +284,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         opt_steps = 0
         for n in range(mu):
             try:
-                loss, grad_norm, stats, chunks, steps = update(rt, engine, policy, ref_model, objective, batch, opt,
+                loss, grad_norm, stats, chunks, steps = update(rt, scorer, policy, ref_model, objective, batch, opt,
                                                                sched, trainable, n, oc["max_grad_norm"], amp)
             except FloatingPointError as e:
                 raise FloatingPointError(f"{method}: rollout batch {it}: {e}") from None
@@ -287,6 +293,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
             opt_steps += steps
             for k, v in stats.items():
                 stats_sum[k] = stats_sum.get(k, 0.0) + v
+        t_update = time.perf_counter()
         all_rewards = all_gather_rows(rewards)
         local = {"loss": sum(losses) / len(losses), "nfe_rollout": sample.nfe,
                  **{k: v / max(n_chunks, 1) for k, v in stats_sum.items()}}
@@ -295,7 +302,10 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                "loss": agg.pop("loss"), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0],
                "zero_std_groups": (all_rewards.view(-1, group).std(1) < 1e-6).float().mean().item(),
                "nfe_rollout": agg.pop("nfe_rollout"), **agg, "optimizer_steps": prev_steps + opt_steps,
-               "rollouts": it * n_prompts * group, "seconds": round(time.time() - start, 2)}
+               "rollouts": it * n_prompts * group, "seconds": round(time.time() - start, 2),
+               # this batch's wall time by phase: sampling + decoding, rewards, prepare + updates
+               "seconds_rollout": round(t_rollout - t_start, 4), "seconds_reward": round(t_reward - t_rollout, 4),
+               "seconds_update": round(t_update - t_reward, 4)}
         train_log.append(row)
         bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
         if it % rl.checkpoint_every == 0:
