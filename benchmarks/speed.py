@@ -234,12 +234,11 @@ def rl_iterations(cfg, work, peak, args) -> list[dict]:
     the last ``--iterations`` − 2 batches (the first two warm up; the last one writes the checkpoint)."""
     settings = [("float32, eager (the defaults)", {})]
     if args.device != "cpu":
-        settings += [("float32, CUDA graphs", {"rl.rollout.cuda_graphs": True}),
-                     ("bf16 autocast, fused AdamW", {"rl.autocast": "bfloat16", "rl.fused_adamw": True}),
-                     ("bf16 autocast, fused AdamW, CUDA graphs", {"rl.autocast": "bfloat16", "rl.fused_adamw": True,
+        settings += [("bf16 autocast, fused AdamW, CUDA graphs", {"rl.autocast": "bfloat16", "rl.fused_adamw": True,
                                                                   "rl.rollout.cuda_graphs": True}),
                      ("bf16 autocast, fused AdamW, CUDA graphs, compiled updates",
                       {"rl.autocast": "bfloat16", "rl.fused_adamw": True, "rl.rollout.cuda_graphs": True, "rl.compile": True})]
+        settings += [(name, edits) for name, edits in args.extra_settings]
     repos = [("this commit", ROOT)] + ([("baseline", Path(args.baseline_repo).resolve())] if args.baseline_repo else [])
     out = []
     for repo_name, repo in repos:
@@ -389,6 +388,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=32, help="llada8b: prompts per test-set batch")
     ap.add_argument("--gen-length", type=int, default=128, help="accel: generation length")
     ap.add_argument("--dir", default="/tmp/llada8b-random", help="llada8b: where the random checkpoint goes")
+    ap.add_argument("--setting", dest="extra_settings", action="append", default=[], type=lambda v: (v, json.loads(v)),
+                    help="small: one more RL setting as JSON config edits, e.g. '{\"rl.rollout.cuda_graphs\": true}'")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the script itself")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
