@@ -155,6 +155,7 @@ class RLConfig:
     scale_rewards: bool = doc("divide advantages by the group std (+1e-4); off in released AGRPO and d1 (Dr.GRPO-style Â = R − mean)", False)
     rollout: RolloutConfig = doc("training rollout sampler", default_factory=RolloutConfig)
     autocast: str = doc("`none` (every pass in the weights' dtype, the committed runs) or `bfloat16`: rollouts, re-scoring and updates under torch.autocast (bf16 matmuls, fp32 master weights and optimizer state; for the tiny architecture on a GPU — LLaDA's released runs use bf16 weights: `model.dtype`)", "none")
+    merge_rollout_temperatures: bool = doc("rows whose rollout samplers differ only in temperature (`methods.<m>.task_temperature`, d1's Sudoku T 0.3) sampled in the same passes, each at its own T: one forward per step for the whole batch instead of one per temperature (and static shapes for CUDA graphs). The draws then differ from the per-temperature calls (the committed runs); the distribution does not", False)
     compile: bool = doc("torch.compile the policy for the objectives' passes (re-scoring, updates; dynamic shapes; one process only): fewer, fused kernels where a small model is launch-bound; rollouts stay eager (or CUDA graphs). Compilation takes the first iterations' time; last-bit differences from eager", False)
     fused_adamw: bool = doc("torch's fused AdamW kernel (CUDA only): one launch per step instead of one per tensor group; last-bit differences from the default implementation", False)
 

@@ -52,27 +52,29 @@ class StepGraphs:
         self.pool = None
         self.captures = 0  # graphs captured (a benchmark reports it)
 
-    def load(self, state, rows_idx: torch.Tensor | None, pos: torch.Tensor, cols: torch.Tensor) -> BlockRows:
+    def load(self, state, rows_idx: torch.Tensor | None, pos: torch.Tensor, cols: torch.Tensor,
+             temperature: torch.Tensor | None = None) -> BlockRows:
         """Copy the block's rows (all, or ``rows_idx``) into the static buffers of their padded shape."""
         x, attn, bias, reveal, logprobs, entropy, mask = state
         b = x.shape[0]
         n = b if rows_idx is None else rows_idx.numel()
         quantum = -(-b // 8)
         size = min(b, -(-n // quantum) * quantum)
-        key = (size, x.shape[1], bias is None, mask is None)
+        key = (size, x.shape[1], bias is None, mask is None, temperature is None)
         rows = self.buffers.get(key)
         if rows is None:
             empty = lambda t: None if t is None else torch.empty((size, *t.shape[1:]), dtype=t.dtype, device=t.device)  # noqa: E731
             rows = BlockRows(empty(x), empty(attn), empty(bias), empty(reveal), empty(logprobs), empty(entropy),
                              empty(mask), torch.empty_like(pos), torch.empty_like(cols),
-                             torch.zeros((), dtype=torch.long, device=x.device))
+                             torch.zeros((), dtype=torch.long, device=x.device), temperature=empty(temperature))
             rows.key = key
             self.buffers[key] = rows
         idx = torch.arange(b, device=x.device) if rows_idx is None else rows_idx
         if size > n:
             idx = torch.cat([idx, idx[:1].expand(size - n)])
         for dst, src in ((rows.x, x), (rows.attn, attn), (rows.bias, bias), (rows.reveal, reveal),
-                         (rows.logprobs, logprobs), (rows.entropy, entropy), (rows.sampling_mask, mask)):
+                         (rows.logprobs, logprobs), (rows.entropy, entropy), (rows.sampling_mask, mask),
+                         (rows.temperature, temperature)):
             if dst is not None:
                 torch.index_select(src, 0, idx, out=dst)
         rows.pos.copy_(pos)

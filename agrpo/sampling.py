@@ -38,6 +38,7 @@ AGRPO rescores states with full forward passes:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -140,9 +141,11 @@ def num_transfer_tokens(block_length: int, steps_per_block: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(steps_per_block)]
 
 
-def filter_logits(logits: torch.Tensor, cfg: SamplerConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Temper and truncate: returns (logits / T with disallowed entries at −inf, allowed mask or None)."""
-    scaled = logits / cfg.temperature
+def filter_logits(logits: torch.Tensor, cfg: SamplerConfig, temperature: torch.Tensor | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Temper and truncate: returns (logits / T with disallowed entries at −inf, allowed mask or None);
+    ``temperature`` (broadcastable to logits[..., :1]) gives T row by row instead of ``cfg.temperature``."""
+    scaled = logits / (cfg.temperature if temperature is None else temperature)
     if not cfg.filters_vocab:
         return scaled, None
     allowed = torch.ones_like(scaled, dtype=torch.bool)
@@ -199,6 +202,7 @@ class BlockRows:
     conf_noise: torch.Tensor | None = None  # (b', block) uniforms (random remasking)
     live: torch.Tensor | None = None  # (b',) bool: rows still decoding (threshold decoding under graphs)
     cache: object = None  # KVCache of the block's first pass (prefix / dual cache)
+    temperature: torch.Tensor | None = None  # (b',) per-row T (merged rollout groups), else cfg.temperature
 
 
 def draw_noise(rows: BlockRows, n: int, vocab: int, cfg: SamplerConfig, generator) -> None:
@@ -237,7 +241,7 @@ def denoise_step(model, rows: BlockRows, cfg: SamplerConfig, k: int, record: boo
     threshold, every open one ≥ τ and the best), committed with their step, log-prob, entropy and vocabulary mask."""
     logits = candidate_logits(model, block_logits(model, rows, cfg, first, lo, p), cfg.ban_special_tokens)
     if cfg.temperature > 0:
-        filtered, allowed = filter_logits(logits, cfg)
+        filtered, allowed = filter_logits(logits, cfg, None if rows.temperature is None else rows.temperature[:, None, None])
         gumbel = -torch.log(-torch.log(rows.noise.clamp_min(1e-300)))
         x0 = (filtered.double() + gumbel).argmax(-1)
     else:
@@ -276,8 +280,11 @@ def denoise_step(model, rows: BlockRows, cfg: SamplerConfig, k: int, record: boo
 
 @torch.no_grad()
 def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: SamplerConfig,
-             generator: torch.Generator | None = None, record: bool = True) -> SampleOutput:
-    """Sample completions for a left-padded batch of prompts. ``generator`` makes the draw reproducible.
+             generator: torch.Generator | None = None, record: bool = True,
+             row_temperature: torch.Tensor | None = None) -> SampleOutput:
+    """Sample completions for a left-padded batch of prompts. ``generator`` makes the draw reproducible;
+    ``row_temperature`` (B,) samples each row at its own T > 0 in the same passes (``cfg.temperature`` > 0 then
+    only selects Gumbel-max sampling).
 
     The host reads device values only between blocks (which rows an EOS early exit retires) and, with threshold
     decoding, once per step (whether the block is full); a fixed-schedule block's steps run without a host
@@ -331,12 +338,14 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
         n = b if rows_idx is None else rows_idx.numel()
         pos = torch.arange(p + lo, p + hi, device=device)
         if runner is not None:
-            rows = runner.load(state, rows_idx, pos, pos - p)
+            rows = runner.load(state, rows_idx, pos, pos - p, row_temperature)
         elif rows_idx is None:
-            rows = BlockRows(*state, pos, pos - p, torch.zeros((), dtype=torch.long, device=device))
+            rows = BlockRows(*state, pos, pos - p, torch.zeros((), dtype=torch.long, device=device),
+                             temperature=row_temperature)
         else:
             rows = BlockRows(*(None if t is None else t[rows_idx] for t in state), pos, pos - p,
-                             torch.zeros((), dtype=torch.long, device=device))
+                             torch.zeros((), dtype=torch.long, device=device),
+                             temperature=None if row_temperature is None else row_temperature[rows_idx])
         passes = torch.zeros(rows.x.shape[0], dtype=torch.long, device=device)
         tokens_per_pass = {"none": width, "prefix": width - p - lo, "dual": bl}[cfg.cache]
         for j in range(bl if cfg.threshold > 0 else len(transfer)):
@@ -350,7 +359,8 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
                     keep = live.nonzero().squeeze(1)
                     block = BlockRows(*(None if t is None else t[keep] for t in (
                         rows.x, rows.attn, rows.bias, rows.reveal, rows.logprobs, rows.entropy, rows.sampling_mask)),
-                        rows.pos, rows.cols, rows.step, cache=None if rows.cache is None else rows.cache.rows(keep))
+                        rows.pos, rows.cols, rows.step, cache=None if rows.cache is None else rows.cache.rows(keep),
+                        temperature=None if rows.temperature is None else rows.temperature[keep])
             k = transfer[j] if cfg.threshold == 0 else 0
             first = j == 0
             if runner is not None:
@@ -389,10 +399,14 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
 
 
 def generate_grouped(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, samplers: list[SamplerConfig],
-                     generator: torch.Generator | None = None) -> tuple[SampleOutput, torch.Tensor | None]:
+                     generator: torch.Generator | None = None, merge_temperatures: bool = False
+                     ) -> tuple[SampleOutput, torch.Tensor | None]:
     """``generate`` with a sampler per row (they may differ in temperature / top-k / top-p only): rows sharing a
-    sampler are generated together, in order of first appearance, and put back in place. Returns the merged
-    output and the per-row temperatures (None when every row used the same sampler: then this is ``generate``)."""
+    sampler are generated together, in order of first appearance, and put back in place — or, with
+    ``merge_temperatures`` when the samplers differ in temperature alone, all rows in the same passes, each at its
+    own T (one forward per step for the whole batch; the random draws then differ from the per-group calls, the
+    distribution does not). Returns the output and the per-row temperatures (None when every row used the same
+    sampler: then this is ``generate``)."""
     keys = [tuple(sorted(vars(sc).items())) for sc in samplers]
     groups: dict[tuple, list[int]] = {}
     for i, k in enumerate(keys):
@@ -403,6 +417,10 @@ def generate_grouped(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
     for sc in samplers:
         if (sc.gen_length, sc.block_length, sc.steps) != (first.gen_length, first.block_length, first.steps):
             raise ValueError("per-row samplers must share gen_length, block_length and steps")
+    temperature = torch.tensor([sc.temperature for sc in samplers], device=prompt_ids.device)
+    same_but_t = all(dataclasses.replace(sc, temperature=first.temperature) == first for sc in samplers)
+    if merge_temperatures and same_but_t and all(sc.temperature > 0 for sc in samplers):
+        return generate(model, prompt_ids, prompt_mask, first, generator, row_temperature=temperature), temperature
     b, L = prompt_ids.shape[0], first.gen_length
     parts = []
     for rows in groups.values():
@@ -419,7 +437,6 @@ def generate_grouped(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
             out[name][idx] = getattr(o, name)
         if sampling_mask is not None and o.sampling_mask is not None:
             sampling_mask[idx] = o.sampling_mask
-    temperature = torch.tensor([sc.temperature for sc in samplers], device=prompt_ids.device)
     merged = SampleOutput(prompt_ids, prompt_mask, out["completion_ids"], out["reveal_step"], out["token_logprobs"],
                           out["token_entropy"], sampling_mask, max(o.nfe for _, o in parts), first.steps,
                           out["row_nfe"], out["filled"], out["row_tokens"])

@@ -233,16 +233,19 @@ def rl_iterations(cfg, work, peak, args) -> list[dict]:
     """Whole RL iterations through ``agrpo train`` (a fresh process per setting): seconds per rollout batch over
     the last ``--iterations`` − 2 batches (the first two warm up; the last one writes the checkpoint)."""
     settings = [("float32, eager (the defaults)", {})]
-    if args.device != "cpu":
+    if args.device != "cpu" and not args.settings_only:
         settings += [("bf16 autocast, fused AdamW, CUDA graphs", {"rl.autocast": "bfloat16", "rl.fused_adamw": True,
                                                                   "rl.rollout.cuda_graphs": True}),
                      ("bf16 autocast, fused AdamW, CUDA graphs, compiled updates",
                       {"rl.autocast": "bfloat16", "rl.fused_adamw": True, "rl.rollout.cuda_graphs": True, "rl.compile": True})]
         settings += [(name, edits) for name, edits in args.extra_settings]
+    if args.settings_only:
+        settings = settings[:1] + [(name, edits) for name, edits in args.extra_settings]
     repos = [("this commit", ROOT)] + ([("baseline", Path(args.baseline_repo).resolve())] if args.baseline_repo else [])
     out = []
     for repo_name, repo in repos:
-        for name, edits in (settings if repo == ROOT else settings[:1]):
+        for name, edits in (settings[1:] if repo == ROOT and args.settings_only else
+                            settings if repo == ROOT else settings[:1]):
             for method in ("agrpo", "diffu_grpo"):
                 d = yaml.safe_load((repo / "workflow/config/small.yaml").read_text())
                 d.update(work_dir=str(work), device=args.device)
@@ -308,9 +311,10 @@ def run_small(args) -> dict:
         examples = examples[:32]
     res = {"what": "small", "device": device_name(args.device), "git_sha": git_sha(), "versions": versions(),
            "matmul_tflops": peak, "params": model.num_parameters(), "model": args.model or "random init",
-           "sampler": sampler_and_test_set(cfg, model, task, examples, peak, args),
-           "updates": updates(cfg, model, task, examples, peak, args),
            "rl_floor": rl_floor(cfg, model, task, examples, peak, args.device)}
+    if not args.rl_only:
+        res["sampler"] = sampler_and_test_set(cfg, model, task, examples, peak, args)
+        res["updates"] = updates(cfg, model, task, examples, peak, args)
     res["rl_iterations"] = rl_iterations(cfg, work, peak, args)
     return res
 
@@ -390,6 +394,9 @@ def main(argv=None):
     ap.add_argument("--dir", default="/tmp/llada8b-random", help="llada8b: where the random checkpoint goes")
     ap.add_argument("--setting", dest="extra_settings", action="append", default=[], type=lambda v: (v, json.loads(v)),
                     help="small: one more RL setting as JSON config edits, e.g. '{\"rl.rollout.cuda_graphs\": true}'")
+    ap.add_argument("--rl-only", action="store_true", help="small: only the RL iterations")
+    ap.add_argument("--settings-only", action="store_true",
+                    help="small: this commit runs only the --setting entries (the baseline its defaults)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the script itself")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)

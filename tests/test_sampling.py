@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -291,3 +292,41 @@ def test_accelerations_are_evaluation_only_and_validated():
     from agrpo.config import RolloutConfig
 
     assert not {"cache", "threshold"} & set(RolloutConfig.__dataclass_fields__)  # rollouts stay exact (RL rescoring)
+
+
+def test_per_row_temperatures_equal_to_the_sampler_temperature_change_nothing(tiny_model, tokenizer):
+    ids, mask = _prompts(tokenizer)
+    cfg = SamplerConfig(gen_length=16, block_length=4, steps=8, remasking="random", temperature=0.7, top_k=9,
+                        top_p=0.95)
+    plain = generate(tiny_model, ids, mask, cfg, torch.Generator().manual_seed(2))
+    rowwise = generate(tiny_model, ids, mask, cfg, torch.Generator().manual_seed(2),
+                       row_temperature=torch.full((ids.shape[0],), 0.7))
+    for f in ("completion_ids", "reveal_step", "token_logprobs", "token_entropy", "sampling_mask"):
+        assert torch.equal(getattr(plain, f), getattr(rowwise, f)), f
+
+
+def test_merged_temperature_groups_run_in_one_pass_per_step_and_rescore_at_each_rows_temperature(tiny_model, tokenizer):
+    """``merge_temperatures``: rows at T 0.3 and 1.2 in the same passes (nfe = steps, not 2 × steps); AGRPO's
+    re-scoring at each row's temperature recovers the rollout's log-probs (ρ = 1 at μ = 1)."""
+    from agrpo.rl.agrpo import AGRPO
+    from agrpo.rl.objectives import RolloutBatch, completion_mask
+    from agrpo.rl.trainer import group_advantages
+    from agrpo.sampling import generate_grouped
+
+    ids, mask = _prompts(tokenizer)
+    ids, mask = torch.cat([ids, ids]), torch.cat([mask, mask])
+    base = SamplerConfig(gen_length=16, block_length=4, steps=8, remasking="random", temperature=1.2, top_k=9, top_p=0.95)
+    samplers = [dataclasses.replace(base, temperature=t) for t in (0.3, 0.3, 0.3, 1.2, 1.2, 1.2)]
+    sample, temperature = generate_grouped(tiny_model, ids, mask, samplers, torch.Generator().manual_seed(0),
+                                           merge_temperatures=True)
+    assert sample.nfe == 8 and temperature.tolist() == pytest.approx([0.3] * 3 + [1.2] * 3)
+    rewards = torch.arange(6.0) % 2
+    batch = RolloutBatch(sample, base, rewards, group_advantages(rewards, 3), 3,
+                         completion_mask(sample.completion_ids, tokenizer.eos_id), row_temperature=temperature)
+    obj = AGRPO(AGRPO.Args(mc_samples=1), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for t in range(8):
+            logp, revealed = obj.step_logprobs(tiny_model, batch, torch.full((6,), t))
+            torch.testing.assert_close(logp, sample.token_logprobs[revealed], rtol=0, atol=1e-5)
+    low, high = sample.token_entropy[:3].mean(), sample.token_entropy[3:].mean()
+    assert low < high  # T 0.3 rows are sharper than T 1.2 rows

@@ -265,7 +265,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         examples = [pair for pair in chunk for _ in range(group)]
         row_samplers = [task_samplers[name] for name, _ in examples]
         with amp():
-            sample, row_temperature = generate_grouped(policy, ids, mask, row_samplers, rollout_generator)
+            sample, row_temperature = generate_grouped(policy, ids, mask, row_samplers, rollout_generator,
+                                                       merge_temperatures=rl.merge_rollout_temperatures)
         # one sampler for every row: it (not the method's default) is the transform to re-score with
         used = row_samplers[0] if row_temperature is None else sampler
         texts = [policy.decode_completion(c, skip_special_tokens=True) for c in sample.completion_ids]  # as TRL
