@@ -1,7 +1,7 @@
 """CUDA graphs of the sampler's denoising step (``cuda_graphs: true``): each step's kernels launched as one
 replayed graph instead of hundreds of Python-issued launches.
 
-A step (``agrpo.sampling.denoise_step``: network pass, candidate transform, Gumbel-max, confidence ranking,
+A step (``agrpo.denoise.denoise_step``: network pass, candidate transform, Gumbel-max, confidence ranking,
 commit) reads nothing back to the host, so it can be captured. Per model and sampler, ``StepGraphs`` keeps:
 - static buffers (``BlockRows``) per shape: the rows of a block are copied in at the block's start and out at
   its end. After an EOS early exit the rows still decoding are padded (with copies of one of them, whose results
@@ -22,7 +22,8 @@ from contextlib import nullcontext
 
 import torch
 
-from agrpo.sampling import BlockRows, SamplerConfig, denoise_step, draw_noise
+from agrpo.denoise import BlockRows, denoise_step, draw_noise
+from agrpo.sampling import SamplerConfig
 
 _PER_MODEL: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
