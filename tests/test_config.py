@@ -22,6 +22,13 @@ def tiny_dict():
     return yaml.safe_load(TINY.read_text())
 
 
+def set_key(d: dict, key: tuple, value) -> None:
+    """d[key[0]][key[1]]… = value, creating the levels that are missing."""
+    for k in key[:-1]:
+        d = d.setdefault(k, {})
+    d[key[-1]] = value
+
+
 def test_config_tiny_profile_loads():
     cfg = load_config(TINY)
     assert cfg.profile == "tiny" and set(cfg.methods) == {"agrpo", "diffu_grpo", "d1", "wd1"}
@@ -208,10 +215,7 @@ def test_config_yaml_errors_and_duplicate_keys_name_file_and_line(tmp_path):
 ])
 def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message):
     d = tiny_dict()
-    node = d
-    for k in key[:-1]:
-        node = node.setdefault(k, {})
-    node[key[-1]] = value
+    set_key(d, key, value)
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, d))
 
@@ -231,10 +235,7 @@ def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message)
 def test_config_speed_options_a_device_cannot_honour_are_refused_naming_the_key(tmp_path, edits, message):
     d = tiny_dict()
     for key, value in edits.items():
-        node = d
-        for k in key[:-1]:
-            node = node.setdefault(k, {})
-        node[key[-1]] = value
+        set_key(d, key, value)
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, d))
 

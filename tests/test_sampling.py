@@ -221,38 +221,22 @@ def test_dual_cache_forward_equals_the_full_forward_on_the_same_state(tiny_model
     assert torch.equal(prebuilt, window)
 
 
-def test_dual_cache_sampler_is_exact_with_one_step_per_block_and_computes_only_the_block(tiny_model, tokenizer):
-    ids, mask = left_pad([tokenizer.encode("12+7="), tokenizer.encode("3*4+1=")], tokenizer.pad_id)
-    base = dict(gen_length=16, remasking="low_confidence", temperature=0.0)
-    exact = generate(tiny_model, ids, mask, SamplerConfig(block_length=1, steps=16, **base), record=False)
-    cached = generate(tiny_model, ids, mask, SamplerConfig(block_length=1, steps=16, cache="dual", **base), record=False)
-    assert torch.equal(exact.completion_ids, cached.completion_ids)
-    fast = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, cache="dual", **base), record=False)
-    width = ids.shape[1] + 16
-    assert fast.nfe == 16 and (fast.reveal_step >= 0).all()
-    assert fast.row_tokens.tolist() == [4 * width + 4 * 3 * 4] * 2  # per block: one full pass, 3 passes of 4 positions
-    # approximate otherwise: most tokens agree with the exact sampler's on this model
-    prefix = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, cache="prefix", **base), record=False)
-    plain = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, **base), record=False)
-    assert (fast.completion_ids == plain.completion_ids).float().mean() > 0.5
-    assert (prefix.completion_ids == plain.completion_ids).float().mean() > 0.5
-
-
-def test_prefix_cache_sampler_is_exact_with_one_step_per_block_and_cheaper_otherwise(tiny_model, tokenizer):
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_cached_sampler_is_exact_with_one_step_per_block_and_computes_fewer_positions(tiny_model, tokenizer, cache):
     ids, mask = left_pad([tokenizer.encode("12+7="), tokenizer.encode("3*4+1=")], tokenizer.pad_id)
     base = dict(gen_length=16, remasking="low_confidence", temperature=0.0)
     # one step per block: every step is a block's first (full) pass, so the cache never stands in for anything
     exact = generate(tiny_model, ids, mask, SamplerConfig(block_length=1, steps=16, **base), record=False)
-    cached = generate(tiny_model, ids, mask, SamplerConfig(block_length=1, steps=16, cache="prefix", **base), record=False)
+    cached = generate(tiny_model, ids, mask, SamplerConfig(block_length=1, steps=16, cache=cache, **base), record=False)
     assert torch.equal(exact.completion_ids, cached.completion_ids)
-    # 4 steps per block: 3 of 4 passes compute only the block and what follows it
+    # 4 steps per block: 3 of 4 passes compute the block and what follows it (prefix) or the block alone (dual)
     plain = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, **base), record=False)
-    fast = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, cache="prefix", **base), record=False)
+    fast = generate(tiny_model, ids, mask, SamplerConfig(block_length=4, steps=16, cache=cache, **base), record=False)
     assert plain.nfe == fast.nfe == 16 and (fast.reveal_step >= 0).all()
     width = ids.shape[1] + 16
     assert plain.row_tokens.tolist() == [16 * width] * 2
-    suffix = sum(width - ids.shape[1] - 4 * blk for blk in range(4)) * 3  # cached passes: block start .. end
-    assert fast.row_tokens.tolist() == [4 * width + suffix] * 2
+    later = sum(width - ids.shape[1] - 4 * blk for blk in range(4)) * 3 if cache == "prefix" else 4 * 3 * 4
+    assert fast.row_tokens.tolist() == [4 * width + later] * 2
 
 
 def test_threshold_decoding_commits_every_position_once_and_reduces_to_one_token_per_step(tiny_model, tokenizer):
