@@ -319,9 +319,9 @@ def test_method_batch_overrides_reach_the_rollouts(tmp_path, monkeypatch):
     shapes, real, clips, decay = [], trainer.generate_grouped, [], []
     real_clip, real_adamw = torch.nn.utils.clip_grad_norm_, torch.optim.AdamW
 
-    def recording(model, ids, mask, samplers, generator):
+    def recording(model, ids, mask, samplers, generator, **kwargs):
         shapes.append(tuple(ids.shape))
-        return real(model, ids, mask, samplers, generator)
+        return real(model, ids, mask, samplers, generator, **kwargs)
     monkeypatch.setattr(trainer, "generate_grouped", recording)
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda p, norm: clips.append(norm) or real_clip(p, norm))
     monkeypatch.setattr(torch.optim, "AdamW", lambda p, **kw: decay.append(kw["weight_decay"]) or real_adamw(p, **kw))
@@ -361,7 +361,7 @@ def test_d1_compat_train_mode_rollouts(tmp_path, monkeypatch):
     m = cfg.methods["wd1"]
     m.lora.r, m.lora.alpha, m.lora.dropout, m.lora.target_modules = 2, 4.0, 0.5, ["q_proj"]
     modes, real = [], trainer.generate_grouped
-    monkeypatch.setattr(trainer, "generate_grouped", lambda model, *a: modes.append(model.training) or real(model, *a))
+    monkeypatch.setattr(trainer, "generate_grouped", lambda model, *a, **k: modes.append(model.training) or real(model, *a, **k))
     for flag in (False, True):
         m.d1_compat.train_mode_rollouts = flag
         trainer.train(cfg, "wd1", 0, tmp_path / "base", tmp_path / f"run{flag}", progress=False,
