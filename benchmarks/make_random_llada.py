@@ -16,12 +16,10 @@ from pathlib import Path
 import torch
 
 from agrpo.model.llada import LLaDA, LLaDAConfig
+from agrpo.model.llada_tokenizer import CHAT_TEMPLATE
 
 SPECIAL_IDS = {"<|startoftext|>": 126080, "<|endoftext|>": 126081, "<|start_header_id|>": 126346,
                "<|end_header_id|>": 126347, "<|eot_id|>": 126348, "<|mdm_mask|>": 126336}
-CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
-                 "{{ m['content'] | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}"
-                 "<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}")
 
 
 def write_tokenizer(d: Path) -> None:

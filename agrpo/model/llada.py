@@ -265,7 +265,17 @@ def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
         from transformers import AutoTokenizer
 
         model.tokenizer = AutoTokenizer.from_pretrained(str(d), trust_remote_code=False)
+        check_mask_token(model.tokenizer, config, d)
     return model
+
+
+def check_mask_token(tokenizer, config: LLaDAConfig, d: Path, token: str = "<|mdm_mask|>") -> None:
+    """The sampler writes ``config.mask_token_id``; the tokenizer must call that id LLaDA's mask token."""
+    vocab = tokenizer.get_vocab()
+    if vocab.get(token) != config.mask_token_id:
+        found = f"id {vocab[token]}" if token in vocab else "no such token"
+        raise ValueError(f"{d}: the tokenizer's mask token {token} must have id {config.mask_token_id} "
+                         f"(config.json mask_token_id); the tokenizer files have {found}")
 
 
 def link_checkpoint(name_or_path: str, out_dir: str | Path) -> Path:
