@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, required=True, help="RL seed: prompt order, rollouts, timestep draws")
     s.add_argument("--base", required=True, help="the model RL starts from (the base, or the method's SFT model)")
     s.add_argument("--out", required=True, help="run directory to write")
+    s.add_argument("--task", default=None, help="rl.runs per_task: the task this run trains on (its per_task "
+                   "overrides applied); omitted for mixed runs")
     s = cmd("eval", "evaluate one checkpoint on one task", "Evaluate one checkpoint on one task over the whole eval "
             "grid (lengths × steps × caches × thresholds × seeds); one cell directory per grid point, complete "
             "cells skipped; prints each cell's accuracy.")
@@ -69,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--run-seed", type=int, required=True, help="the RL seed of the checkpoint's run")
     s.add_argument("--train-step", type=int, required=True, help="rollout batches the checkpoint was trained for")
     s.add_argument("--task", required=True, help="a task of data.tasks")
+    s.add_argument("--train-task", default=None, help="the task the checkpoint's run trained on (per-task runs; "
+                   "recorded in the cells)")
     s.add_argument("--out", required=True, help="directory for the cell directories")
     s = cmd("report", "aggregate eval cells into the report", "Aggregate eval cells into summary.csv, report.md, "
             "item_scores.csv.gz and plots/*.png (and the reproduction check against published_dir).")
@@ -155,11 +159,16 @@ def run(args) -> int:
 
         if args.method not in cfg.methods:
             raise ConfigError(f"--method {args.method!r} is not in methods of {args.config} ({', '.join(cfg.methods)})")
-        print(json.dumps(train(cfg, args.method, args.seed, args.base, args.out, progress)))
+        if cfg.rl.runs == "per_task" and args.task is None:
+            raise ConfigError(f"{args.config}: rl.runs is per_task: give the run's training task with --task")
+        if cfg.rl.runs == "mixed" and args.task is not None:
+            raise ConfigError(f"--task {args.task}: {args.config} has rl.runs mixed (one run on all data.tasks)")
+        print(json.dumps(train(cfg, args.method, args.seed, args.base, args.out, progress, task=args.task)))
     elif args.command == "eval":
         from agrpo.evaluate import evaluate_checkpoint
 
-        cells = evaluate_checkpoint(cfg, args.model, args.method, args.run_seed, args.train_step, args.task, args.out, progress)
+        cells = evaluate_checkpoint(cfg, args.model, args.method, args.run_seed, args.train_step, args.task, args.out,
+                                    progress, train_task=args.train_task)
         for cell in cells:
             m = json.loads((cell / "metrics.json").read_text())
             print(f"{cell.name}: accuracy {m['accuracy']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}] "

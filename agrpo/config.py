@@ -134,6 +134,7 @@ class MethodConfig:
     group_size: int = doc("G of this method's rollouts; 0 = `rl.group_size` (d1 and wd1 released: 6). Changes the rollouts per batch: budgets are then equal in prompts, not rollouts", 0, ge=0)
     prompts_per_batch: int = doc("prompts per rollout batch for this method; 0 = `rl.prompts_per_batch` (d1 released: 16 = 8 GPUs × 2 accumulation steps; wd1: 8 = 4 × 2)", 0, ge=0)
     max_prompt_length: int = doc("keep only the last N tokens of each prompt (TRL's left truncation; d1 and wd1 released: 200); 0 = whole prompts", 0, ge=0)
+    per_task: dict[str, dict] = doc("overrides of this method's keys for the run that trains on one task (`rl.runs: per_task`), by task name: e.g. `{countdown: {inner_iterations: 8}}` (d1: μ 12 for GSM8K/MATH, 8 for Countdown/Sudoku)", default_factory=dict)
     load_in_4bit: bool = doc("llada: train on a 4-bit NF4 base (bitsandbytes, double quantisation, bf16 compute; as d1) under the LoRA adapter; needs `lora.r > 0`, CUDA and bitsandbytes. Checkpoints merge the adapter into the unquantised base", False)
 
 
@@ -154,6 +155,7 @@ class RLConfig:
     lr_schedule: str = doc("`constant`, `constant_with_warmup` (the same: constant after the warmup) or `cosine` (released AGRPO: cosine; d1, wd1: constant_with_warmup)", "cosine")
     scale_rewards: bool = doc("divide advantages by the group std (+1e-4); off in released AGRPO and d1 (Dr.GRPO-style Â = R − mean)", False)
     rollout: RolloutConfig = doc("training rollout sampler", default_factory=RolloutConfig)
+    runs: str = doc("`mixed`: one run per method and seed on every task of `data.tasks` together (the tiny and small profiles); `per_task`: one run per method, task and seed, trained on that task alone with `methods.<m>.per_task.<task>` applied and evaluated on it (the papers)", "mixed")
     autocast: str = doc("`none` (every pass in the weights' dtype, the committed runs) or `bfloat16`: rollouts, re-scoring and updates under torch.autocast (bf16 matmuls, fp32 master weights and optimizer state; for the tiny architecture on a GPU — LLaDA's released runs use bf16 weights: `model.dtype`)", "none")
     merge_rollout_temperatures: bool = doc("rows whose rollout samplers differ only in temperature (`methods.<m>.task_temperature`, d1's Sudoku T 0.3) sampled in the same passes, each at its own T: one forward per step for the whole batch instead of one per temperature (and static shapes for CUDA graphs). The draws then differ from the per-temperature calls (the committed runs); the distribution does not", False)
     compile: bool = doc("torch.compile the policy for the objectives' passes (re-scoring, updates; dynamic shapes; one process only): fewer, fused kernels where a small model is launch-bound; rollouts stay eager (or CUDA graphs). Compilation takes the first iterations' time; last-bit differences from eager", False)

@@ -122,8 +122,9 @@ def compile_warmup(model, task, examples, sampler: SamplerConfig, batch_size: in
 
 
 def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: int, task_name: str,
-                        out_dir: str | Path, progress: bool = True) -> list[Path]:
-    """Evaluate one checkpoint on one task over the whole steps grid; complete cells are skipped."""
+                        out_dir: str | Path, progress: bool = True, train_task: str | None = None) -> list[Path]:
+    """Evaluate one checkpoint on one task over the whole steps grid; complete cells are skipped. ``train_task``:
+    the task a per-task run trained on (recorded; None = a mixed run or the base model)."""
     seed_everything(0, cfg.threads)
     task = profile_task(cfg, task_name)
     examples = load_split(cfg.work_dir, task_name, "test")
@@ -141,6 +142,7 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         acc, lo, hi = mean_ci([r["score"] for r in rows])
         metrics = {
             "method": method, "run_seed": run_seed, "checkpoint": f"step{train_step}", "train_step": train_step,
+            **({"train_task": train_task} if train_task else {}),  # per-task runs only: mixed cells unchanged
             "task": task_name, "protocol": task.protocol, "sampler": sampler_identity(sampler),
             "cuda_graphs": sampler.cuda_graphs,
             **{k: v for k, v in asdict(sampler).items() if k in ("gen_length", "block_length", "steps", "remasking", "temperature", "eos_early_exit", "cache", "threshold")},

@@ -115,6 +115,7 @@ def validate(cfg: ProfileConfig) -> None:
             raise ConfigError(f"methods.{name}.prompts_per_batch ({batch_prompts(cfg, name)}) must be a multiple of "
                               f"launch.gpus ({cfg.launch.gpus}): each process takes whole prompt groups")
     validate_speed_options(cfg)
+    validate_runs(cfg)
     if not cfg.eval.caches or not cfg.eval.thresholds:
         raise ConfigError("eval.caches and eval.thresholds need at least one value each (['none'] and [0.0]: exact)")
     for L in cfg.eval.gen_lengths:
@@ -200,6 +201,45 @@ def profile_task(cfg: ProfileConfig, name: str, stage: str = "eval"):
         return get_task(name, protocol=cfg.data.protocol, source=cfg.data.sources.get(f"{name}/test"),
                         train_source=cfg.data.sources.get(f"{name}/train"), stage=stage)
     return get_task(name)
+
+
+def validate_runs(cfg: ProfileConfig) -> None:
+    """``rl.runs`` and the per-task overrides: only trained tasks, only keys a method has, values that resolve."""
+    if cfg.rl.runs not in ("mixed", "per_task"):
+        raise ConfigError(f"rl.runs: expected 'mixed' or 'per_task', got {cfg.rl.runs!r}")
+    for name, m in cfg.methods.items():
+        for task in m.per_task:
+            if task not in cfg.data.tasks:
+                raise ConfigError(f"methods.{name}.per_task.{task}: {task!r} is not a trained task "
+                                  f"(data.tasks: {', '.join(cfg.data.tasks)})")
+            if cfg.rl.runs != "per_task":
+                raise ConfigError(f"methods.{name}.per_task.{task}: per-task overrides need rl.runs: per_task")
+            if "per_task" in m.per_task[task]:
+                raise ConfigError(f"methods.{name}.per_task.{task}.per_task: overrides cannot nest")
+            run_config(cfg, name, task)
+
+
+def run_config(cfg: ProfileConfig, method: str, task: str | None) -> ProfileConfig:
+    """The config a run trains with: the profile itself (``task`` None: a mixed run), or for a per-task run the
+    profile with ``data.tasks = [task]`` and ``methods.<method>.per_task.<task>`` merged over the method."""
+    if task is None:
+        return cfg
+    from agrpo.config import deep_merge, to_dict
+
+    if task not in cfg.data.tasks:
+        raise ConfigError(f"--task {task!r}: not a task of data.tasks ({', '.join(cfg.data.tasks)})")
+    d = to_dict(cfg)
+    d["data"]["tasks"] = [task]
+    d["data"]["sources"] = {k: v for k, v in d["data"]["sources"].items() if k.startswith(f"{task}/")}
+    over = d["methods"][method]["per_task"].get(task, {})
+    d["methods"][method] = deep_merge(d["methods"][method], over) | {"per_task": {}}
+    d["methods"] = {method: d["methods"][method]}
+    try:
+        resolved = from_dict(ProfileConfig, d)
+        validate(resolved)
+    except ConfigError as e:
+        raise ConfigError(f"methods.{method}.per_task.{task}: {e}") from None
+    return resolved
 
 
 def validate_speed_options(cfg: ProfileConfig) -> None:

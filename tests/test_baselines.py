@@ -367,3 +367,33 @@ def test_d1_compat_train_mode_rollouts(tmp_path, monkeypatch):
         trainer.train(cfg, "wd1", 0, tmp_path / "base", tmp_path / f"run{flag}", progress=False,
                       reward_fn=lambda text, ex: float(text.count("1")))
     assert modes == [False, True]
+
+
+def test_a_per_task_run_trains_on_its_task_with_its_overrides(tmp_path, monkeypatch):
+    """rl.runs per_task: the run of (diffu_grpo, tiny_countdown) samples only countdown prompts and takes the
+    method's per_task override (μ 3 instead of 2: 3 optimizer steps per rollout batch)."""
+    from agrpo.data import load_split
+    from agrpo.resolve import run_config
+    from agrpo.rl import trainer
+    from agrpo.tasks import get_task
+    from helpers import minute_run
+
+    cfg = minute_run(tmp_path, rl=dict(iterations=2, checkpoint_every=2, prompts_per_batch=2, group_size=2))
+    cfg.rl.runs = "per_task"
+    cfg.methods["diffu_grpo"].per_task = {"tiny_countdown": {"inner_iterations": 3}}
+    resolved = run_config(cfg, "diffu_grpo", "tiny_countdown")
+    assert resolved.data.tasks == ["tiny_countdown"] and resolved.methods["diffu_grpo"].inner_iterations == 3
+    assert list(resolved.methods) == ["diffu_grpo"] and cfg.methods["diffu_grpo"].inner_iterations == 2
+    seen, real = [], trainer.generate_grouped
+
+    def recording(model, ids, mask, samplers, generator, **kwargs):
+        seen.extend(model.tokenizer.decode(row.tolist()) for row in ids)
+        return real(model, ids, mask, samplers, generator, **kwargs)
+
+    monkeypatch.setattr(trainer, "generate_grouped", recording)
+    trainer.train(cfg, "diffu_grpo", 0, tmp_path / "base", tmp_path / "run", progress=False, task="tiny_countdown")
+    log = [json.loads(line) for line in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
+    assert [r["optimizer_steps"] for r in log] == [3, 6]
+    task = get_task("tiny_countdown")
+    countdown = {task.prompt(ex) for ex in load_split(cfg.work_dir, "tiny_countdown", "train")}
+    assert len(seen) == 2 * 2 * 2 and all(any(p.endswith(q) for q in countdown) for p in seen), seen[:2]

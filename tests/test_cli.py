@@ -76,12 +76,38 @@ def test_snakemake_dry_run_plans_the_paper_pipeline_on_slurm(tmp_path):
     launch = [line for line in out.splitlines() if line.startswith("Shell command: accelerate launch")]
     assert len(launch) == 4 and all(f"--config_file {ROOT}/workflow/accelerate/zero2.yaml --num_processes 8 "
                                     "--mixed_precision bf16 -m agrpo.cli train" in line for line in launch), launch
+    # one run per method and training task (rl.runs: per_task), each trained with --task and evaluated on its task
+    assert all(" --task gsm8k " in line and "-gsm8k-seed0" in line for line in launch), launch
     assert (ROOT / "workflow/accelerate/zero2.yaml").is_file()
     resources = [line for line in out.splitlines() if line.strip().startswith("resources:")]
     assert sum("gpu=8" in line for line in resources) == 4 and sum("gpu=1" in line for line in resources) == 4 * 156 + 2 + 1
     assert all("slurm_partition=" in line for line in resources)
     # 156 checkpoints (2340 / 15) per method x 4 methods + base + d1's SFT model, one task: eval jobs
     for rule, count in (("data", 1), ("pretrain", 1), ("sft", 1), ("train", 4), ("eval", 4 * 156 + 2), ("report", 1)):
+        assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+
+
+def test_snakemake_dry_run_plans_per_task_runs_each_evaluated_on_its_task(tmp_path):
+    """rl.runs per_task on the tiny profile: 4 methods x 3 tasks training runs, each trained with --task and its
+    checkpoints evaluated on that task alone (the base model on every task)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--config",
+                           "set=rl.runs=per_task", f"work_dir={tmp_path}/w", f"results_dir={tmp_path}/r"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    out_dir = lambda line: Path(line.split("--out ")[1].split()[0])  # noqa: E731
+    trained_on = lambda run: run.rsplit("-seed", 1)[0].split("-", 1)[1]  # noqa: E731  (method-task-seedN)
+    train = [line for line in out.splitlines() if line.startswith("Shell command: agrpo train")]
+    runs = sorted(out_dir(line).name for line in train)
+    assert runs == sorted(f"{m}-{t}-seed0" for m in ("agrpo", "diffu_grpo", "d1", "wd1")
+                          for t in ("tiny_arith", "tiny_countdown", "tiny_sudoku")), runs
+    assert all(f" --task {trained_on(out_dir(line).name)} " in line for line in train)
+    for line in (line for line in out.splitlines() if line.startswith("Shell command: agrpo eval")):
+        task, run = out_dir(line).name, out_dir(line).parent.parent.name  # eval/<run>/step<s>/<task>
+        assert run == "base" or (trained_on(run) == task and f"--train-task {task}" in line), line
+    # base x 3 tasks + 12 runs x 3 checkpoints + d1's SFT model as step 0 of its 3 runs, each on one task
+    for rule, count in (("train", 12), ("eval", 3 + 12 * 3 + 3)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
 
 

@@ -240,6 +240,37 @@ def test_config_speed_options_a_device_cannot_honour_are_refused_naming_the_key(
         load_config(write(tmp_path, d))
 
 
+@pytest.mark.parametrize("edits,message", [
+    ({("rl", "runs"): "per_method"}, r"rl\.runs: expected 'mixed' or 'per_task'"),
+    ({("rl", "runs"): "per_task", ("methods", "d1", "per_task"): {"gsm8k": {"inner_iterations": 8}}},
+     r"methods\.d1\.per_task\.gsm8k: 'gsm8k' is not a trained task \(data\.tasks: tiny_arith"),
+    ({("methods", "d1", "per_task"): {"tiny_sudoku": {"inner_iterations": 8}}},
+     r"methods\.d1\.per_task\.tiny_sudoku: per-task overrides need rl\.runs: per_task"),
+    ({("rl", "runs"): "per_task", ("methods", "d1", "per_task"): {"tiny_sudoku": {"inner_iteratons": 8}}},
+     r"methods\.d1\.per_task\.tiny_sudoku: unknown key 'methods\.d1\.inner_iteratons'"),
+    ({("rl", "runs"): "per_task", ("methods", "d1", "per_task"): {"tiny_sudoku": {"inner_iterations": 0}}},
+     r"methods\.d1\.per_task\.tiny_sudoku: methods\.d1\.inner_iterations: must be >= 1"),
+])
+def test_config_per_task_runs_and_overrides_are_checked_naming_the_key(tmp_path, edits, message):
+    d = tiny_dict()
+    for key, value in edits.items():
+        set_key(d, key, value)
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, d))
+
+
+def test_config_cli_train_task_matches_the_runs_setting(tmp_path, capsys):
+    d = tiny_dict()
+    d["rl"]["runs"] = "per_task"
+    path = write(tmp_path, d)
+    assert main(["train", "--config", str(path), "--method", "agrpo", "--seed", "0", "--base", "x", "--out", "y"]) == 2
+    assert "rl.runs is per_task: give the run's training task with --task" in capsys.readouterr().err
+    path = write(tmp_path, tiny_dict())
+    assert main(["train", "--config", str(path), "--method", "agrpo", "--seed", "0", "--base", "x", "--out", "y",
+                 "--task", "tiny_arith"]) == 2
+    assert "has rl.runs mixed" in capsys.readouterr().err
+
+
 def test_config_rollout_errors_name_the_key_as_written(tmp_path):
     d = tiny_dict()
     d["rl"]["rollout"]["steps"] = 7  # 5 blocks of 8: not a multiple

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from agrpo.config import from_dict
-from agrpo.resolve import batch_group_size, batch_prompts, optimizer_for, profile_task, rollout_for
+from agrpo.resolve import batch_group_size, batch_prompts, optimizer_for, profile_task, rollout_for, run_config
 from agrpo.data import load_split
 from agrpo.distributed import Runtime, all_gather_rows, all_mean, make_runtime, shard
 from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir
@@ -198,11 +198,13 @@ def update(rt: Runtime, engine, policy, ref_model, objective, batch: RolloutBatc
 
 
 def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path, progress: bool = True,
-          reward_fn=None) -> dict:
-    """RL-train ``method`` from ``base_dir``; checkpoints and ``train_log.jsonl`` go to ``out_dir``.
+          reward_fn=None, task: str | None = None) -> dict:
+    """RL-train ``method`` from ``base_dir``; checkpoints and ``train_log.jsonl`` go to ``out_dir``. ``task``: a
+    per-task run (``rl.runs: per_task``) — that task alone, with the method's ``per_task`` overrides.
 
     ``reward_fn(completion text, example) -> float`` replaces the tasks' rewards (the learnability probes,
     agrpo/rl/probe.py); by default each row is scored by its task's reward."""
+    cfg = run_config(cfg, method, task)
     rl, mcfg = cfg.rl, cfg.methods[method]
     rt = make_runtime(cfg.device, cfg.launch.mixed_precision)
     generator = seed_everything(seed, cfg.threads)  # prompt order and objective draws: the same on every rank

@@ -37,13 +37,15 @@ onstart:
 
 
 TASKS = CFG.data.tasks
-RUNS = [f"{m}-seed{s}" for m in CFG.methods for s in CFG.rl.seeds]
+PER_TASK = CFG.rl.runs == "per_task"  # a run per (method, task, seed), evaluated on its task; else on all tasks
+RUNS = ([f"{m}-{t}-seed{s}" for m in CFG.methods for t in TASKS for s in CFG.rl.seeds] if PER_TASK else
+        [f"{m}-seed{s}" for m in CFG.methods for s in CFG.rl.seeds])
 STEPS = checkpoint_steps(CFG)
 CELLS = [cell_name(s, seed) for s, seed in grid(CFG)]
 BASE = f"{WORK}/models/base"
 
 wildcard_constraints:
-    run=r"base|[A-Za-z0-9_]+-seed\d+",
+    run=r"base|[A-Za-z0-9_]+(-[A-Za-z0-9_]+)?-seed\d+",
     step=r"\d+",
     task=r"[A-Za-z0-9_]+",
     method=r"[A-Za-z0-9_]+",
@@ -68,7 +70,17 @@ def start_model(method):
 
 
 def run_method(run):
-    return "base" if run == "base" else run.rsplit("-seed", 1)[0]
+    return "base" if run == "base" else run.rsplit("-seed", 1)[0].split("-")[0]
+
+
+def run_task(run):
+    """The task a per-task run trains on (None: the base model or a mixed run)."""
+    head = run.rsplit("-seed", 1)[0]
+    return head.split("-", 1)[1] if run != "base" and "-" in head else None
+
+
+def eval_tasks(run):
+    return [run_task(run)] if run_task(run) else TASKS
 
 
 def run_seed(run):
@@ -96,8 +108,8 @@ def eval_cells(run, step, task):
 
 # every run's starting point is evaluated: the base model once, and each SFT model as step 0 of its method's runs
 ALL_CELLS = [m for t in TASKS for m in eval_cells("base", 0, t)] + [
-    m for r in RUNS for s in STEPS for t in TASKS for m in eval_cells(r, s, t)
-] + [m for r in RUNS if CFG.methods[run_method(r)].sft.steps > 0 for t in TASKS for m in eval_cells(r, 0, t)]
+    m for r in RUNS for s in STEPS for t in eval_tasks(r) for m in eval_cells(r, s, t)
+] + [m for r in RUNS if CFG.methods[run_method(r)].sft.steps > 0 for t in eval_tasks(r) for m in eval_cells(r, 0, t)]
 TRAIN_LOGS = [f"{WORK}/runs/{r}/train_log.jsonl" for r in RUNS]
 REPORT_FILES = [f"{RESULTS}/{f}" for f in ("summary.csv", "report.md", "item_scores.csv.gz", "claims.csv")] + [
     f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")

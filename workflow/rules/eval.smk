@@ -14,7 +14,8 @@ rule eval:
         model=model_dir,
         method=lambda wc: run_method(wc.run),
         seed=lambda wc: run_seed(wc.run),
+        train_task=lambda wc: f"--train-task {run_task(wc.run)}" if run_task(wc.run) else "",
     shell:
         "agrpo eval --config {RESOLVED} --model {params.model} --method {params.method} "
-        "--run-seed {params.seed} --train-step {wildcards.step} --task {wildcards.task} "
+        "--run-seed {params.seed} --train-step {wildcards.step} --task {wildcards.task} {params.train_task} "
         "--out {WORK}/eval/{wildcards.run}/step{wildcards.step}/{wildcards.task} > {log} 2>&1"

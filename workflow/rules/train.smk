@@ -47,6 +47,7 @@ rule train:
         method=lambda wc: run_method(wc.run),
         seed=lambda wc: run_seed(wc.run),
         start=lambda wc: start_model(run_method(wc.run)),
+        task=lambda wc: f"--task {run_task(wc.run)}" if run_task(wc.run) else "",
     shell:
-        "{params.launch} train --config {RESOLVED} --method {params.method} --seed {params.seed} "
+        "{params.launch} train --config {RESOLVED} --method {params.method} --seed {params.seed} {params.task} "
         "--base {params.start} --out {WORK}/runs/{wildcards.run} > {log} 2>&1"
