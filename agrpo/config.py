@@ -328,7 +328,9 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 def read_profile(path: str | Path, _chain: tuple = ()) -> dict:
     """A profile YAML as a mapping; ``extends: <file>`` (relative to this file) starts from another profile and
-    deep-merges this one over it. Without ``extends`` a file stands alone over the dataclass defaults."""
+    deep-merges this one over it; a key set to null (`~`) in the extending file removes the base's key (e.g. a
+    data source of a task the variant does not train). Without ``extends`` a file stands alone over the dataclass
+    defaults."""
     path = Path(path)
     if path.resolve() in _chain:
         raise ConfigError(f"{path}: `extends` goes round in a circle ({' -> '.join(str(p) for p in _chain)})")
@@ -339,7 +341,20 @@ def read_profile(path: str | Path, _chain: tuple = ()) -> dict:
     if not isinstance(base, str):
         raise ConfigError(f"{path}: extends: expected a file path, got {base!r}")
     base_path = Path(base) if Path(base).is_absolute() else path.parent / base
-    return deep_merge(read_profile(base_path, _chain + (path.resolve(),)), data)
+    return merge_removing(read_profile(base_path, _chain + (path.resolve(),)), data)
+
+
+def merge_removing(base: dict, over: dict) -> dict:
+    """``deep_merge``, where a null in ``over`` removes the key from ``base``."""
+    out = dict(base)
+    for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge_removing(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def dotted(overrides: dict) -> dict:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from agrpo.cli import main
@@ -63,28 +64,40 @@ def test_snakemake_dry_run_plans_the_whole_tiny_pipeline(tmp_path):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
 
 
-def test_snakemake_dry_run_plans_the_paper_pipeline_on_slurm(tmp_path):
-    """The paper profile (LLaDA-8B, released hyper-parameters) plans end to end through the Slurm workflow profile
-    without touching the network: training jobs are 8-GPU `accelerate launch` ZeRO-2 jobs, eval jobs 1 GPU."""
+@pytest.mark.parametrize("profile,tasks,checkpoints", [
+    ("paper", ("gsm8k_platinum", "math500", "countdown", "sudoku_spg"), 156),
+    ("paper_d1", ("gsm8k", "math500", "countdown", "sudoku"), 2)])  # 30 batches here: a smaller plan, faster
+def test_snakemake_dry_run_plans_the_paper_pipeline_on_slurm(tmp_path, profile, tasks, checkpoints):
+    """The paper profiles (LLaDA-8B, released hyper-parameters; AGRPO's and d1's protocols) plan end to end through
+    the Slurm workflow profile without touching the network: 4 methods x 4 tasks training runs, each an 8-GPU
+    `accelerate launch` ZeRO-2 job with --task, every checkpoint evaluated on its task (1 GPU) at 3 lengths."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--workflow-profile", "workflow/profiles/slurm",
-                           "--configfile", "workflow/config/paper.yaml",
-                           "--config", f"work_dir={tmp_path}/w", f"results_dir={tmp_path}/r"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                           "--configfile", f"workflow/config/{profile}.yaml",
+                           "--config", f"work_dir={tmp_path}/w", f"results_dir={tmp_path}/r"]
+                          + (["set=rl.iterations=30"] if checkpoints == 2 else []), cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     launch = [line for line in out.splitlines() if line.startswith("Shell command: accelerate launch")]
-    assert len(launch) == 4 and all(f"--config_file {ROOT}/workflow/accelerate/zero2.yaml --num_processes 8 "
-                                    "--mixed_precision bf16 -m agrpo.cli train" in line for line in launch), launch
-    # one run per method and training task (rl.runs: per_task), each trained with --task and evaluated on its task
-    assert all(" --task gsm8k " in line and "-gsm8k-seed0" in line for line in launch), launch
+    assert len(launch) == 16 and all(f"--config_file {ROOT}/workflow/accelerate/zero2.yaml --num_processes 8 "
+                                     "--mixed_precision bf16 -m agrpo.cli train" in line for line in launch), launch
+    runs = sorted(line.split("--out ")[1].split()[0].rsplit("/", 1)[1] for line in launch)
+    assert runs == sorted(f"{m}-{t}-seed0" for m in ("agrpo", "diffu_grpo", "d1", "wd1") for t in tasks), runs
+    assert all(f" --task {run.rsplit('-seed', 1)[0].split('-', 1)[1]} " in line
+               for line in launch for run in [line.split("--out ")[1].split()[0].rsplit("/", 1)[1]])
     assert (ROOT / "workflow/accelerate/zero2.yaml").is_file()
     resources = [line for line in out.splitlines() if line.strip().startswith("resources:")]
-    assert sum("gpu=8" in line for line in resources) == 4 and sum("gpu=1" in line for line in resources) == 4 * 156 + 2 + 1
+    # 156 checkpoints (2340 / 15) x 16 runs, each on its task; the base model and d1's SFT model (step 0 of d1's
+    # 4 runs) on each task; d1's SFT job
+    evals = 16 * checkpoints + 4 + 4
+    assert sum("gpu=8" in line for line in resources) == 16 and sum("gpu=1" in line for line in resources) == evals + 1
     assert all("slurm_partition=" in line for line in resources)
-    # 156 checkpoints (2340 / 15) per method x 4 methods + base + d1's SFT model, one task: eval jobs
-    for rule, count in (("data", 1), ("pretrain", 1), ("sft", 1), ("train", 4), ("eval", 4 * 156 + 2), ("report", 1)):
+    for rule, count in (("data", 4), ("pretrain", 1), ("sft", 1), ("train", 16), ("eval", evals), ("report", 1)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+    lengths = {line.split("_B")[0].rsplit("/", 1)[-1] for line in out.splitlines() if "/metrics.json" in line
+               and "_B32_" in line}
+    assert lengths >= {"L128", "L256", "L512"}, lengths
 
 
 def test_snakemake_dry_run_plans_per_task_runs_each_evaluated_on_its_task(tmp_path):

@@ -259,6 +259,14 @@ def test_config_per_task_runs_and_overrides_are_checked_naming_the_key(tmp_path,
         load_config(write(tmp_path, d))
 
 
+def test_config_extends_null_removes_the_base_files_key(tmp_path):
+    base = tiny_dict()
+    base["data"]["sources"] = {"tiny_arith/test": "a.jsonl", "tiny_sudoku/test": "b.jsonl"}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "variant.yaml").write_text("extends: base.yaml\ndata: {sources: {tiny_sudoku/test: null}}\n")
+    assert load_config(tmp_path / "variant.yaml").data.sources == {"tiny_arith/test": "a.jsonl"}
+
+
 def test_config_cli_train_task_matches_the_runs_setting(tmp_path, capsys):
     d = tiny_dict()
     d["rl"]["runs"] = "per_task"
