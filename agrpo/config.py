@@ -387,11 +387,16 @@ def load_config(paths: str | Path | list, overrides: dict | None = None) -> Prof
                 raise ConfigError(f"override {key}: '{part}' is not a mapping")
             node = child
         node[last] = value
-    from agrpo.resolve import validate  # cross-field checks need the tasks and objectives
-
     where = " + ".join(str(p) for p in paths)
     if flat:
         where += f" (with overrides of {', '.join(flat)})"
+    return build_config(data, where)
+
+
+def build_config(data: dict, where: str) -> ProfileConfig:
+    """A validated ``ProfileConfig`` from a mapping; an error names ``where`` it came from, then the key."""
+    from agrpo.resolve import validate  # cross-field checks need the tasks and objectives
+
     try:
         cfg = from_dict(ProfileConfig, data)
         validate(cfg)

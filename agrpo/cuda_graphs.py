@@ -17,6 +17,7 @@ under autocast the graphs cast them afresh at each replay (capture runs with aut
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from contextlib import nullcontext
 
@@ -53,41 +54,36 @@ class StepGraphs:
         self.pool = None
         self.captures = 0  # graphs captured (a benchmark reports it)
 
-    def load(self, state, rows_idx: torch.Tensor | None, pos: torch.Tensor, cols: torch.Tensor,
-             temperature: torch.Tensor | None = None) -> BlockRows:
-        """Copy the block's rows (all, or ``rows_idx``) into the static buffers of their padded shape."""
-        x, attn, bias, reveal, logprobs, entropy, mask = state
-        b = x.shape[0]
+    def load(self, batch: BlockRows, rows_idx: torch.Tensor | None) -> BlockRows:
+        """Copy the block's rows of ``batch`` (all, or ``rows_idx``) into the static buffers of their padded shape."""
+        b = batch.x.shape[0]
         n = b if rows_idx is None else rows_idx.numel()
         quantum = -(-b // 8)
         size = min(b, -(-n // quantum) * quantum)
-        key = (size, x.shape[1], bias is None, mask is None, temperature is None)
+        key = (size, batch.x.shape[1], *(getattr(batch, f) is None for f in BlockRows.GATHERED))
         rows = self.buffers.get(key)
         if rows is None:
             empty = lambda t: None if t is None else torch.empty((size, *t.shape[1:]), dtype=t.dtype, device=t.device)  # noqa: E731
-            rows = BlockRows(empty(x), empty(attn), empty(bias), empty(reveal), empty(logprobs), empty(entropy),
-                             empty(mask), torch.empty_like(pos), torch.empty_like(cols),
-                             torch.zeros((), dtype=torch.long, device=x.device), temperature=empty(temperature))
+            rows = dataclasses.replace(batch, **{f: empty(getattr(batch, f)) for f in BlockRows.GATHERED},
+                                       pos=torch.empty_like(batch.pos), cols=torch.empty_like(batch.cols),
+                                       step=torch.zeros((), dtype=torch.long, device=batch.x.device))
             rows.key = key
             self.buffers[key] = rows
-        idx = torch.arange(b, device=x.device) if rows_idx is None else rows_idx
+        idx = torch.arange(b, device=batch.x.device) if rows_idx is None else rows_idx
         if size > n:
             idx = torch.cat([idx, idx[:1].expand(size - n)])
-        for dst, src in ((rows.x, x), (rows.attn, attn), (rows.bias, bias), (rows.reveal, reveal),
-                         (rows.logprobs, logprobs), (rows.entropy, entropy), (rows.sampling_mask, mask),
-                         (rows.temperature, temperature)):
-            if dst is not None:
-                torch.index_select(src, 0, idx, out=dst)
-        rows.pos.copy_(pos)
-        rows.cols.copy_(cols)
+        for f in BlockRows.GATHERED:
+            if getattr(rows, f) is not None:
+                torch.index_select(getattr(batch, f), 0, idx, out=getattr(rows, f))
+        rows.pos.copy_(batch.pos)
+        rows.cols.copy_(batch.cols)
         rows.live = None
         return rows
 
-    def store(self, state, rows: BlockRows, rows_idx: torch.Tensor | None, n: int) -> None:
-        """Write the first n rows back into the batch's state."""
-        x, _, _, reveal, logprobs, entropy, mask = state
-        for dst, src in ((x, rows.x), (reveal, rows.reveal), (logprobs, rows.logprobs), (entropy, rows.entropy),
-                         (mask, rows.sampling_mask)):
+    def store(self, batch: BlockRows, rows: BlockRows, rows_idx: torch.Tensor | None, n: int) -> None:
+        """Write what the steps changed in the first n rows back into ``batch``."""
+        for f in BlockRows.WRITTEN:
+            dst, src = getattr(batch, f), getattr(rows, f)
             if dst is None:
                 continue
             if rows_idx is None:
@@ -115,7 +111,7 @@ class StepGraphs:
                 rows.cache = self.caches[(rows.key, lo)]
             return
         denoise_step(model, rows, cfg, k, record, first, lo, p)  # the real step, eagerly
-        eager_cache = rows.cache
+        eager_cache = rows.cache  # (a first step's; a later step's capture leaves rows.cache alone)
         graph = torch.cuda.CUDAGraph()
         with no_autocast_cache(), torch.cuda.graph(graph, pool=self.pool):
             denoise_step(model, rows, cfg, k, record, first, lo, p)
@@ -124,8 +120,6 @@ class StepGraphs:
                 for g, e in zip(graph_kv, eager_kv):
                     g.copy_(e)
             self.caches[(rows.key, lo)] = rows.cache
-        elif cached:
-            rows.cache = eager_cache  # the graph cache of this block, as captured
         self.pool = self.pool if self.pool is not None else graph.pool()
         self.graphs[gkey] = graph
         self.captures += 1

@@ -8,6 +8,7 @@ replayed as a CUDA graph (agrpo/cuda_graphs.py). The random numbers of a step ar
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,21 @@ class BlockRows:
     live: torch.Tensor | None = None  # (b',) bool: rows still decoding (threshold decoding under graphs)
     cache: object = None  # KVCache of the block's first pass (prefix / dual cache)
     temperature: torch.Tensor | None = None  # (b',) per-row T (merged rollout groups), else cfg.temperature
+
+    GATHERED = ("x", "attn", "bias", "reveal", "logprobs", "entropy", "sampling_mask", "temperature")  # per row
+    WRITTEN = ("x", "reveal", "logprobs", "entropy", "sampling_mask")  # what a step changes
+
+    def subset(self, idx: torch.Tensor) -> "BlockRows":
+        """Copies of the rows ``idx`` (the block's positions and step tensor shared; no noise drawn yet)."""
+        rows = {f: None if getattr(self, f) is None else getattr(self, f)[idx] for f in self.GATHERED}
+        return dataclasses.replace(self, **rows, noise=None, conf_noise=None, live=None,
+                                   cache=None if self.cache is None else self.cache.rows(idx))
+
+    def write_back(self, part: "BlockRows", idx: torch.Tensor) -> None:
+        """Put what a step changed in ``part`` (rows ``idx`` of these) back in place."""
+        for f in self.WRITTEN:
+            if getattr(self, f) is not None:
+                getattr(self, f)[idx] = getattr(part, f)
 
 
 def draw_noise(rows: BlockRows, n: int, vocab: int, cfg: SamplerConfig, generator) -> None:

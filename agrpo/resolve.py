@@ -224,7 +224,7 @@ def run_config(cfg: ProfileConfig, method: str, task: str | None) -> ProfileConf
     profile with ``data.tasks = [task]`` and ``methods.<method>.per_task.<task>`` merged over the method."""
     if task is None:
         return cfg
-    from agrpo.config import deep_merge, to_dict
+    from agrpo.config import build_config, deep_merge, to_dict
 
     if task not in cfg.data.tasks:
         raise ConfigError(f"--task {task!r}: not a task of data.tasks ({', '.join(cfg.data.tasks)})")
@@ -234,12 +234,7 @@ def run_config(cfg: ProfileConfig, method: str, task: str | None) -> ProfileConf
     over = d["methods"][method]["per_task"].get(task, {})
     d["methods"][method] = deep_merge(d["methods"][method], over) | {"per_task": {}}
     d["methods"] = {method: d["methods"][method]}
-    try:
-        resolved = from_dict(ProfileConfig, d)
-        validate(resolved)
-    except ConfigError as e:
-        raise ConfigError(f"methods.{method}.per_task.{task}: {e}") from None
-    return resolved
+    return build_config(d, f"methods.{method}.per_task.{task}")
 
 
 def validate_speed_options(cfg: ProfileConfig) -> None:
@@ -261,25 +256,23 @@ def validate_speed_options(cfg: ProfileConfig) -> None:
         raise ConfigError("rl.compile: one plain process only (launch.gpus 0); not verified under DDP or DeepSpeed")
     if cfg.rl.fused_adamw and not on_cuda:
         raise ConfigError(f"rl.fused_adamw: the fused AdamW kernel needs a CUDA device (device is {cfg.device!r})")
-    graph_keys = [("eval.cuda_graphs", cfg.eval.cuda_graphs)]
-    graph_keys += [(f"methods.{name}.rollout.cuda_graphs" if "cuda_graphs" in m.rollout else "rl.rollout.cuda_graphs",
-                    bool(m.rollout.get("cuda_graphs", cfg.rl.rollout.cuda_graphs)), name)
-                   for name, m in cfg.methods.items()]
-    for key, on, *method in graph_keys:
-        if not on:
+    if cfg.eval.cuda_graphs:
+        if not on_cuda:
+            raise ConfigError(f"eval.cuda_graphs: CUDA graphs need a CUDA device (device is {cfg.device!r})")
+        if cfg.eval.compile:
+            raise ConfigError("eval.cuda_graphs: choose one of eval.compile and eval.cuda_graphs")
+    for name, m in cfg.methods.items():
+        if not rollout_for(cfg, name).cuda_graphs:
             continue
+        key = f"methods.{name}.rollout.cuda_graphs" if "cuda_graphs" in m.rollout else "rl.rollout.cuda_graphs"
         if not on_cuda:
             raise ConfigError(f"{key}: CUDA graphs need a CUDA device (device is {cfg.device!r})")
-        if method:
-            m = cfg.methods[method[0]]
-            if m.d1_compat.train_mode_rollouts:
-                raise ConfigError(f"{key}: rollouts in train mode draw LoRA dropout from the global RNG inside the "
-                                  f"step; not captured (methods.{method[0]}.d1_compat.train_mode_rollouts)")
-            if m.load_in_4bit or (cfg.launch.gpus > 0 and cfg.launch.strategy == "zero2"):
-                raise ConfigError(f"{key}: not verified with 4-bit bases or DeepSpeed-managed weights (the graphs "
-                                  "read parameters in place)")
-        elif cfg.eval.compile:
-            raise ConfigError("eval.cuda_graphs: choose one of eval.compile and eval.cuda_graphs")
+        if m.d1_compat.train_mode_rollouts:
+            raise ConfigError(f"{key}: rollouts in train mode draw LoRA dropout from the global RNG inside the "
+                              f"step; not captured (methods.{name}.d1_compat.train_mode_rollouts)")
+        if m.load_in_4bit or (cfg.launch.gpus > 0 and cfg.launch.strategy == "zero2"):
+            raise ConfigError(f"{key}: not verified with 4-bit bases or DeepSpeed-managed weights (the graphs "
+                              "read parameters in place)")
     from agrpo.model import supports_kv_cache
 
     for cache in cfg.eval.caches:

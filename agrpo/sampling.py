@@ -233,7 +233,7 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
     step = nfe = 0
     row_tokens = torch.zeros(b, dtype=torch.long, device=device)  # positions computed per row (FLOPs with a cache)
     width = x.shape[1]
-    state = (x, attn, bias, reveal, logprobs, entropy, sampling_mask)
+    step_t = torch.zeros((), dtype=torch.long, device=device)  # the step index a step commits at
     for blk in range(num_blocks):
         lo, hi = blk * bl, (blk + 1) * bl
         rows_idx = None  # every row
@@ -250,57 +250,39 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
                 rows_idx = None
         n = b if rows_idx is None else rows_idx.numel()
         pos = torch.arange(p + lo, p + hi, device=device)
+        batch = BlockRows(x, attn, bias, reveal, logprobs, entropy, sampling_mask, pos, pos - p, step_t,
+                          temperature=row_temperature)  # views of the whole batch
         if runner is not None:
-            rows = runner.load(state, rows_idx, pos, pos - p, row_temperature)
-        elif rows_idx is None:
-            rows = BlockRows(*state, pos, pos - p, torch.zeros((), dtype=torch.long, device=device),
-                             temperature=row_temperature)
+            rows = runner.load(batch, rows_idx)
         else:
-            rows = BlockRows(*(None if t is None else t[rows_idx] for t in state), pos, pos - p,
-                             torch.zeros((), dtype=torch.long, device=device),
-                             temperature=None if row_temperature is None else row_temperature[rows_idx])
+            rows = batch if rows_idx is None else batch.subset(rows_idx)
         passes = torch.zeros(rows.x.shape[0], dtype=torch.long, device=device)
         tokens_per_pass = {"none": width, "prefix": width - p - lo, "dual": bl}[cfg.cache]
         for j in range(bl if cfg.threshold > 0 else len(transfer)):
-            block = rows
+            live = None  # threshold decoding: the rows of the block still decoding
             if cfg.threshold > 0:  # data-dependent step count: one host read per step
-                open_ = rows.reveal.index_select(1, rows.cols) == -1
-                live = open_[:n].any(1)
+                live = (rows.reveal.index_select(1, rows.cols) == -1)[:n].any(1)
                 if not live.any():
                     break
-                if runner is None and not live.all():  # eager: only the rows still decoding take the pass (as always)
-                    keep = live.nonzero().squeeze(1)
-                    block = BlockRows(*(None if t is None else t[keep] for t in (
-                        rows.x, rows.attn, rows.bias, rows.reveal, rows.logprobs, rows.entropy, rows.sampling_mask)),
-                        rows.pos, rows.cols, rows.step, cache=None if rows.cache is None else rows.cache.rows(keep),
-                        temperature=None if rows.temperature is None else rows.temperature[keep])
             k = transfer[j] if cfg.threshold == 0 else 0
-            first = j == 0
             if runner is not None:
-                runner.step(model, rows, cfg, k, record, first, lo, p, step, n, vocab, generator,
-                            live if cfg.threshold > 0 else None)
-                counted = live if cfg.threshold > 0 else None
+                runner.step(model, rows, cfg, k, record, j == 0, lo, p, step, n, vocab, generator, live)
             else:
+                # eager threshold decoding: only the rows still decoding take the pass (as always)
+                keep = None if live is None or live.all() else live.nonzero().squeeze(1)
+                block = rows if keep is None else rows.subset(keep)
                 block.step.fill_(step)
                 draw_noise(block, block.x.shape[0], vocab, cfg, generator)
-                denoise_step(model, block, cfg, k, record, first, lo, p)
-                if block is not rows:
-                    for name in ("x", "reveal", "logprobs", "entropy", "sampling_mask"):
-                        if getattr(rows, name) is not None:
-                            getattr(rows, name)[keep] = getattr(block, name)
-                counted = None if block is rows or cfg.threshold == 0 else live
-                if first and cfg.cache != "none":
-                    rows.cache = block.cache
+                denoise_step(model, block, cfg, k, record, j == 0, lo, p)
+                if keep is not None:
+                    rows.write_back(block, keep)
             nfe += 1
-            passes[:n] += 1 if counted is None else counted.long()
+            passes[:n] += 1 if live is None else live.long()
             step += 1
         if runner is not None:
-            runner.store(state, rows, rows_idx, n)
+            runner.store(batch, rows, rows_idx, n)
         elif rows_idx is not None:
-            for dst, src in zip(state, (rows.x, rows.attn, rows.bias, rows.reveal, rows.logprobs, rows.entropy,
-                                        rows.sampling_mask)):
-                if dst is not None and dst is not bias and dst is not attn:
-                    dst[rows_idx] = src
+            batch.write_back(rows, rows_idx)
         idx = torch.arange(b, device=device) if rows_idx is None else rows_idx
         row_nfe.index_add_(0, idx, passes[:n])
         if cfg.cache == "none":

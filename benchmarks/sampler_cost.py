@@ -55,8 +55,9 @@ def timed(fn, device) -> float:
     return time.perf_counter() - t0
 
 
-def median_time(fn, device, repeats: int) -> float:
-    fn()  # warm-up
+def median_time(fn, device, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
     return statistics.median(timed(fn, device) for _ in range(repeats))
 
 

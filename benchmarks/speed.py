@@ -44,24 +44,11 @@ sys.path.insert(0, str(ROOT))
 from agrpo.io import atomic_write_json  # noqa: E402
 from agrpo.provenance import device_name, git_sha, versions  # noqa: E402
 from agrpo.sampling import generate  # noqa: E402
-
-
-def sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+from benchmarks.sampler_cost import median_time, sync  # noqa: E402
 
 
 def median_seconds(fn, device, repeats: int = 5, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, device, repeats, warmup)
 
 
 def matmul_tflops(device, quick: bool) -> dict:
@@ -232,20 +219,19 @@ def updates(cfg, model, task, examples, peak, args) -> list[dict]:
 def rl_iterations(cfg, work, peak, args) -> list[dict]:
     """Whole RL iterations through ``agrpo train`` (a fresh process per setting): seconds per rollout batch over
     the last ``--iterations`` − 2 batches (the first two warm up; the last one writes the checkpoint)."""
-    settings = [("float32, eager (the defaults)", {})]
-    if args.device != "cpu" and not args.settings_only:
-        settings += [("bf16 autocast, fused AdamW, CUDA graphs", {"rl.autocast": "bfloat16", "rl.fused_adamw": True,
-                                                                  "rl.rollout.cuda_graphs": True}),
-                     ("bf16 autocast, fused AdamW, CUDA graphs, compiled updates",
-                      {"rl.autocast": "bfloat16", "rl.fused_adamw": True, "rl.rollout.cuda_graphs": True, "rl.compile": True})]
-        settings += [(name, edits) for name, edits in args.extra_settings]
-    if args.settings_only:
-        settings = settings[:1] + [(name, edits) for name, edits in args.extra_settings]
-    repos = [("this commit", ROOT)] + ([("baseline", Path(args.baseline_repo).resolve())] if args.baseline_repo else [])
+    defaults = [("float32, eager (the defaults)", {})]
+    standard = [] if args.device == "cpu" else [
+        ("bf16 autocast, fused AdamW, CUDA graphs",
+         {"rl.autocast": "bfloat16", "rl.fused_adamw": True, "rl.rollout.cuda_graphs": True}),
+        ("bf16 autocast, fused AdamW, CUDA graphs, compiled updates",
+         {"rl.autocast": "bfloat16", "rl.fused_adamw": True, "rl.rollout.cuda_graphs": True, "rl.compile": True})]
+    ours = (list(args.extra_settings) if args.settings_only else defaults + standard + list(args.extra_settings))
+    repos = [("this commit", ROOT, ours)]
+    if args.baseline_repo:
+        repos.append(("baseline", Path(args.baseline_repo).resolve(), defaults))  # its own defaults only
     out = []
-    for repo_name, repo in repos:
-        for name, edits in (settings[1:] if repo == ROOT and args.settings_only else
-                            settings if repo == ROOT else settings[:1]):
+    for repo_name, repo, settings in repos:
+        for name, edits in settings:
             for method in ("agrpo", "diffu_grpo"):
                 d = yaml.safe_load((repo / "workflow/config/small.yaml").read_text())
                 d.update(work_dir=str(work), device=args.device)

@@ -29,6 +29,15 @@ def set_key(d: dict, key: tuple, value) -> None:
     d[key[-1]] = value
 
 
+def assert_refused(tmp_path, edits: dict, message: str) -> None:
+    """tiny.yaml with ``edits`` ({key path: value}) is refused by load_config with an error matching ``message``."""
+    d = tiny_dict()
+    for key, value in edits.items():
+        set_key(d, key, value)
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, d))
+
+
 def test_config_tiny_profile_loads():
     cfg = load_config(TINY)
     assert cfg.profile == "tiny" and set(cfg.methods) == {"agrpo", "diffu_grpo", "d1", "wd1"}
@@ -214,10 +223,7 @@ def test_config_yaml_errors_and_duplicate_keys_name_file_and_line(tmp_path):
     (("pretrain", "batch_size"), 0, r"pretrain\.batch_size: must be > 0"),
 ])
 def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message):
-    d = tiny_dict()
-    set_key(d, key, value)
-    with pytest.raises(ConfigError, match=message):
-        load_config(write(tmp_path, d))
+    assert_refused(tmp_path, {key: value}, message)
 
 
 @pytest.mark.parametrize("edits,message", [
@@ -233,11 +239,7 @@ def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message)
      r"methods\.agrpo\.objective_args\.old_logprobs: 'current' needs inner_iterations 1"),
 ])
 def test_config_speed_options_a_device_cannot_honour_are_refused_naming_the_key(tmp_path, edits, message):
-    d = tiny_dict()
-    for key, value in edits.items():
-        set_key(d, key, value)
-    with pytest.raises(ConfigError, match=message):
-        load_config(write(tmp_path, d))
+    assert_refused(tmp_path, edits, message)
 
 
 @pytest.mark.parametrize("edits,message", [
@@ -252,11 +254,7 @@ def test_config_speed_options_a_device_cannot_honour_are_refused_naming_the_key(
      r"methods\.d1\.per_task\.tiny_sudoku: methods\.d1\.inner_iterations: must be >= 1"),
 ])
 def test_config_per_task_runs_and_overrides_are_checked_naming_the_key(tmp_path, edits, message):
-    d = tiny_dict()
-    for key, value in edits.items():
-        set_key(d, key, value)
-    with pytest.raises(ConfigError, match=message):
-        load_config(write(tmp_path, d))
+    assert_refused(tmp_path, edits, message)
 
 
 def test_config_extends_null_removes_the_base_files_key(tmp_path):

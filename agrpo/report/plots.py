@@ -58,6 +58,12 @@ def _panel(variant: str) -> str:
     return ", ".join(p for p in variant.split(", ") if p and not p.startswith("threshold="))
 
 
+def _accuracy_bars(d: pd.DataFrame):
+    """Accuracy in points and its asymmetric 95% CI error bars (never negative)."""
+    y = 100 * d["accuracy"]
+    return y, [(y - 100 * d["ci_low"]).clip(lower=0), (100 * d["ci_high"] - y).clip(lower=0)]
+
+
 def _plot_vs(last: pd.DataFrame, x: str, xlabel: str, base: int, profile: str) -> bytes:
     """Accuracy vs `x` (sampling steps or FLOPs per item): a line per method for plain sampling, and a star per
     method for confidence-threshold decoding, placed at its measured mean passes (NFE) on the steps plot."""
@@ -70,8 +76,7 @@ def _plot_vs(last: pd.DataFrame, x: str, xlabel: str, base: int, profile: str) -
         for (m, thr), d in sorted(here.groupby(["method", "threshold"]), key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
             d = d.sort_values(x)
             xs = d["nfe"] if (thr > 0 and x == "steps") else d[x]
-            y = 100 * d["accuracy"]
-            err = [(y - 100 * d["ci_low"]).clip(lower=0), (100 * d["ci_high"] - y).clip(lower=0)]
+            y, err = _accuracy_bars(d)
             style = dict(marker="*", markersize=11, linestyle="none") if thr > 0 else dict(marker="o")
             ax.errorbar(xs, y, yerr=err, capsize=3, color=colors[m], **style,
                         label=f"{m} (step{int(d['train_step'].max())})" + (f", threshold {thr:g}" if thr > 0 else ""))
@@ -100,8 +105,7 @@ def _plot_train(curves: pd.DataFrame, profile: str) -> bytes:
         for (m, var), d in sorted(here.groupby(["method", "variant"]), key=lambda kv: (_method_rank(kv[0][0]), kv[0][1])):
             d = d.sort_values("train_step")
             thr = _threshold_part(var)
-            y = 100 * d["accuracy"]
-            err = [(y - 100 * d["ci_low"]).clip(lower=0), (100 * d["ci_high"] - y).clip(lower=0)]
+            y, err = _accuracy_bars(d)
             ax.errorbar(d["train_step"], y, yerr=err, capsize=2, marker="s" if m == "base" else "o", color=colors[m],
                         linestyle="--" if thr else "-", label=m + (f", {thr.replace('=', ' ')}" if thr else ""))
         steps = sorted(here["steps"].unique())
