@@ -3,7 +3,9 @@
 # machine given back 30 s after a command returns): the work runs in the background in its own session from a copy
 # of the repo, and each later command waits on it and copies what has finished into $OUT.
 #   bash benchmarks/speed_on_device.sh start <git sha> [parts]   copy the repo to /tmp/proj, start `all` in the
-#                                                          background (parts: default "tests small accel llada8b")
+#                                                          background (parts: default "tests small accel llada8b";
+#                                                          also "profile" (benchmarks/profile_rl.py) and "rl" (the
+#                                                          RL iterations alone, fastest settings vs 449b441))
 #   bash benchmarks/speed_on_device.sh wait <seconds>     wait (at most <seconds>), print the log's tail, copy results
 # `all`: the CUDA-graph tests; `speed.py small` (with the checkout of 449b441 in .baseline449, if carried);
 # pretraining the small model at generation length 128 and `speed.py accel` on it; `speed.py llada8b`.
@@ -46,6 +48,17 @@ PY
     python3 -m agrpo.cli pretrain --config /tmp/pt128.yaml --out /tmp/pt128/base --quiet; echo "pretrain rc=$? $((SECONDS - t0)) s"
     python3 benchmarks/speed.py accel --device cuda --tag $T --model /tmp/pt128/base --gen-length 128 \
       --out $R/speed_accel_$T.json; echo "accel rc=$?";; esac
+  FAST='"rl.autocast": "bfloat16", "rl.fused_adamw": true, "rl.rollout.cuda_graphs": true, "rl.compile": true, "rl.merge_rollout_temperatures": true'
+  case " $PARTS " in *" profile "*)
+    python3 benchmarks/profile_rl.py --device cuda --tag $T --method agrpo --out $R/profile_rl_agrpo_$T.json \
+      --setting "{$FAST, \"methods.agrpo.objective_args.old_logprobs\": \"current\", \"methods.agrpo.objective_args.draws_per_pass\": 8}"
+    echo "profile agrpo rc=$?"
+    python3 benchmarks/profile_rl.py --device cuda --tag $T --method diffu_grpo --out $R/profile_rl_diffu_grpo_$T.json \
+      --setting "{$FAST}"; echo "profile diffu_grpo rc=$?";; esac
+  case " $PARTS " in *" rl "*)
+    base=""; [ -d .baseline449 ] && base="--baseline-repo .baseline449"
+    python3 benchmarks/speed.py small --device cuda --tag $T $base --rl-only --settings-only --out $R/speed_small_rl_$T.json \
+      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8}"; echo "rl rc=$?";; esac
   case " $PARTS " in *" llada8b "*)
     python3 benchmarks/speed.py llada8b --device cuda --tag $T --items 64 --batch 32 --out $R/speed_llada8b_$T.json
     echo "llada8b rc=$?";; esac

@@ -61,6 +61,36 @@ def test_agrpo_exact_k_equals_m_gives_full_objective_and_plain_policy_gradient(t
     assert torch.allclose(g_agrpo, g_pg, atol=1e-7, rtol=1e-5)
 
 
+@pytest.mark.parametrize("c,k,beta", [(2, 4, 0.0), (3, 5, 0.1), (5, 5, 0.0)])
+def test_agrpo_stacked_draws_give_the_same_loss_and_gradient_in_fewer_passes(tiny_model, tokenizer, c, k, beta):
+    """``draws_per_pass: c`` stacks c timestep draws into one pass of c·B rows: the same draws, the same summed
+    loss and gradient as one pass per draw (to float round-off), in ⌈k/c⌉ forward passes (the last may hold fewer
+    draws); stats stay token means."""
+    batch = make_batch(tiny_model, tokenizer, TOPKP)
+    ref = copy.deepcopy(tiny_model).requires_grad_(False) if beta else None
+    results = {}
+    for per_pass in (1, c):
+        policy = ForwardCounter(tiny_model)
+        obj = agrpo(mc_samples=k, beta=beta, draws_per_pass=per_pass)
+        obj.prepare(policy, ref, batch, 1)
+        chunks = list(obj.losses(policy, ref, batch, 0))
+        assert len(chunks) == obj.chunks_per_iteration() == -(-k // per_pass) and obj.step_after() == [len(chunks) - 1]
+        assert policy.calls == len(chunks)
+        total = sum(loss for loss, _ in chunks)
+        results[per_pass] = (total.detach(), flat_grad(tiny_model, total), chunks[0][1])
+    (l1, g1, st1), (lc, gc, stc) = results[1], results[c]
+    assert torch.allclose(l1, lc, atol=1e-6) and l1.abs() > 0
+    assert torch.allclose(g1, gc, atol=1e-7, rtol=1e-5) and g1.abs().max() > 0
+    assert abs(stc["ratio_mean"] - 1.0) < 1e-4 and set(st1) == set(stc)
+
+
+def test_agrpo_stacked_draws_are_refused_where_they_cannot_apply():
+    with pytest.raises(ValueError, match="draws_per_pass must be >= 1"):
+        agrpo(draws_per_pass=0)
+    with pytest.raises(ValueError, match="draws_per_pass > 1 needs released_launcher_steps 0"):
+        agrpo(draws_per_pass=2, released_launcher_steps=2)
+
+
 class ForwardCounter:
     def __init__(self, model):
         self.model, self.calls = model, 0

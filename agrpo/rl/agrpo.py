@@ -10,7 +10,8 @@ the step-level GRPO objective is
 
 The inner average over steps is an expectation over t ~ U{0..m_i−1}; AGRPO estimates it with k draws per
 trajectory (unbiased), each one forward/backward pass on the rebuilt state s_{i,t} (every position with
-reveal_step ≥ t re-masked). m_i counts steps up to the last one that revealed a non-EOS token (released code).
+reveal_step ≥ t re-masked) — or c draws stacked into one pass of c·B rows (``draws_per_pass``). m_i counts
+steps up to the last one that revealed a non-EOS token (released code).
 
 Timestep samplers (``importance_sampling`` × ``low_discrepancy``, as released):
 - u: i.i.d. U[0,1) (``low_discrepancy: false``), or the B·k uniforms of a batch u_s = (π(s) + U_s)/(B·k) for
@@ -126,6 +127,7 @@ class AGRPO(Objective):
         stratify: str = doc("low-discrepancy strata: `batch` (the B·k uniforms of the whole rollout batch, ours) or `group` (each prompt group's G·k, as the released code: one group per device micro-batch)", "batch")
         cdf_dtype: str = doc("dtype of the entropy proposal's CDF: `float64` (ours) or `float32` (released; same draws except within float32 round-off of a CDF step)", "float64")
         old_logprobs: str = doc("π_θold in ρ: `rollout` = the log-probs the sampler recorded (released; ρ = 1 up to the last bits of the rollout's and the update's kernels) or `current` = the re-scored log-probs, detached (ρ ≡ 1 exactly: what θ_old is when the policy has not stepped since the rollout, i.e. μ = 1 and no released launcher steps; e.g. under bf16 autocast, where the rollout's and the update's batch shapes round differently)", "rollout")
+        draws_per_pass: int = doc("c: timestep draws stacked into one forward/backward pass of c·B rows (1 = one pass per draw, as released). The same loss and gradient up to float summation order, in ⌈k/c⌉ passes instead of k, for c× the activation memory: fills a GPU that one draw of a small model leaves idle", 1)
         released_launcher_steps: int = doc("0 = one optimizer step per update (the paper's estimator). A ≥ 1 = the steps the released launcher takes (measured on an H200, docs/agrpo.md): each process's prompt groups split into A micro-batches; the k draws of the first A−1 accumulate, then every draw of the last takes its own clipped AdamW step — k steps per update, all at one learning rate (released: A = 2)", 0)
 
     def __init__(self, args, generator):
@@ -141,6 +143,10 @@ class AGRPO(Objective):
             raise ValueError("mc_samples must be >= 1")
         if args.stratify not in ("batch", "group") or args.cdf_dtype not in ("float64", "float32"):
             raise ValueError("stratify must be 'batch' or 'group', cdf_dtype 'float64' or 'float32'")
+        if args.draws_per_pass < 1:
+            raise ValueError("draws_per_pass must be >= 1 (1 = one pass per draw, as released)")
+        if args.draws_per_pass > 1 and args.released_launcher_steps:
+            raise ValueError("draws_per_pass > 1 needs released_launcher_steps 0: the launcher steps after each draw")
         if args.released_launcher_steps < 0:
             raise ValueError("released_launcher_steps must be >= 0 (0 = off; the released launcher: 2)")
 
@@ -151,38 +157,54 @@ class AGRPO(Objective):
         batch.extras["agrpo_step_entropy"] = ent
 
     def step_logprobs(self, model, batch: RolloutBatch, t: torch.Tensor, rows_in: torch.Tensor | None = None):
-        """log p̃_θ(oⁱ | s_t) of the tokens sampled at step t_b of each row b: a flat (n,) tensor, and the (B, L)
-        mask saying which positions they are (row-major order). Only those n positions go through the
+        """log p̃_θ(oⁱ | s_t) of the tokens sampled at step t_b of each row b: a flat (n,) tensor, and the mask
+        saying which positions they are (row-major order). Only those n positions go through the
         float32 / temperature / top-k-top-p / log-softmax transform (as released: the vocabulary can be 126k).
-        ``rows_in`` keeps only a micro-batch of rows (the others are neither run nor scored)."""
+
+        ``t`` is (B,) — one draw per row, mask (B, L) — or (B, c): c draws per row stacked into one pass of c·B
+        rows, draw-major (rows 0..B−1 are draw 0), mask (c·B, L). ``rows_in`` keeps only a micro-batch of rows
+        (the others are neither run nor scored; one draw per row)."""
         s = batch.sample
-        state = rebuild_state(s.completion_ids, s.reveal_step, t, model.mask_id)
-        ids = torch.cat([s.prompt_ids, state], 1)
-        attn = torch.cat([s.prompt_mask, torch.ones_like(state)], 1)
-        revealed = s.reveal_step == t.view(-1, 1)
+        b = s.completion_ids.shape[0]
+        draws = t.view(b, -1).shape[1]
+        if draws > 1 and rows_in is not None:
+            raise ValueError("stacked draws (draws_per_pass > 1) score every row: rows_in must be None")
+        t_rows = t.view(b, -1).T.reshape(-1)  # (c·B,), draw-major
+
+        def stack(x):
+            return x if draws == 1 else x.repeat(draws, 1)
+        state = rebuild_state(stack(s.completion_ids), stack(s.reveal_step), t_rows, model.mask_id)
+        ids = torch.cat([stack(s.prompt_ids), state], 1)
+        attn = torch.cat([stack(s.prompt_mask), torch.ones_like(state)], 1)
+        revealed = stack(s.reveal_step) == t_rows.view(-1, 1)
         if s.filled is not None:
-            revealed &= ~s.filled  # EOS written by the early exit was not sampled
+            revealed &= ~stack(s.filled)  # EOS written by the early exit was not sampled
         picked = revealed  # the positions scored, among the rows the model runs on
         if rows_in is not None:
             revealed &= rows_in[:, None]
             ids, attn, picked = ids[rows_in], attn[rows_in], revealed[rows_in]
         logits = model(ids, attn, **bias_kwargs(model, attn))[:, s.prompt_ids.shape[1]:][picked]  # (n, V)
         logits = candidate_logits(model, logits, batch.sampler.ban_special_tokens)
-        allowed = s.sampling_mask[revealed] if s.sampling_mask is not None else None
+        stacked_row, pos = revealed.nonzero(as_tuple=True)
+        row = stacked_row % b  # the batch row each scored token belongs to
+        allowed = s.sampling_mask[row, pos] if s.sampling_mask is not None else None
         temperature = None
         if batch.row_temperature is not None:  # per-task rollout temperatures
-            temperature = batch.row_temperature[revealed.nonzero(as_tuple=True)[0]][:, None]
-        return step_logprobs(logits, s.completion_ids[revealed], batch.sampler, allowed, temperature), revealed
+            temperature = batch.row_temperature[row][:, None]
+        return step_logprobs(logits, s.completion_ids[row, pos], batch.sampler, allowed, temperature), revealed
 
     def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int,
                   rows_in: torch.Tensor | None = None):
-        """Loss of one timestep draw (one per row): 1/(k·B) Σ_i w_i Σ_{tok revealed at t_i} ℓ_tok, and stats.
+        """Loss of one pass: 1/(k·B) Σ_j Σ_i w_ij Σ_{tok revealed at t_ij} ℓ_tok over its draws j (``t``, ``w``:
+        (B,) for one draw per row, or (B, c) for c stacked draws), and stats (means over the pass's tokens).
         ``rows_in`` (B,) bool restricts the sum to a micro-batch of rows (B stays the whole batch's)."""
         a, s = self.args, batch.sample
+        b = s.completion_ids.shape[0]
         logp, revealed = self.step_logprobs(policy, batch, t, rows_in)
-        rows = revealed.nonzero(as_tuple=True)[0]
+        stacked_row, pos = revealed.nonzero(as_tuple=True)
+        rows = stacked_row % b
         # recorded by the sampler (no extra forward pass), or θ_old = θ itself when it has not stepped since
-        old = logp.detach() if a.old_logprobs == "current" else s.token_logprobs[revealed]
+        old = logp.detach() if a.old_logprobs == "current" else s.token_logprobs[rows, pos]
         adv = batch.advantages[rows].to(logp.dtype)
         per_tok, ratio, _ = clipped_surrogate(logp, old, adv, a.clip_epsilon)
         stats = {}
@@ -195,20 +217,26 @@ class AGRPO(Objective):
                 kl = kl * ratio  # DeepSeek-V3.2 importance-sampling correction, as released
             per_tok = per_tok + a.beta * kl
             stats["kl"] = kl.detach().sum().item() / n_tok
-        loss = (per_tok * w[rows].to(per_tok.dtype)).sum() / (k * s.completion_ids.shape[0])
+        w_rows = w.view(b, -1).T.reshape(-1)  # draw-major, as the stacked rows
+        loss = (per_tok * w_rows[stacked_row].to(per_tok.dtype)).sum() / (k * b)
         r = ratio.detach()
         low, high = (r < 1 - a.clip_epsilon) & (adv < 0), (r > 1 + a.clip_epsilon) & (adv > 0)
         stats.update(clip_ratio_low=low.sum().item() / n_tok, clip_ratio_high=high.sum().item() / n_tok,
                      clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=r.sum().item() / n_tok)
         return loss, stats
 
+    def passes(self) -> list[range]:
+        """The draws j each pass stacks: k draws in ⌈k/c⌉ passes of c = ``draws_per_pass`` (the last may hold fewer)."""
+        k, c = self.args.mc_samples, self.args.draws_per_pass
+        return [range(j, min(j + c, k)) for j in range(0, k, c)]
+
     def chunks_per_iteration(self) -> int:
-        return self.args.mc_samples * max(1, self.args.released_launcher_steps)
+        return len(self.passes()) * max(1, self.args.released_launcher_steps)
 
     def step_after(self) -> list[int]:
         """Off: after the last draw. The released launcher (A micro-batches): after every draw of the last one."""
         k, a = self.args.mc_samples, self.args.released_launcher_steps
-        return list(range((a - 1) * k, a * k)) if a else [k - 1]
+        return list(range((a - 1) * k, a * k)) if a else [self.chunks_per_iteration() - 1]
 
     def micro_batches(self, batch) -> list[torch.Tensor | None]:
         """Row masks of the A micro-batches: this process's prompt groups split into A consecutive parts (the
@@ -230,5 +258,6 @@ class AGRPO(Objective):
                                         batch.shard, batch.group_size if a.stratify == "group" else 0,
                                         getattr(torch, a.cdf_dtype))
         for rows_in in self.micro_batches(batch):
-            for j in range(a.mc_samples):
+            for draws in self.passes():
+                j = slice(draws.start, draws.stop)
                 yield self.step_loss(policy, ref_model, batch, t_all[:, j], w_all[:, j], a.mc_samples, rows_in)
