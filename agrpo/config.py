@@ -81,6 +81,7 @@ class RolloutConfig:
     confidence: str = doc("`low_confidence` score: `model` = untempered p_θ(x̂) (LLaDA/d1) or `sampling` = tempered, truncated p̃_θ(x̂) (released AGRPO code)", "model")
     ban_special_tokens: bool = doc("never commit [MASK]/[PAD] (ours; LLaDA and released AGRPO: false, their models put negligible mass there)", True)
     cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
+    compile_step: bool = doc("torch.compile the denoising step (network pass, candidate transform, commit; dynamic shapes): fused kernels where a small model is memory-bound; with cuda_graphs the compiled step is what the graphs capture. The same distribution, not the same bits as eager (fused reductions round differently); the first batches pay the compilation", False)
 
 
 @dataclass
@@ -158,7 +159,7 @@ class RLConfig:
     runs: str = doc("`mixed`: one run per method and seed on every task of `data.tasks` together (the tiny and small profiles); `per_task`: one run per method, task and seed, trained on that task alone with `methods.<m>.per_task.<task>` applied and evaluated on it (the papers)", "mixed")
     autocast: str = doc("`none` (every pass in the weights' dtype, the committed runs) or `bfloat16`: rollouts, re-scoring and updates under torch.autocast (bf16 matmuls, fp32 master weights and optimizer state; for the tiny architecture on a GPU — LLaDA's released runs use bf16 weights: `model.dtype`)", "none")
     merge_rollout_temperatures: bool = doc("rows whose rollout samplers differ only in temperature (`methods.<m>.task_temperature`, d1's Sudoku T 0.3) sampled in the same passes, each at its own T: one forward per step for the whole batch instead of one per temperature (and static shapes for CUDA graphs). The draws then differ from the per-temperature calls (the committed runs); the distribution does not", False)
-    compile: bool = doc("torch.compile the policy for the objectives' passes (re-scoring, updates; dynamic shapes; one process only): fewer, fused kernels where a small model is launch-bound; rollouts stay eager (or CUDA graphs). Compilation takes the first iterations' time; last-bit differences from eager", False)
+    compile: bool = doc("torch.compile the policy for the objectives' passes (re-scoring, old log-probs, updates; and a full fine-tune's frozen reference copy; dynamic shapes; one process only): fewer, fused kernels where a small model is launch-bound; rollouts stay eager (or CUDA graphs). Compilation takes the first iterations' time; last-bit differences from eager", False)
     fused_adamw: bool = doc("torch's fused AdamW kernel (CUDA only): one launch per step instead of one per tensor group; last-bit differences from the default implementation", False)
 
 
@@ -176,6 +177,7 @@ class EvalConfig:
     caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers), `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate) and/or `dual` (Fast-dLLM dual cache: also the not-yet-decoded blocks after the current one; each later step computes only the current block)", default_factory=lambda: ["none"])
     thresholds: list[float] = doc("decoding axis of the grid: 0 = the fixed steps schedule (the papers); τ in (0, 1) = Fast-dLLM confidence-threshold parallel decoding (commit every position with confidence ≥ τ, at least one per step; one cell per length, steps chosen by the data)", default_factory=lambda: [0.0], ge=0, lt=1)
     cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
+    compile_step: bool = doc("torch.compile the denoising step (network pass, candidate transform, commit; dynamic shapes; cache 'none' only): fused kernels where a small model is memory-bound; with cuda_graphs the compiled step is what the graphs capture. The same distribution, not the same bits as eager (fused reductions round differently); the first batches pay the compilation; cells with a KV cache run the eager step", False)
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
     dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model")
 

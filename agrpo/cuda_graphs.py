@@ -92,8 +92,9 @@ class StepGraphs:
                 dst[rows_idx] = src[:n]
 
     def step(self, model, rows: BlockRows, cfg: SamplerConfig, k: int, record: bool, first: bool, lo: int, p: int,
-             step: int, n: int, vocab: int, generator, live: torch.Tensor | None = None) -> None:
-        """One denoising step of the first n rows: draw its noise, then replay its graph (capturing it first)."""
+             step: int, n: int, vocab: int, generator, live: torch.Tensor | None = None, step_fn=denoise_step) -> None:
+        """One denoising step of the first n rows: draw its noise, then replay its graph (capturing it first).
+        ``step_fn``: ``denoise_step`` or its compiled form (``compile_step``), what the graph captures."""
         rows.step.fill_(step)
         draw_noise(rows, n, vocab, cfg, generator)
         if live is not None:
@@ -110,11 +111,11 @@ class StepGraphs:
             if cached and first:
                 rows.cache = self.caches[(rows.key, lo)]
             return
-        denoise_step(model, rows, cfg, k, record, first, lo, p)  # the real step, eagerly
+        step_fn(model, rows, cfg, k, record, first, lo, p)  # the real step, eagerly
         eager_cache = rows.cache  # (a first step's; a later step's capture leaves rows.cache alone)
         graph = torch.cuda.CUDAGraph()
         with no_autocast_cache(), torch.cuda.graph(graph, pool=self.pool):
-            denoise_step(model, rows, cfg, k, record, first, lo, p)
+            step_fn(model, rows, cfg, k, record, first, lo, p)
         if cached and first:  # the graph's cache (filled by its replays) takes the eager step's values now
             for graph_kv, eager_kv in zip(rows.cache.layers, eager_cache.layers):
                 for g, e in zip(graph_kv, eager_kv):

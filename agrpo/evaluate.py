@@ -83,20 +83,23 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds += time.perf_counter() - t0
+        # one device read per batch (not one per token): the host side of judging
+        nfe_rows, tokens_rows, prompt_lengths = out.row_nfe.tolist(), out.row_tokens.tolist(), mask.sum(1).tolist()
+        completions, reveal = out.completion_ids.cpu(), out.reveal_step.tolist()
         for i, ex in enumerate(chunk):
-            n_i = int(out.row_nfe[i])
+            n_i = nfe_rows[i]
             row_nfe.append(n_i)
-            full_pass = model.forward_flops(int(mask[i].sum()) + sampler.gen_length)
+            full_pass = model.forward_flops(prompt_lengths[i] + sampler.gen_length)
             if sampler.cache == "none":
                 flops += n_i * full_pass
             else:  # cached passes compute fewer positions: scale by the positions computed (approximate)
-                flops += full_pass * int(out.row_tokens[i]) / (ids.shape[1] + sampler.gen_length)
+                flops += full_pass * tokens_rows[i] / (ids.shape[1] + sampler.gen_length)
             # d1's and AGRPO's evaluations decode with special tokens kept; their parsers expect them
-            completion = model.decode_completion(out.completion_ids[i], skip_special_tokens=False)
+            completion = model.decode_completion(completions[i], skip_special_tokens=False)
             v = task.judge(completion, ex)
             rows.append({"id": ex["id"], "prompt": prompts[i], "completion": completion, "correct": v.correct,
                          "score": v.score, "parsed": v.parsed, "reason": v.reason,
-                         "nfe": n_i, "reveal_step": out.reveal_step[i].tolist()})
+                         "nfe": n_i, "reveal_step": reveal[i]})
     return rows, {"seconds": seconds, "flops": flops, "nfe": sum(row_nfe) / max(len(row_nfe), 1)}
 
 

@@ -261,6 +261,8 @@ def validate_speed_options(cfg: ProfileConfig) -> None:
             raise ConfigError(f"eval.cuda_graphs: CUDA graphs need a CUDA device (device is {cfg.device!r})")
         if cfg.eval.compile:
             raise ConfigError("eval.cuda_graphs: choose one of eval.compile and eval.cuda_graphs")
+    if cfg.eval.compile_step and cfg.eval.compile:
+        raise ConfigError("eval.compile_step: choose one of eval.compile (the forward) and eval.compile_step (the step)")
     for name, m in cfg.methods.items():
         if not rollout_for(cfg, name).cuda_graphs:
             continue
@@ -288,7 +290,7 @@ def eval_sampler(cfg: ProfileConfig, gen_length: int, steps: int, cache: str = "
     e = cfg.eval
     return SamplerConfig(gen_length, e.block_length, steps, e.remasking, e.temperature,
                          eos_early_exit=e.eos_early_exit, confidence=e.confidence, cache=cache, threshold=threshold,
-                         cuda_graphs=e.cuda_graphs)
+                         cuda_graphs=e.cuda_graphs, compile_step=e.compile_step and cache == "none")
 
 
 def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:

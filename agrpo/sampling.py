@@ -72,6 +72,7 @@ class SamplerConfig:
     cache: str = "none"  # "prefix": Fast-dLLM prefix KV cache, refreshed at each block start (approximate)
     threshold: float = 0.0  # > 0: commit every open position with confidence ≥ threshold (≥ 1 per step); steps unused
     cuda_graphs: bool = False  # replay each step as a CUDA graph (agrpo/cuda_graphs.py): same tokens, less launch overhead
+    compile_step: bool = False  # torch.compile the step (fused kernels; round-off differs from eager): agrpo/denoise.py
 
     @property
     def exact(self) -> bool:
@@ -96,6 +97,9 @@ class SamplerConfig:
             raise ValueError(f"cache must be one of {CACHE}, got {self.cache!r}")
         if not 0 <= self.threshold < 1:
             raise ValueError(f"threshold must be in [0, 1) (0 = fixed schedule), got {self.threshold}")
+        if self.compile_step and self.cache != "none":
+            raise ValueError("compile_step: the compiled step is for cache 'none' (the cached passes build their KV "
+                             "cache as Python state inside the step)")
         if self.threshold > 0 and self.remasking != "low_confidence":
             raise ValueError("threshold decoding ranks by confidence: it needs remasking low_confidence")
 
@@ -201,7 +205,7 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
     The host reads device values only between blocks (which rows an EOS early exit retires) and, with threshold
     decoding, once per step (whether the block is full); a fixed-schedule block's steps run without a host
     synchronisation, eagerly or (``cuda_graphs``) as replayed CUDA graphs (agrpo/cuda_graphs.py)."""
-    from agrpo.denoise import BlockRows, denoise_step, draw_noise
+    from agrpo.denoise import BlockRows, compiled_denoise_step, denoise_step, draw_noise
     from agrpo.model.layers import padding_bias
 
     cfg.validate()
@@ -230,6 +234,7 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
         from agrpo.cuda_graphs import StepGraphs
 
         runner = StepGraphs.of(model, cfg)
+    step_fn = compiled_denoise_step() if cfg.compile_step else denoise_step
     step = nfe = 0
     row_tokens = torch.zeros(b, dtype=torch.long, device=device)  # positions computed per row (FLOPs with a cache)
     width = x.shape[1]
@@ -266,14 +271,14 @@ def generate(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, cfg: Sa
                     break
             k = transfer[j] if cfg.threshold == 0 else 0
             if runner is not None:
-                runner.step(model, rows, cfg, k, record, j == 0, lo, p, step, n, vocab, generator, live)
+                runner.step(model, rows, cfg, k, record, j == 0, lo, p, step, n, vocab, generator, live, step_fn)
             else:
                 # eager threshold decoding: only the rows still decoding take the pass (as always)
                 keep = None if live is None or live.all() else live.nonzero().squeeze(1)
                 block = rows if keep is None else rows.subset(keep)
                 block.step.fill_(step)
                 draw_noise(block, block.x.shape[0], vocab, cfg, generator)
-                denoise_step(model, block, cfg, k, record, j == 0, lo, p)
+                step_fn(model, block, cfg, k, record, j == 0, lo, p)
                 if keep is not None:
                     rows.write_back(block, keep)
             nfe += 1

@@ -51,14 +51,16 @@ PY
   FAST='"rl.autocast": "bfloat16", "rl.fused_adamw": true, "rl.rollout.cuda_graphs": true, "rl.compile": true, "rl.merge_rollout_temperatures": true'
   case " $PARTS " in *" profile "*)
     python3 benchmarks/profile_rl.py --device cuda --tag $T --method agrpo --out $R/profile_rl_agrpo_$T.json \
-      --setting "{$FAST, \"methods.agrpo.objective_args.old_logprobs\": \"current\", \"methods.agrpo.objective_args.draws_per_pass\": 8}"
+      --setting "{$FAST, \"methods.agrpo.objective_args.old_logprobs\": \"current\", \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}"
     echo "profile agrpo rc=$?"
     python3 benchmarks/profile_rl.py --device cuda --tag $T --method diffu_grpo --out $R/profile_rl_diffu_grpo_$T.json \
       --setting "{$FAST}"; echo "profile diffu_grpo rc=$?";; esac
   case " $PARTS " in *" rl "*)
     base=""; [ -d .baseline449 ] && base="--baseline-repo .baseline449"
     python3 benchmarks/speed.py small --device cuda --tag $T $base --rl-only --settings-only --out $R/speed_small_rl_$T.json \
-      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8}"; echo "rl rc=$?";; esac
+      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8}" \
+      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}"
+    echo "rl rc=$?";; esac
   case " $PARTS " in *" llada8b "*)
     python3 benchmarks/speed.py llada8b --device cuda --tag $T --items 64 --batch 32 --out $R/speed_llada8b_$T.json
     echo "llada8b rc=$?";; esac

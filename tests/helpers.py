@@ -43,11 +43,12 @@ def minute_run(tmp, rl: dict, data: dict | None = None, **overrides):
     d.update(work_dir=str(tmp / "work"), results_dir=str(tmp / "results"))
     d["data"].update(train_size=50, test_size=8, **(data or {}))
     d["model"].update(d_model=32, n_layers=1, n_heads=2, d_ff=64)
-    d["rl"].update(rl)
+    for key, value in rl.items():  # rl.rollout's keys merge into tiny.yaml's
+        d["rl"][key] = {**d["rl"][key], **value} if key == "rollout" else value
     d["methods"]["agrpo"]["objective_args"]["mc_samples"] = 2
     d["methods"]["diffu_grpo"]["inner_iterations"] = 2
-    for key, value in overrides.items():
-        d[key].update(value)
+    for key, value in overrides.items():  # a section's keys merged, or a top-level value (device=...)
+        d[key] = {**d[key], **value} if isinstance(value, dict) else value
     (tmp / "c.yaml").write_text(yaml.safe_dump(d))
     cfg = load_config(tmp / "c.yaml")
     for t in cfg.data.tasks:

@@ -235,6 +235,8 @@ def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message)
     ({("rl", "fused_adamw"): True}, r"rl\.fused_adamw: the fused AdamW kernel needs a CUDA device"),
     ({("device",): "cuda", ("eval", "cuda_graphs"): True, ("eval", "compile"): True}, r"eval\.cuda_graphs: choose one"),
     ({("eval", "caches"): ["none", "suffix"]}, r"cache must be one of"),
+    ({("eval", "compile_step"): True, ("eval", "compile"): True}, r"eval\.compile_step: choose one of eval\.compile"),
+    ({("methods", "agrpo", "objective_args", "draws_per_pass"): 0}, r"draws_per_pass must be >= 1"),
     ({("methods", "agrpo", "objective_args", "old_logprobs"): "current", ("methods", "agrpo", "inner_iterations"): 2},
      r"methods\.agrpo\.objective_args\.old_logprobs: 'current' needs inner_iterations 1"),
 ])

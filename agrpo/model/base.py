@@ -11,6 +11,12 @@ import torch
 from torch import nn
 
 
+def token_list(ids) -> list[int]:
+    """Token ids as Python ints: a tensor in one transfer (``int()`` per element would read the device once per
+    token), anything else element by element."""
+    return ids.tolist() if isinstance(ids, torch.Tensor) else [int(i) for i in ids]
+
+
 class MaskedDiffusionLM(nn.Module):
     """Abstract base: ``forward(input_ids, attention_mask) -> logits`` plus the ids the sampler needs."""
 
@@ -37,7 +43,7 @@ class MaskedDiffusionLM(nn.Module):
 
     def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
         """Text of a completion (evaluation judges keep special tokens where a protocol's parser expects them)."""
-        return self.tokenizer.decode([int(i) for i in ids])
+        return self.tokenizer.decode(token_list(ids))
 
     @property
     def logits_size(self) -> int:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agrpo.model.base import MaskedDiffusionLM
+from agrpo.model.base import MaskedDiffusionLM, token_list
 from agrpo.model.layers import AUTO, KVCache, RMSNorm, attend, padding_bias
 
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
@@ -173,7 +173,7 @@ class LLaDA(MaskedDiffusionLM):
         return encode(head), encode(full[len(head):])
 
     def decode_completion(self, ids, skip_special_tokens: bool = True) -> str:
-        return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
+        return self.tokenizer.decode(token_list(ids), skip_special_tokens=skip_special_tokens)
 
     def save_pretrained(self, directory: str | Path, max_shard_bytes: int = 5 * 2**30) -> None:
         """The official layout: config.json, safetensors shards with an index, tokenizer files."""

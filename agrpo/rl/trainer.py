@@ -252,9 +252,12 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     train_log = TrainLog(out_dir, log, cfg.logging.tensorboard, rt.is_main)  # live, as each batch ends
     bar = tqdm(range(first, rl.iterations + 1), desc=f"rl {method} seed {seed}", initial=first - 1,
                total=rl.iterations, disable=not (progress and rt.is_main), mininterval=2)
-    scorer = engine
+    scorer, ref_scorer, preparer = engine, ref_model, policy
     if rl.compile:  # the objectives' passes compiled (rollouts stay on the eager module, or its CUDA graphs)
         scorer = torch.compile(engine, dynamic=True)
+        preparer = ThroughEngine(scorer, policy)  # prepare's no-grad passes (old log-probs) too
+        if ref_model is not None and mcfg.lora.r <= 0:  # a frozen copy (LoRA's reference is the adapter-off policy)
+            ref_scorer = torch.compile(ref_model, dynamic=True)
     for it in bar:
         t_start = time.perf_counter()
         chunk = shard(stream.take(n_prompts), rt.rank, rt.world_size)  # whole groups per rank
@@ -271,7 +274,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                                                        merge_temperatures=rl.merge_rollout_temperatures)
         # one sampler for every row: it (not the method's default) is the transform to re-score with
         used = row_samplers[0] if row_temperature is None else sampler
-        texts = [policy.decode_completion(c, skip_special_tokens=True) for c in sample.completion_ids]  # as TRL
+        texts = [policy.decode_completion(c, skip_special_tokens=True)  # as TRL; one device read for the batch
+                 for c in sample.completion_ids.cpu()]
         t_rollout = time.perf_counter()
         rewards = torch.tensor([(reward_fn or task_reward[name])(text, ex) for text, (name, ex) in zip(texts, examples)],
                                device=rt.device)
@@ -281,13 +285,13 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         t_reward = time.perf_counter()
         policy.train()
         with amp():
-            objective.prepare(policy, ref_model, batch, mu)
+            objective.prepare(preparer, ref_scorer, batch, mu)
         stats_sum, n_chunks, losses = {}, 0, []
         prev_steps = log[-1].get("optimizer_steps", (it - 1) * mu) if log else 0
         opt_steps = 0
         for n in range(mu):
             try:
-                loss, grad_norm, stats, chunks, steps = update(rt, scorer, policy, ref_model, objective, batch, opt,
+                loss, grad_norm, stats, chunks, steps = update(rt, scorer, policy, ref_scorer, objective, batch, opt,
                                                                sched, trainable, n, oc["max_grad_norm"], amp)
             except FloatingPointError as e:
                 raise FloatingPointError(f"{method}: rollout batch {it}: {e}") from None
