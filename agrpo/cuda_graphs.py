@@ -111,7 +111,8 @@ class StepGraphs:
             if cached and first:
                 rows.cache = self.caches[(rows.key, lo)]
             return
-        step_fn(model, rows, cfg, k, record, first, lo, p)  # the real step, eagerly
+        with no_autocast_cache():  # the real step, eagerly, in the capture's autocast state (a compiled step's
+            step_fn(model, rows, cfg, k, record, first, lo, p)  # guards include it: no recompile inside the capture)
         eager_cache = rows.cache  # (a first step's; a later step's capture leaves rows.cache alone)
         graph = torch.cuda.CUDAGraph()
         with no_autocast_cache(), torch.cuda.graph(graph, pool=self.pool):
