@@ -136,6 +136,7 @@ class MethodConfig:
     prompts_per_batch: int = doc("prompts per rollout batch for this method; 0 = `rl.prompts_per_batch` (d1 released: 16 = 8 GPUs × 2 accumulation steps; wd1: 8 = 4 × 2)", 0, ge=0)
     max_prompt_length: int = doc("keep only the last N tokens of each prompt (TRL's left truncation; d1 and wd1 released: 200); 0 = whole prompts", 0, ge=0)
     per_task: dict[str, dict] = doc("overrides of this method's keys for the run that trains on one task (`rl.runs: per_task`), by task name: e.g. `{countdown: {inner_iterations: 8}}` (d1: μ 12 for GSM8K/MATH, 8 for Countdown/Sudoku)", default_factory=dict)
+    train_tasks: list[str] = doc("the tasks this method trains on under `rl.runs: per_task` (empty = every task of `data.tasks`): e.g. a smoke run or a study of one task", default_factory=list)
     load_in_4bit: bool = doc("llada: train on a 4-bit NF4 base (bitsandbytes, double quantisation, bf16 compute; as d1) under the LoRA adapter; needs `lora.r > 0`, CUDA and bitsandbytes. Checkpoints merge the adapter into the unquantised base", False)
 
 

@@ -208,15 +208,29 @@ def validate_runs(cfg: ProfileConfig) -> None:
     if cfg.rl.runs not in ("mixed", "per_task"):
         raise ConfigError(f"rl.runs: expected 'mixed' or 'per_task', got {cfg.rl.runs!r}")
     for name, m in cfg.methods.items():
+        for task in m.train_tasks:
+            if task not in cfg.data.tasks:
+                raise ConfigError(f"methods.{name}.train_tasks: {task!r} is not a task of data.tasks "
+                                  f"({', '.join(cfg.data.tasks)})")
+            if cfg.rl.runs != "per_task":
+                raise ConfigError(f"methods.{name}.train_tasks: needs rl.runs: per_task")
         for task in m.per_task:
             if task not in cfg.data.tasks:
                 raise ConfigError(f"methods.{name}.per_task.{task}: {task!r} is not a trained task "
                                   f"(data.tasks: {', '.join(cfg.data.tasks)})")
             if cfg.rl.runs != "per_task":
                 raise ConfigError(f"methods.{name}.per_task.{task}: per-task overrides need rl.runs: per_task")
+            if m.train_tasks and task not in m.train_tasks:
+                raise ConfigError(f"methods.{name}.per_task.{task}: {task!r} is not trained by this method "
+                                  f"(methods.{name}.train_tasks: {', '.join(m.train_tasks)})")
             if "per_task" in m.per_task[task]:
                 raise ConfigError(f"methods.{name}.per_task.{task}.per_task: overrides cannot nest")
             run_config(cfg, name, task)
+
+
+def trained_tasks(cfg: ProfileConfig, method: str) -> list[str]:
+    """The tasks a method has per-task runs on: ``methods.<m>.train_tasks``, or every task of ``data.tasks``."""
+    return [t for t in cfg.data.tasks if t in cfg.methods[method].train_tasks] or list(cfg.data.tasks)
 
 
 def run_config(cfg: ProfileConfig, method: str, task: str | None) -> ProfileConfig:
@@ -228,11 +242,14 @@ def run_config(cfg: ProfileConfig, method: str, task: str | None) -> ProfileConf
 
     if task not in cfg.data.tasks:
         raise ConfigError(f"--task {task!r}: not a task of data.tasks ({', '.join(cfg.data.tasks)})")
+    if cfg.methods[method].train_tasks and task not in cfg.methods[method].train_tasks:
+        raise ConfigError(f"--task {task!r}: methods.{method}.train_tasks lists only "
+                          f"{', '.join(cfg.methods[method].train_tasks)}")
     d = to_dict(cfg)
     d["data"]["tasks"] = [task]
     d["data"]["sources"] = {k: v for k, v in d["data"]["sources"].items() if k.startswith(f"{task}/")}
     over = d["methods"][method]["per_task"].get(task, {})
-    d["methods"][method] = deep_merge(d["methods"][method], over) | {"per_task": {}}
+    d["methods"][method] = deep_merge(d["methods"][method], over) | {"per_task": {}, "train_tasks": []}
     d["methods"] = {method: d["methods"][method]}
     return build_config(d, f"methods.{method}.per_task.{task}")
 

@@ -58,10 +58,11 @@ def minute_run(tmp, rl: dict, data: dict | None = None, **overrides):
     return cfg
 
 
-def reduced_pipeline(tmp, *extra: str, popen: bool = False, config: tuple = (), quiet: bool = True):
-    """The reduced tiny pipeline (tests/regression/config.yaml) through Snakemake into ``tmp``: a CompletedProcess,
-    or with ``popen`` a Popen in its own session (so the test can kill it with all its jobs). ``config``: more
-    ``--config`` entries; ``quiet=False`` keeps a dry run's job table."""
+def reduced_pipeline(tmp, *extra: str, popen: bool = False, config: tuple = (), quiet: bool = True,
+                     configfile: str = "tests/regression/config.yaml"):
+    """The reduced tiny pipeline (tests/regression/config.yaml, or ``configfile``) through Snakemake into ``tmp``:
+    a CompletedProcess, or with ``popen`` a Popen in its own session (so the test can kill it with all its jobs).
+    ``config``: more ``--config`` entries; ``quiet=False`` keeps a dry run's job table."""
     import os
     import subprocess
     import sys
@@ -69,7 +70,7 @@ def reduced_pipeline(tmp, *extra: str, popen: bool = False, config: tuple = (), 
 
     root = Path(__file__).resolve().parent.parent
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tests/regression/config.yaml",
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", configfile,
            "--config", f"work_dir={tmp}/work", f"results_dir={tmp}/results", *config, *(["--quiet"] if quiet else []), *extra]
     if popen:
         return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -81,7 +81,8 @@ def test_snakemake_dry_run_plans_the_paper_pipeline_on_slurm(tmp_path, profile, 
     assert proc.returncode == 0, out[-3000:]
     launch = [line for line in out.splitlines() if line.startswith("Shell command: accelerate launch")]
     assert len(launch) == 16 and all(f"--config_file {ROOT}/workflow/accelerate/zero2.yaml --num_processes 8 "
-                                     "--mixed_precision bf16 -m agrpo.cli train" in line for line in launch), launch
+                                     "--mixed_precision bf16 --main_process_port $(python -c" in line
+                                     and ") -m agrpo.cli train" in line for line in launch), launch
     runs = sorted(line.split("--out ")[1].split()[0].rsplit("/", 1)[1] for line in launch)
     assert runs == sorted(f"{m}-{t}-seed0" for m in ("agrpo", "diffu_grpo", "d1", "wd1") for t in tasks), runs
     assert all(f" --task {run.rsplit('-seed', 1)[0].split('-', 1)[1]} " in line

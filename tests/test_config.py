@@ -254,6 +254,12 @@ def test_config_speed_options_a_device_cannot_honour_are_refused_naming_the_key(
      r"methods\.d1\.per_task\.tiny_sudoku: unknown key 'methods\.d1\.inner_iteratons'"),
     ({("rl", "runs"): "per_task", ("methods", "d1", "per_task"): {"tiny_sudoku": {"inner_iterations": 0}}},
      r"methods\.d1\.per_task\.tiny_sudoku: methods\.d1\.inner_iterations: must be >= 1"),
+    ({("rl", "runs"): "per_task", ("methods", "d1", "train_tasks"): ["gsm8k"]},
+     r"methods\.d1\.train_tasks: 'gsm8k' is not a task of data\.tasks"),
+    ({("methods", "d1", "train_tasks"): ["tiny_arith"]}, r"methods\.d1\.train_tasks: needs rl\.runs: per_task"),
+    ({("rl", "runs"): "per_task", ("methods", "d1", "train_tasks"): ["tiny_arith"],
+      ("methods", "d1", "per_task"): {"tiny_sudoku": {"inner_iterations": 8}}},
+     r"methods\.d1\.per_task\.tiny_sudoku: 'tiny_sudoku' is not trained by this method"),
 ])
 def test_config_per_task_runs_and_overrides_are_checked_naming_the_key(tmp_path, edits, message):
     assert_refused(tmp_path, edits, message)

@@ -70,8 +70,11 @@ def test_resume_refuses_a_different_process_count(small_run, tmp_path):
         trainer.train(cfg, "agrpo", 0, tmp / "base", tmp_path / "run", progress=False)
 
 
+MINI = "tests/regression/mini.yaml"  # AGRPO alone, one task, one cell per checkpoint
+
+
 def _pipeline(tmp: Path, *extra: str, popen: bool = False):
-    return reduced_pipeline(tmp, *extra, popen=popen)
+    return reduced_pipeline(tmp, *extra, popen=popen, configfile=MINI)
 
 
 def _kill_when(proc, ready, timeout: float = 600) -> bool:
@@ -93,14 +96,15 @@ def _kill_when(proc, ready, timeout: float = 600) -> bool:
 
 
 @pytest.mark.slow
-def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identically(tmp_path, reduced_run):
-    """The reduced tiny pipeline (tests/regression/config.yaml), SIGKILLed with all its jobs while training (a
-    resume state exists), while evaluating (some cells written) and while aggregating (the report job started),
-    each time rerun (`--unlock`, then `--rerun-incomplete`), ends with a summary.csv whose accuracies equal an
-    uninterrupted run's exactly."""
+def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identically(tmp_path):
+    """A reduced tiny pipeline (tests/regression/mini.yaml: AGRPO on one task), SIGKILLed with all
+    its jobs while training (a resume state exists), while evaluating (some cells written) and while aggregating
+    (the report job started), each time rerun (`--unlock`, then `--rerun-incomplete`), ends with a summary.csv
+    whose accuracies equal an uninterrupted run's exactly."""
     import pandas as pd
 
-    whole_dir, whole = reduced_run  # the uninterrupted run (shared with the regression test)
+    whole_dir = tmp_path / "whole"
+    whole = _pipeline(whole_dir)  # the uninterrupted run
     assert whole.returncode == 0, whole.stdout[-2000:] + whole.stderr[-2000:]
     run = tmp_path / "killed"
     work = run / "work"

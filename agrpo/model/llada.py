@@ -248,7 +248,8 @@ def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
     loaded with ``trust_remote_code=False``."""
     from safetensors.torch import load_file
 
-    device = str(device)  # safetensors wants "cuda:0", not torch.device
+    dev = torch.device(device)
+    device = "cpu" if dev.type == "cpu" else str(dev)  # safetensors wants "cuda:0" or "cpu" (not "cpu:0")
     d = resolve_checkpoint(name_or_path)
     config = LLaDAConfig.from_json(d / "config.json")
     with torch.device("meta"):

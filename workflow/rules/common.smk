@@ -14,7 +14,7 @@ from agrpo.config import ConfigError, load_config, to_dict
 from agrpo.evaluate import cell_name, grid
 from agrpo.io import atomic_write_text
 from agrpo.provenance import config_hash
-from agrpo.resolve import cli_overrides, rule_key
+from agrpo.resolve import cli_overrides, rule_key, trained_tasks
 from agrpo.rl.trainer import checkpoint_steps
 
 PROFILE_FILES = [str(p) for p in workflow.overwrite_configfiles] or [
@@ -38,7 +38,7 @@ onstart:
 
 TASKS = CFG.data.tasks
 PER_TASK = CFG.rl.runs == "per_task"  # a run per (method, task, seed), evaluated on its task; else on all tasks
-RUNS = ([f"{m}-{t}-seed{s}" for m in CFG.methods for t in TASKS for s in CFG.rl.seeds] if PER_TASK else
+RUNS = ([f"{m}-{t}-seed{s}" for m in CFG.methods for t in trained_tasks(CFG, m) for s in CFG.rl.seeds] if PER_TASK else
         [f"{m}-seed{s}" for m in CFG.methods for s in CFG.rl.seeds])
 STEPS = checkpoint_steps(CFG)
 CELLS = [cell_name(s, seed) for s, seed in grid(CFG)]
@@ -58,7 +58,12 @@ def launcher(gpus):
         return "agrpo"
     config_file = Path(workflow.basedir) / "workflow" / "accelerate" / f"{CFG.launch.strategy}.yaml"
     return (f"accelerate launch --config_file {config_file} --num_processes {gpus} "
-            f"--mixed_precision {CFG.launch.mixed_precision} -m agrpo.cli")
+            f"--mixed_precision {CFG.launch.mixed_precision} --main_process_port {FREE_PORT} -m agrpo.cli")
+
+
+# a free TCP port for each launch's rendezvous, found when the job starts: jobs sharing a machine never collide
+FREE_PORT = ("$(python -c \"import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+             "print(s.getsockname()[1])\")")
 
 
 TRAIN_LAUNCH = launcher(CFG.launch.gpus)
