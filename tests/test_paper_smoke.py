@@ -63,4 +63,7 @@ def test_paper_smoke_pipeline_trains_evaluates_and_reports_every_task(smoke, pro
     for g in gens:
         items = [json.loads(x) for x in g.read_text().splitlines()]
         assert len(items) == 4 and all(i["prompt"] and "parsed" in i and "reason" in i for i in items)
-    assert (results / "report.md").read_text().strip()
+    report = (results / "report.md").read_text()
+    assert "Table P1" in report and (results / "table1.csv").is_file() and (results / "steps_robustness.csv").is_file()
+    table1 = pd.read_csv(results / "table1.csv")
+    assert tasks <= set(table1["task"]) and set(RUNS[protocol]) <= set(table1["method"]), table1.head()

@@ -536,3 +536,181 @@ def test_claims_csv_training_curves_and_metric_labels(cells, tmp_path):
     assert "| agrpo | 1 | 10 | 1.150 | 1.950 | 10 |" in md  # seed 1: first 2 batches 1.1, 1.2; last 2 1.9, 2.0
     assert "tiny_sudoku: cells; puzzles" in md and "70.0 [" in md and "; 20.0 |" in md
     assert "share of blank cells filled correctly" in md
+
+
+# ------------------------------------------------------------------------------------------------- the papers' layout
+
+PAPER_TASKS = ["gsm8k_platinum", "countdown"]
+PAPER_K = {("base", "gsm8k_platinum"): 30, ("base", "countdown"): 10, ("agrpo", "gsm8k_platinum"): 40,
+           ("agrpo", "countdown"): 35, ("diffu_grpo", "gsm8k_platinum"): 36, ("diffu_grpo", "countdown"): 20}
+LENGTH_BONUS = {128: 0, 256: 1, 512: 2}       # items gained at longer generations
+EIGHTH_LOSS = {"base": 5, "agrpo": 1, "diffu_grpo": 5}  # items lost at L/8 steps against L/2
+
+
+def paper_k(method, task, L, divisor, train_step, run_seed=0) -> int:
+    """Items correct of N = 50; step 20 is 3 items better than the last checkpoint (step 40): a best-of would
+    pick it, the report must not."""
+    return (PAPER_K[(method, task)] + LENGTH_BONUS[L] - (EIGHTH_LOSS[method] if divisor == 8 else 0)
+            + (3 if train_step == 20 else 0) + 2 * run_seed)
+
+
+def make_paper_grid(root: Path, tasks=PAPER_TASKS, protocol="agrpo", divisors=(2, 8), run_seeds=(0,)) -> Path:
+    """A per-task paper-like grid: base + AGRPO + diffu-GRPO (runs per task, cells recording train_task), tasks ×
+    L 128/256/512 × steps L/2, L/8, generations with items q00 … q{k−1} correct."""
+    for task in tasks:
+        for L in (128, 256, 512):
+            for d in divisors:
+                extra = {"gen_length": L, "block_length": 32, "protocol": protocol, "profile": "paper"}
+                write_cell(root, "base", 0, 0, task, L // d, k=paper_k("base", task, L, d, 0), generations=True,
+                           extra=extra)
+                for m in ("agrpo", "diffu_grpo"):
+                    for r in run_seeds:
+                        for t in (20, 40):
+                            write_cell(root, m, r, t, task, L // d, k=paper_k(m, task, L, d, t, r), generations=True,
+                                       extra=extra | {"train_task": task})
+    return root
+
+
+def _ci_text(ks: list[int]) -> str:
+    """'acc [lo, hi]' (± sd across cells where several) as the report prints a mean over cells of k of N items."""
+    cis = [mean_ci([1.0] * k + [0.0] * (N - k)) for k in ks]
+    acc, lo, hi = (sum(c[i] for c in cis) / len(cis) for i in range(3))
+    sd = f" ± {100 * pd.Series([c[0] for c in cis]).std():.1f}" if len(ks) > 1 else ""
+    return f"{100 * acc:.1f}{sd} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _md_rows(md: str, section: str, end: str) -> list[list[str]]:
+    """The table rows (cells split on '|') of a report section."""
+    text = md.split(section)[1].split(end)[0]
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")]
+
+
+def test_table_p1_in_the_papers_layout(tmp_path):
+    root = make_paper_grid(tmp_path / "c")
+    # a per-task run evaluated on another task than its own: not a cell of Table P1 (the papers' layout)
+    write_cell(root, "agrpo", 0, 40, "gsm8k_platinum", 128, k=50, generations=True,
+               extra={"gen_length": 256, "block_length": 32, "protocol": "agrpo", "train_task": "countdown",
+                      "cross": 1})
+    df = build(root, tmp_path / "out")
+    md = (tmp_path / "out/report.md").read_text()
+    head = md.split("## Table P1.")[1].splitlines()[4]
+    assert head == ("| method | numbers | gsm8k_platinum L=128 | gsm8k_platinum L=256 | gsm8k_platinum L=512 | "
+                    "countdown L=128 | countdown L=256 | countdown L=512 |")
+    rows = _md_rows(md, "## Table P1.", "Published numbers in")
+    assert [r[:2] for r in rows] == [["base", "ours"], ["base", "d1 Table 1[a]"], ["base", "d1 released eval[a]"],
+                                     ["agrpo", "ours"], ["agrpo", "AGRPO paper"], ["diffu_grpo", "ours"],
+                                     ["diffu_grpo", "d1 Table 1[a]"]]
+    cols = [(t, L) for t in PAPER_TASKS for L in (128, 256, 512)]
+    for row, m in ((rows[0], "base"), (rows[3], "agrpo"), (rows[5], "diffu_grpo")):
+        step = 0 if m == "base" else 40  # the last checkpoint, though step 20 is better
+        assert row[2:] == [f"{_ci_text([paper_k(m, t, L, 2, step)])} (step {step})" for t, L in cols], m
+    assert rows[3][3] == "82.0 [69.2, 90.2] (step 40)"  # agrpo, GSM8K-Platinum, L 256: 40 + 1 of 50 items
+    # published beside ours: d1's GSM8K numbers footnoted (other test set), Countdown the same test set
+    assert rows[1][2:] == ["68.7[b]", "76.7[b]", "78.2[b]", "20.7", "19.5", "16.0"]
+    assert rows[2][2:] == ["69.29[c]", "76.37[c]", "78.14[c]", "20.7", "19.53", "16.02"]
+    assert rows[6][2:] == ["72.6[b]", "79.8[b]", "81.9[b]", "33.2", "31.3", "37.1"]
+    assert rows[4][2:] == ["—"] * 6  # AGRPO published no per-length accuracy
+    notes = md.split("## Table P1.")[1].split("## Table P2.")[0]
+    assert "[a] published under d1's prompts and judges, ours under agrpo's (data.protocol)\n" in notes
+    assert "[b] d1 Table 1: published on GSM8K test (1,319 questions), ours on GSM8K-Platinum\n" in notes
+    assert ("[c] d1 released eval: published on GSM8K test, 1,130 of its 1,319 questions, ours on "
+            "GSM8K-Platinum") in notes
+    assert "- SPG paper: no numbers in paper_numbers.csv." in notes
+    assert "- AGRPO paper: accuracy without a stated length: AGRPO gsm8k 86.3" in notes
+    assert "the best checkpoint per length (d1 §4.6)" in notes
+    t1 = pd.read_csv(tmp_path / "out/table1.csv", keep_default_na=False)
+    ours = t1[t1["numbers"] == "ours"]
+    assert len(ours) == 3 * 6 and set(ours["steps"].astype(int)) == {64, 128, 256}
+    r = ours[(ours["method"] == "agrpo") & (ours["task"] == "countdown") & (ours["gen_length"] == 256)].iloc[0]
+    assert (r["accuracy_pct"], r["checkpoint"], r["train_task"], r["reference_task"]) == (72.0, "step 40",
+                                                                                          "countdown", "countdown")
+    assert set(ours.loc[ours["method"] == "base", "train_task"]) == {""}
+    pub = t1[(t1["numbers"] == "d1 Table 1") & (t1["method"] == "base") & (t1["gen_length"] == 256)]
+    assert list(pub["accuracy_pct"]) == [76.7, 19.5] and list(pub["flag"]) == ["paper-via-wd1", "verified"]
+    assert "ours on GSM8K-Platinum" in pub["note"].iloc[0] and "GSM8K-Platinum" not in pub["note"].iloc[1]
+    assert len(df) == 1 + 3 * 2 * 2 * (1 + 2 * 2)
+
+
+def test_table_p2_steps_robustness_per_task(tmp_path):
+    build(make_paper_grid(tmp_path / "c"), tmp_path / "out")
+    md = (tmp_path / "out/report.md").read_text()
+    p2 = md.split("## Table P2.")[1].split("## Table 1.")[0]
+    assert p2.index("**gsm8k_platinum**") < p2.index("**countdown**")
+    countdown = _md_rows(p2, "**countdown**", "## ")
+    assert [r[:4] for r in countdown[:4]] == [["base", "none (base model)", "step 0", "128"],
+                                             ["base", "none (base model)", "step 0", "256"],
+                                             ["base", "none (base model)", "step 0", "512"],
+                                             ["agrpo", "countdown", "step 40", "128"]]
+    assert "| method | trained on | checkpoint | L | steps L/2 | steps L/8 | drop L/2 → L/8, points [95% CI] |" in p2
+    # AGRPO at L 512: 37 → 36 items: dᵢ = 1 on 1 of 50 items, d̄ = 0.02, s_d² = (0.98² + 49·0.02²)/49 = 0.02,
+    # half = 1.96·√0.02/√50 = 0.0392; diffu-GRPO 22 → 17: d̄ = 0.1, s_d² = (5·0.81 + 45·0.01)/49, half = 0.0840
+    assert countdown[5] == ["agrpo", "countdown", "step 40", "512", "74.0 [60.4, 84.1]", "72.0 [58.3, 82.5]",
+                            "+2.0 [-1.9, +5.9]"]
+    assert countdown[8][-1] == "+10.0 [+1.6, +18.4]" and countdown[8][4] == _ci_text([22])
+    steps = pd.read_csv(tmp_path / "out/steps_robustness.csv", keep_default_na=False)
+    assert len(steps) == 3 * 2 * 3 * 2
+    r = steps[(steps["method"] == "diffu_grpo") & (steps["task"] == "countdown") & (steps["gen_length"] == 512)]
+    assert list(r["steps"]) == [256, 64] and list(r["accuracy_pct"]) == [44.0, 34.0]
+    assert r["drop_pts"].iloc[0] == pytest.approx(10.0) and r["drop_ci_low_pts"].iloc[0] == pytest.approx(1.6, abs=0.05)
+    assert set(r["train_task"]) == {"countdown"} and set(r["checkpoint"]) == {"step 40"}
+
+
+def test_paper_layout_seeds_protocol_and_partial_grids(tmp_path):
+    """Two run seeds: their mean ± sd; d1's protocol and test set: no footnote on d1's Table 1; no L/8 steps: the
+    drop is not in the grid; no reference CSV: ours only."""
+    root = make_paper_grid(tmp_path / "c", tasks=["countdown"], protocol="d1", divisors=(2,), run_seeds=(0, 1))
+    build(root, tmp_path / "out")
+    md = (tmp_path / "out/report.md").read_text()
+    rows = _md_rows(md, "## Table P1.", "Published numbers in")
+    assert [r[:2] for r in rows] == [["base", "ours"], ["base", "d1 Table 1"], ["base", "d1 released eval"],
+                                     ["agrpo", "ours"], ["agrpo", "AGRPO paper"],
+                                     ["diffu_grpo", "ours"], ["diffu_grpo", "d1 Table 1"]]
+    ks = [paper_k("agrpo", "countdown", 256, 2, 40, r) for r in (0, 1)]  # 36 and 38 items: mean 74, sd 2.8
+    assert rows[3][3] == f"{_ci_text(ks)} (step 40, 2 run seeds)" and rows[3][3].startswith("74.0 ± 2.8 [")
+    assert rows[1][2:] == ["20.7", "19.5", "16.0"] and "[a]" not in md.split("## Table P1.")[1].split("## Table P2.")[0]
+    p2 = _md_rows(md, "**countdown**", "## ")
+    assert p2[4][:4] == ["agrpo", "countdown", "step 40", "256"] and p2[4][4] == _ci_text(ks)
+    assert p2[4][-1] == "not in grid" and len(p2[4]) == 6  # steps L/2 only
+    build(root, tmp_path / "noref", ref=None)
+    md = (tmp_path / "noref/report.md").read_text()
+    rows = _md_rows(md, "## Table P1.", "Published numbers in")
+    assert [r[1] for r in rows] == ["ours"] * 3 and "- No reference CSV was given: no published numbers." in md
+    t1 = pd.read_csv(tmp_path / "noref/table1.csv")
+    assert set(t1["numbers"]) == {"ours"} and len(t1) == 3 * 3
+
+
+def test_paper_layout_only_where_the_cells_are_in_it(cells, tmp_path):
+    """Mixed runs at one short length (the tiny and small profiles): no Tables P1 and P2, no table1.csv; a mixed
+    grid at two of the papers' lengths gets them, its rows trained on every task."""
+    build(cells, tmp_path / "tiny")
+    md = (tmp_path / "tiny/report.md").read_text()
+    assert "Table P1" not in md and "Table P2" not in md
+    assert not (tmp_path / "tiny/table1.csv").exists() and not (tmp_path / "tiny/steps_robustness.csv").exists()
+    root = tmp_path / "mixed"
+    for L in (128, 256):
+        for m, t in (("base", 0), ("agrpo", 40)):
+            write_cell(root, m, 0, t, "tiny_arith", L // 2, k=20 + t // 4, generations=True, extra={"gen_length": L})
+    build(root, tmp_path / "mixed_out")
+    md = (tmp_path / "mixed_out/report.md").read_text()
+    rows = _md_rows(md, "## Table P1.", "Published numbers in")
+    assert rows[1][:2] == ["agrpo", "ours"] and rows[1][2:] == [f"{_ci_text([30])} (step 40)"] * 2
+    assert len(rows) == 3 and rows[2][1] == "AGRPO paper" and rows[2][2:] == ["—", "—"]  # tiny_arith: no reference
+    assert "| agrpo | every task (mixed run) | step 40 | 128 | " in md
+
+
+def test_cells_are_keyed_by_training_task(tmp_path):
+    """Two per-task runs share method, run seed and step: their cells on one task are two cells, not a duplicate;
+    the same cell twice still is one, named with its training task."""
+    root = make_paper_grid(tmp_path / "c", tasks=["countdown"], divisors=(2,))
+    extra = {"gen_length": 128, "block_length": 32, "protocol": "agrpo", "train_task": "gsm8k_platinum"}
+    write_cell(root, "agrpo", 0, 40, "countdown", 64, k=1, extra=extra)
+    df = load_cells([root])
+    check_complete(df)
+    assert sorted(df.loc[(df["method"] == "agrpo") & (df["gen_length"] == 128) & (df["train_step"] == 40),
+                         "train_task"]) == ["countdown", "gsm8k_platinum"]
+    copy = write_cell(tmp_path / "copy", "agrpo", 0, 40, "countdown", 64, k=1, extra=extra)
+    with pytest.raises(IncompleteCellError, match="duplicate cell agrpo run_seed=0 checkpoint=step40 "
+                                                  "train_task=gsm8k_platinum task=countdown") as e:
+        check_complete(load_cells([root, copy]))
+    assert str(copy) in str(e.value)

@@ -8,7 +8,8 @@ Aggregates ("last checkpoint", "mean over seeds") average the cells' accuracies 
 interval shown is the mean of the cells' 95% CIs, and ± is the standard deviation across cells when there are several.
 
 One module per concern: ``cells`` (reading and checking eval cells), ``tables`` (the views the report is built
-from), ``claims`` (the papers' claims against ours, paired CIs), ``markdown`` (``report.md``), ``plots``.
+from), ``claims`` (the papers' claims against ours, paired CIs), ``paper_tables`` (Tables P1 and P2, the papers'
+layout) with ``published`` (the published numbers beside them), ``markdown`` (``report.md``), ``plots``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from agrpo.report.cells import (FIRST_COLUMNS, IncompleteCellError, ItemScores, 
 from agrpo.report.claims import claim_comparisons, claims_table, load_reference
 from agrpo.report.curves import load_train_logs, plot_curves
 from agrpo.report.markdown import render_markdown
+from agrpo.report.paper_tables import paper_tables
 from agrpo.report.plots import _plot_train, _plot_vs
 from agrpo.report.reproduction import compare_with_published
 from agrpo.report.tables import acceleration_rows, last_checkpoints, standard_sampler, training_curves
@@ -36,7 +38,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     """Write summary.csv, report.md, claims.csv (Table 4), plots/acc_vs_{steps,flops,train_step}.png and
     item_scores.csv.gz (the per-item scores of cells with generations; gzip without a timestamp: identical cells,
     identical bytes with the same zlib) under `out_dir`, atomically; with `runs_dir`, also training_curves.csv and
-    plots/training_curves.png from its runs' train_log.jsonl.
+    plots/training_curves.png from its runs' train_log.jsonl; for cells in the papers' layout (per-task runs or two
+    of L = 128/256/512: paper_tables.uses_paper_layout), also table1.csv and steps_robustness.csv (Tables P1, P2).
 
     `df` comes from load_cells (run check_complete first). A given reference_csv must exist; None omits the
     papers' numbers from the claims table. With `published_dir` (a committed copy of this profile's results)
@@ -52,11 +55,15 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     published = compare_with_published(summary_table(df), published_dir) if published_dir else None
     curves = load_train_logs(runs_dir) if runs_dir is not None else None
     comps = claim_comparisons(standard_sampler(df), scores)
-    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps)
+    paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
+    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper)
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),
              "acc_vs_train_step": _plot_train(training_curves(df), profile)}
+    if paper is not None:
+        for name, table in (("table1.csv", paper.table1.tidy), ("steps_robustness.csv", paper.steps_tidy)):
+            atomic_write_bytes(out_dir / name, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     if curves is not None:
         plots["training_curves"] = plot_curves(curves, profile)
         atomic_write_bytes(out_dir / "training_curves.csv", curves.to_csv(index=False, lineterminator="\n").encode())

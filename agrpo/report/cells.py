@@ -23,6 +23,12 @@ CELL_KEYS = ["method", "run_seed", "checkpoint", "task", "protocol", "gen_length
              "remasking", "temperature", "eos_early_exit", "cache", "threshold", "seed"]
 
 
+def cell_keys(df: pd.DataFrame) -> list[str]:
+    """CELL_KEYS, and ``train_task`` where cells record it: per-task runs share method, run seed and checkpoint
+    step, so a cell is also keyed by the task its run trained on."""
+    return CELL_KEYS + (["train_task"] if "train_task" in df.columns else [])
+
+
 FIRST_COLUMNS = ["method", "task", "checkpoint", "train_step", "run_seed", "gen_length", "block_length", "steps",
                  "seed", "accuracy", "ci_low", "ci_high", "n", "n_correct", "nfe", "seconds", "flops", "device",
                  "git_sha", "config_hash"]
@@ -89,7 +95,8 @@ def load_cells(paths: Iterable[Path]) -> pd.DataFrame:
 
 
 def _cell_name(r) -> str:
-    return (f"{r['method']} run_seed={r['run_seed']} checkpoint={r['checkpoint']} task={r['task']} "
+    trained = f" train_task={r['train_task']}" if isinstance(r.get("train_task"), str) else ""
+    return (f"{r['method']} run_seed={r['run_seed']} checkpoint={r['checkpoint']}{trained} task={r['task']} "
             f"L={r['gen_length']} steps={r['steps']} seed={r['seed']}")
 
 
@@ -101,10 +108,11 @@ def check_complete(df: pd.DataFrame) -> None:
         if r["n"] != r["n_expected"]:
             raise IncompleteCellError(f"incomplete cell {_cell_name(r)}: {r['n']} of {r['n_expected']} items "
                                       f"({r.get('file', '?')})")
-    dup = df[df.duplicated(CELL_KEYS, keep=False)]
+    keys = df[cell_keys(df)].astype(str)  # as text: a missing train_task (base, mixed runs) equals another
+    dup = df[keys.duplicated(keep=False)]
     if len(dup):
         first = dup.iloc[0]
-        same = dup[(dup[CELL_KEYS] == first[CELL_KEYS]).all(axis=1)]
+        same = dup[(keys.loc[dup.index] == keys.loc[dup.index[0]]).all(axis=1)]
         files = ", ".join(same["file"]) if "file" in same else "?"
         raise IncompleteCellError(f"duplicate cell {_cell_name(first)}: {files}")
 
@@ -120,7 +128,7 @@ def _methods(values) -> list[str]:
 def _cell_order(df: pd.DataFrame) -> pd.DataFrame:
     """The cells in summary.csv's fixed order: method (base first), run seed, train step, task, sampler keys."""
     out = df.assign(_rank=df["method"].map(lambda m: _method_rank(m)[0]))
-    keys = ["_rank", "method", "run_seed", "train_step", "task"] + [k for k in CELL_KEYS if k not in
+    keys = ["_rank", "method", "run_seed", "train_step", "task"] + [k for k in cell_keys(df) if k not in
                                                                    ("method", "run_seed", "task")]
     return out.sort_values(keys, kind="mergesort").drop(columns="_rank").reset_index(drop=True)
 
@@ -132,14 +140,14 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def item_score_table(df: pd.DataFrame, scores: ItemScores | None = None) -> pd.DataFrame:
-    """Per-item scores behind the paired CIs of Tables 4 and 5: one row per (cell, item) — the cell's CELL_KEYS,
+    """Per-item scores behind the paired CIs of Tables 4 and 5: one row per (cell, item) — the cell's cell_keys,
     ``item_id`` and ``score`` — for every cell with a generations.jsonl, in summary.csv's cell order."""
     scores = scores or ItemScores()
-    rows = []
+    rows, keys = [], cell_keys(df)
     for r in _cell_order(df).to_dict("records"):
-        key = {k: r.get(k) for k in CELL_KEYS}
+        key = {k: r.get(k) for k in keys}
         rows += [key | {"item_id": i, "score": v} for i, v in (scores(r) or {}).items()]
-    return pd.DataFrame(rows, columns=CELL_KEYS + ["item_id", "score"])
+    return pd.DataFrame(rows, columns=keys + ["item_id", "score"])
 
 
 def item_scores(cell: dict) -> dict | None:

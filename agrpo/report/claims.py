@@ -171,6 +171,30 @@ def _pts(x: float) -> str:
     return f"{_round_pts(x):+.1f}"
 
 
+def method_item_scores(cells: pd.DataFrame, scores: ItemScores) -> dict | None:
+    """{item id: score} of one method's cells averaged over their run and eval seeds (item_means); None where a
+    cell has no generations.jsonl."""
+    rows = cells.to_dict("records")
+    per = [scores(r) for r in rows]
+    if not per or any(p is None for p in per):
+        return None
+    return item_means(per, [str(r.get("file", "?")) for r in rows])
+
+
+def paired_ci(groups: list[pd.DataFrame], names: list[str], scores: ItemScores) -> DiffCI | None:
+    """95% CI paired over the same test items of g₀ − g₁ (two groups of cells) or (g₀ − g₁) − (g₂ − g₃) (four),
+    each group's per-item scores from method_item_scores; None where a cell has no per-item scores. Raises
+    ValueError naming the groups when they are not over the same items."""
+    per_item = [method_item_scores(g, scores) for g in groups]
+    if any(s is None for s in per_item):
+        return None
+    ids = per_item[0]
+    for s, name in zip(per_item[1:], names[1:]):
+        same_ids(ids, s, names[0], name)
+    cols = [[s[i] for i in ids] for s in per_item]
+    return paired_diff_ci(*cols) if len(cols) == 2 else diff_in_diff_ci(*cols)
+
+
 def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None) -> list[Comparison]:
     """Our side of Table 4, per task and variant, at each method's last checkpoint:
 
@@ -195,12 +219,6 @@ def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None) -> lis
     def cells(m, key, steps) -> pd.DataFrame:
         return d[(d["method"] == m) & (d["task"] == key[0]) & (d["variant"] == key[1]) & (d["steps"] == steps)]
 
-    def method_scores(g: pd.DataFrame) -> dict | None:
-        per = [cell_scores(r) for r in g.to_dict("records")]
-        if any(p is None for p in per):
-            return None
-        return item_means(per, [str(r.get("file", "?")) for r in g.to_dict("records")])
-
     def seed_acc(g: pd.DataFrame, r) -> float:
         own = g[g["run_seed"] == r]
         return (own if len(own) else g)["accuracy"].mean()
@@ -215,14 +233,7 @@ def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None) -> lis
         groups = [cells(m, key, s) for m, s in terms]
         c.per_seed = {int(r): float(sum(sg * seed_acc(g, r) for sg, g in zip(signs, groups)))
                       for r in sorted(groups[0]["run_seed"].unique())}
-        per_item = [method_scores(g) for g in groups]
-        if all(s is not None for s in per_item):
-            names = [f"{m} at {s} steps" for m, s in terms]
-            ids = per_item[0]
-            for s, name in zip(per_item[1:], names[1:]):
-                same_ids(ids, s, names[0], name)
-            cols = [[s[i] for i in ids] for s in per_item]
-            c.ci = paired_diff_ci(*cols) if len(cols) == 2 else diff_in_diff_ci(*cols)
+        c.ci = paired_ci(groups, [f"{m} at {s} steps" for m, s in terms], cell_scores)
         return c
 
     def fast(m, key) -> tuple[int, int] | None:

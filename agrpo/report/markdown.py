@@ -7,9 +7,10 @@ import pandas as pd
 from agrpo.report.curves import curves_table
 from agrpo.report.reproduction import reproduction_lines
 from agrpo.report.cells import _methods, ItemScores
-from agrpo.report.tables import (_suffix, _threshold_part, acceleration_rows, is_sudoku, last_checkpoints,
-                                 standard_sampler, step_robustness, training_curves)
+from agrpo.report.tables import (_acc_ci, _pct, _suffix, _threshold_part, acceleration_rows, is_sudoku,
+                                 last_checkpoints, standard_sampler, step_robustness, training_curves)
 from agrpo.report.claims import _pts, claim_answers, claim_comparisons, claim_summary, claims_table
+from agrpo.report.paper_tables import PaperTables, paper_tables
 
 
 SCALE_NOTE = ("**Different scale:** synthetic tiny tasks on a from-scratch model vs LLaDA-8B on "
@@ -35,15 +36,6 @@ def md_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def _pct(x: float) -> str:
-    return "–" if x != x else f"{100 * x:.1f}"
-
-
-def _acc_ci(r) -> str:
-    sd = f" ± {100 * r['acc_sd']:.1f}" if r["cells"] > 1 else ""
-    return f"{_pct(r['accuracy'])}{sd} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
 
 
 def _table1(last: pd.DataFrame) -> list[str]:
@@ -129,15 +121,47 @@ def _curves_section(curves: pd.DataFrame | None) -> list[str]:
             "![training curves](plots/training_curves.png)", ""]
 
 
+def _paper_sections(paper: PaperTables | None) -> list[str]:
+    """Tables P1 and P2 (paper_tables), where the cells are in the papers' layout; nothing otherwise."""
+    if paper is None:
+        return []
+    t1 = paper.table1
+    out = ["## Table P1. The papers' Table 1: accuracy (%) at L/2 sampling steps, by task and generation length", "",
+           "Rows: each method's numbers (\"ours\": the last checkpoint of each run, named in the cell, never a "
+           "best-of; the RL cells of a column come from the run trained on that column's task, the base model's "
+           "from the model RL starts from) with the published numbers of that method beside them, as printed "
+           "(their flags: `table1.csv` and `results/reference/README.md`). Ours: accuracy [95% CI], the mean over "
+           "run seeds and eval seeds, ± the standard deviation across cells where there are several. Sampler: "
+           "steps = L/2 with the profile's remasking, no cache, no threshold decoding, as d1 and AGRPO evaluate. "
+           "—: no published number.", ""]
+    for var, layout in t1.layouts:
+        out += ([f"### {var}", ""] if var else []) + [md_table(*_frame_rows(layout)), ""]
+    out += [*t1.footnotes, ""] if t1.footnotes else []
+    out += ["Published numbers in `results/reference/paper_numbers.csv`, by source:", "",
+            *[f"- {line}" for line in t1.sources], "",
+            "## Table P2. Accuracy (%) vs sampling steps, per task (last checkpoints)", "",
+            "Rows: method and generation length L, at each run's last checkpoint; columns: steps L, L/2, L/4, L/8, "
+            "accuracy [95% CI]. The drop at 4x fewer steps than the papers' sampler is acc(L/2) − acc(L/8) in "
+            "points (> 0: accuracy lost); its 95% CI is paired over the same test items (each method's per-item "
+            "scores averaged over its run and eval seeds, d̄ ± 1.96·s_d/√n), as in Table 4. Table 3 gives the drop "
+            "from L to L/4.", ""]
+    for st in paper.steps:
+        out += [f"**{st.task}**{_suffix(st.variant)}", "", md_table(*_frame_rows(st.layout)), ""]
+    return out
+
+
 def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None,
                     scores: ItemScores | None = None, published: dict | None = None,
-                    curves: pd.DataFrame | None = None, comps: list | None = None) -> str:
+                    curves: pd.DataFrame | None = None, comps: list | None = None,
+                    paper: PaperTables | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
-    the comparison with a published copy, when there is one)."""
+    the comparison with a published copy, when there is one). `paper`: Tables P1 and P2, computed here when None
+    and the cells are in the papers' layout (paper_tables)."""
     scores = scores or ItemScores()
     last = last_checkpoints(df)
     std = standard_sampler(df)
     comps = claim_comparisons(std, scores) if comps is None else comps
+    paper = paper_tables(df, ref, scores) if paper is None else paper
     lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
              *reproduction_lines(published),
              "## The claims, answered at this scale", "",
@@ -149,6 +173,7 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
              "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "
              "mean of the cells' 95% CIs in brackets and ± the standard deviation across cells where there are "
              "several.", "",
+             *_paper_sections(paper),
              "## Table 1. Accuracy (%) by method and task, 95% CI", ""]
     lines += _table1(last)
     lines += ["## Table 2. Accuracy (%) vs RL training step, at full sampling steps", ""]

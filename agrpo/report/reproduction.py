@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from agrpo.report.cells import CELL_KEYS
+from agrpo.report.cells import cell_keys
 
 
 def compare_with_published(summary: pd.DataFrame, published_dir: Path) -> dict | None:
@@ -22,7 +22,7 @@ def compare_with_published(summary: pd.DataFrame, published_dir: Path) -> dict |
     if not path.is_file():
         return None
     pub = pd.read_csv(path)
-    keys = [k for k in CELL_KEYS if k in summary.columns and k in pub.columns]
+    keys = [k for k in cell_keys(summary) if k in pub.columns]
     ours = summary[keys + ["accuracy", "n_correct"]].astype({k: str for k in keys})
     theirs = pub[keys + ["accuracy", "n_correct", "git_sha"]].astype({k: str for k in keys})
     both = ours.merge(theirs, on=keys, how="outer", suffixes=("", "_pub"), indicator=True)

@@ -13,9 +13,9 @@ VARIANT_KEYS = {"gen_length": "L", "block_length": "B", "remasking": "remask", "
                 "eos_early_exit": "early exit", "cache": "cache", "threshold": "threshold"}
 
 
-def _with_variant(df: pd.DataFrame) -> pd.DataFrame:
-    """Add a ``variant`` label naming the sampler settings (other than steps) that vary across cells."""
-    varying = [k for k in VARIANT_KEYS if df[k].nunique() > 1]
+def _with_variant(df: pd.DataFrame, skip: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Add a ``variant`` label naming the sampler settings (other than steps and `skip`) that vary across cells."""
+    varying = [k for k in VARIANT_KEYS if k not in skip and df[k].nunique() > 1]
     label = df.apply(lambda r: ", ".join(f"{VARIANT_KEYS[k]}={r[k]:g}" if isinstance(r[k], float) else
                                          f"{VARIANT_KEYS[k]}={r[k]}" for k in varying), axis=1) if varying else ""
     return df.assign(variant=label)
@@ -160,6 +160,16 @@ def _suffix(var: str) -> str:
 def _threshold_part(variant: str) -> str | None:
     """The 'threshold=τ' part of a variant label when τ > 0 (confidence-threshold decoding), else None."""
     return next((p for p in variant.split(", ") if p.startswith("threshold=") and p != "threshold=0"), None)
+
+
+def _pct(x: float) -> str:
+    return "–" if x != x else f"{100 * x:.1f}"
+
+
+def _acc_ci(r) -> str:
+    """'acc ± sd [lo, hi]' in percent (± the standard deviation across cells, where there are several)."""
+    sd = f" ± {100 * r['acc_sd']:.1f}" if r["cells"] > 1 else ""
+    return f"{_pct(r['accuracy'])}{sd} [{_pct(r['ci_low'])}, {_pct(r['ci_high'])}]"
 
 
 def is_sudoku(task: str) -> bool:

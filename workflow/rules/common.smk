@@ -118,4 +118,8 @@ ALL_CELLS = [m for t in TASKS for m in eval_cells("base", 0, t)] + [
 TRAIN_LOGS = [f"{WORK}/runs/{r}/train_log.jsonl" for r in RUNS]
 REPORT_FILES = [f"{RESULTS}/{f}" for f in ("summary.csv", "report.md", "item_scores.csv.gz", "claims.csv")] + [
     f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")
-] + ([f"{RESULTS}/training_curves.csv", f"{RESULTS}/plots/training_curves.png"] if RUNS else [])
+] + ([f"{RESULTS}/training_curves.csv", f"{RESULTS}/plots/training_curves.png"] if RUNS else []) + (
+    # Tables P1 and P2 in the papers' layout: per-task runs (their cells record train_task) or two or more of the
+    # papers' lengths, as agrpo.report.paper_tables.uses_paper_layout decides from the cells
+    [f"{RESULTS}/table1.csv", f"{RESULTS}/steps_robustness.csv"]
+    if (PER_TASK and RUNS) or len(set(CFG.eval.gen_lengths) & {128, 256, 512}) >= 2 else [])
