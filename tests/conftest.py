@@ -5,6 +5,17 @@ from agrpo.model.tiny import init_tiny
 from agrpo.model.tokenizer import CharTokenizer
 
 
+SNAKEMAKE_FILES = {"test_cli.py", "test_config.py", "test_paper_smoke.py", "test_regression.py", "test_reliability.py"}
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), the tests of files that start Snakemake share one worker, in
+    order: their pipelines write the same logs/<profile>/ files and take Snakemake's locks in the checkout."""
+    for item in items:
+        if item.path.name in SNAKEMAKE_FILES:
+            item.add_marker(pytest.mark.xdist_group("snakemake"))
+
+
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(1)
