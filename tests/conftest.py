@@ -8,12 +8,16 @@ from agrpo.model.tokenizer import CharTokenizer
 SNAKEMAKE_FILES = {"test_cli.py", "test_config.py", "test_paper_smoke.py", "test_regression.py", "test_reliability.py"}
 
 
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``--dist loadgroup``), the tests of files that start Snakemake share one worker, in
-    order: their pipelines write the same logs/<profile>/ files and take Snakemake's locks in the checkout."""
-    for item in items:
-        if item.path.name in SNAKEMAKE_FILES:
-            item.add_marker(pytest.mark.xdist_group("snakemake"))
+@pytest.fixture(autouse=True)
+def _one_snakemake_test_at_a_time(request):
+    """The tests of files that start Snakemake hold ``helpers.snakemake_lock`` (pytest-xdist runs two workers)."""
+    if request.node.path.name not in SNAKEMAKE_FILES:
+        yield
+        return
+    from helpers import snakemake_lock
+
+    with snakemake_lock():
+        yield
 
 
 @pytest.fixture(autouse=True)
@@ -38,5 +42,8 @@ def reduced_run(tmp_path_factory):
     (directory, CompletedProcess)."""
     from helpers import reduced_pipeline
 
+    from helpers import snakemake_lock
+
     tmp = tmp_path_factory.mktemp("reduced")
-    return tmp, reduced_pipeline(tmp)
+    with snakemake_lock():
+        return tmp, reduced_pipeline(tmp)

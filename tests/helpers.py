@@ -1,13 +1,42 @@
 """Shared test helpers: a small rollout batch from the real sampler, and flattened gradients."""
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import torch
 
 from agrpo.rl.objectives import RolloutBatch, completion_mask
 from agrpo.rl.trainer import group_advantages
 from agrpo.sampling import SamplerConfig, generate, left_pad
 
+ROOT = Path(__file__).resolve().parent.parent
 G = 4
 DEFAULT_SAMPLER = SamplerConfig(gen_length=8, block_length=4, steps=4, remasking="random", temperature=0.8)
+
+
+_LOCK = {"depth": 0, "file": None}
+
+
+@contextmanager
+def snakemake_lock():
+    """One Snakemake-running test at a time across the pytest-xdist workers (pyproject.toml: ``-n 2``): their
+    pipelines write the same logs/<profile>/ files and take Snakemake's locks in the checkout. An exclusive
+    ``flock`` on a file beside the checkout's .snakemake/, re-entrant within a process (a test inside its
+    fixture's lock)."""
+    import fcntl
+
+    if _LOCK["depth"] == 0:
+        ROOT.joinpath(".snakemake").mkdir(exist_ok=True)
+        _LOCK["file"] = open(ROOT / ".snakemake" / "tests.lock", "w")
+        fcntl.flock(_LOCK["file"], fcntl.LOCK_EX)
+    _LOCK["depth"] += 1
+    try:
+        yield
+    finally:
+        _LOCK["depth"] -= 1
+        if _LOCK["depth"] == 0:
+            fcntl.flock(_LOCK["file"], fcntl.LOCK_UN)
+            _LOCK["file"].close()
 
 
 def make_batch(model, tokenizer, sampler=DEFAULT_SAMPLER, seed=0):

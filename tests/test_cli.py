@@ -10,6 +10,7 @@ import yaml
 
 from agrpo.cli import main
 
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -8,6 +8,7 @@ from agrpo.cli import main
 from agrpo.config import ConfigError, load_config
 from agrpo.config_docs import config_docs, json_schema
 
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "workflow/config/tiny.yaml"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import snakemake_lock
 from paper_smoke import SHARED, smoke_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +28,11 @@ def smoke(tmp_path_factory):
     profiles = smoke_profiles(tmp)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     done = {}
-    for protocol, profile in profiles.items():  # one after the other: at once they contend for the 2 CI cores
-        done[protocol] = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--configfile",
-                                         str(profile)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    with snakemake_lock():
+        for protocol, profile in profiles.items():  # one after the other: at once they contend for the CI cores
+            done[protocol] = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--configfile",
+                                             str(profile)], cwd=ROOT, env=env, capture_output=True, text=True,
+                                            timeout=900)
     return tmp, done
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from helpers import reduced_pipeline
 
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,6 +9,7 @@ import pytest
 from agrpo.rl import resume, trainer
 from helpers import minute_run, reduced_pipeline
 
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
