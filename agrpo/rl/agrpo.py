@@ -49,6 +49,11 @@ def rebuild_state(completion_ids: torch.Tensor, reveal_step: torch.Tensor, t: to
     return completion_ids.masked_fill(reveal_step >= t.view(-1, 1), mask_id)
 
 
+def draw_major(x: torch.Tensor, b: int) -> torch.Tensor:
+    """(B,) or (B, c) per-row draws flattened draw-major, (c·B,): the row order of a stacked pass."""
+    return x.view(b, -1).T.reshape(-1)
+
+
 def steps_per_trajectory(batch: RolloutBatch, eos_id: int, restrict: bool) -> torch.Tensor:
     """m_i: steps up to and including the last that revealed a non-EOS token (``restrict``, released), else every
     step the row ran. A completion that is EOS only (the released code asserts it never happens) keeps every step."""
@@ -164,12 +169,17 @@ class AGRPO(Objective):
         ``t`` is (B,) — one draw per row, mask (B, L) — or (B, c): c draws per row stacked into one pass of c·B
         rows, draw-major (rows 0..B−1 are draw 0), mask (c·B, L). ``rows_in`` keeps only a micro-batch of rows
         (the others are neither run nor scored; one draw per row)."""
+        logp, revealed, _, _ = self._scored(model, batch, t, rows_in)
+        return logp, revealed
+
+    def _scored(self, model, batch: RolloutBatch, t: torch.Tensor, rows_in: torch.Tensor | None):
+        """``step_logprobs`` and the scored tokens' (stacked row, position) indices, read from the mask once."""
         s = batch.sample
         b = s.completion_ids.shape[0]
         draws = t.view(b, -1).shape[1]
         if draws > 1 and rows_in is not None:
             raise ValueError("stacked draws (draws_per_pass > 1) score every row: rows_in must be None")
-        t_rows = t.view(b, -1).T.reshape(-1)  # (c·B,), draw-major
+        t_rows = draw_major(t, b)
 
         def stack(x):
             return x if draws == 1 else x.repeat(draws, 1)
@@ -191,7 +201,8 @@ class AGRPO(Objective):
         temperature = None
         if batch.row_temperature is not None:  # per-task rollout temperatures
             temperature = batch.row_temperature[row][:, None]
-        return step_logprobs(logits, s.completion_ids[row, pos], batch.sampler, allowed, temperature), revealed
+        logp = step_logprobs(logits, s.completion_ids[row, pos], batch.sampler, allowed, temperature)
+        return logp, revealed, stacked_row, pos
 
     def step_loss(self, policy, ref_model, batch, t: torch.Tensor, w: torch.Tensor, k: int,
                   rows_in: torch.Tensor | None = None):
@@ -200,8 +211,7 @@ class AGRPO(Objective):
         ``rows_in`` (B,) bool restricts the sum to a micro-batch of rows (B stays the whole batch's)."""
         a, s = self.args, batch.sample
         b = s.completion_ids.shape[0]
-        logp, revealed = self.step_logprobs(policy, batch, t, rows_in)
-        stacked_row, pos = revealed.nonzero(as_tuple=True)
+        logp, _, stacked_row, pos = self._scored(policy, batch, t, rows_in)
         rows = stacked_row % b
         # recorded by the sampler (no extra forward pass), or θ_old = θ itself when it has not stepped since
         old = logp.detach() if a.old_logprobs == "current" else s.token_logprobs[rows, pos]
@@ -217,18 +227,17 @@ class AGRPO(Objective):
                 kl = kl * ratio  # DeepSeek-V3.2 importance-sampling correction, as released
             per_tok = per_tok + a.beta * kl
             stats["kl"] = kl.detach().sum().item() / n_tok
-        w_rows = w.view(b, -1).T.reshape(-1)  # draw-major, as the stacked rows
-        loss = (per_tok * w_rows[stacked_row].to(per_tok.dtype)).sum() / (k * b)
+        loss = (per_tok * draw_major(w, b)[stacked_row].to(per_tok.dtype)).sum() / (k * b)
         r = ratio.detach()
         low, high = (r < 1 - a.clip_epsilon) & (adv < 0), (r > 1 + a.clip_epsilon) & (adv > 0)
         stats.update(clip_ratio_low=low.sum().item() / n_tok, clip_ratio_high=high.sum().item() / n_tok,
                      clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=r.sum().item() / n_tok)
         return loss, stats
 
-    def passes(self) -> list[range]:
+    def passes(self) -> list[slice]:
         """The draws j each pass stacks: k draws in ⌈k/c⌉ passes of c = ``draws_per_pass`` (the last may hold fewer)."""
         k, c = self.args.mc_samples, self.args.draws_per_pass
-        return [range(j, min(j + c, k)) for j in range(0, k, c)]
+        return [slice(j, min(j + c, k)) for j in range(0, k, c)]
 
     def chunks_per_iteration(self) -> int:
         return len(self.passes()) * max(1, self.args.released_launcher_steps)
@@ -258,6 +267,5 @@ class AGRPO(Objective):
                                         batch.shard, batch.group_size if a.stratify == "group" else 0,
                                         getattr(torch, a.cdf_dtype))
         for rows_in in self.micro_batches(batch):
-            for draws in self.passes():
-                j = slice(draws.start, draws.stop)
+            for j in self.passes():
                 yield self.step_loss(policy, ref_model, batch, t_all[:, j], w_all[:, j], a.mc_samples, rows_in)

@@ -51,6 +51,11 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_]+",
 
 
+# a free TCP port for each launch's rendezvous, found when the job starts: jobs sharing a machine never collide
+FREE_PORT = ("$(python -c \"import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+             "print(s.getsockname()[1])\")")
+
+
 def launcher(gpus):
     """The command that starts a job: the plain CLI, or `accelerate launch` with one process per GPU
     (workflow/accelerate/<launch.strategy>.yaml). Device pinning is accelerate's (one GPU per process)."""
@@ -60,10 +65,6 @@ def launcher(gpus):
     return (f"accelerate launch --config_file {config_file} --num_processes {gpus} "
             f"--mixed_precision {CFG.launch.mixed_precision} --main_process_port {FREE_PORT} -m agrpo.cli")
 
-
-# a free TCP port for each launch's rendezvous, found when the job starts: jobs sharing a machine never collide
-FREE_PORT = ("$(python -c \"import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
-             "print(s.getsockname()[1])\")")
 
 
 TRAIN_LAUNCH = launcher(CFG.launch.gpus)
