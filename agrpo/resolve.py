@@ -271,6 +271,14 @@ def validate_speed_options(cfg: ProfileConfig) -> None:
             raise ConfigError(f"rl.autocast: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16")
     if cfg.rl.compile and cfg.launch.gpus > 0:
         raise ConfigError("rl.compile: one plain process only (launch.gpus 0); not verified under DDP or DeepSpeed")
+    modes = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
+    if cfg.rl.compile_mode not in modes:
+        raise ConfigError(f"rl.compile_mode: expected one of {', '.join(modes)}, got {cfg.rl.compile_mode!r}")
+    if cfg.rl.compile_mode != "default":
+        if not cfg.rl.compile:
+            raise ConfigError(f"rl.compile_mode: {cfg.rl.compile_mode!r} needs rl.compile: true")
+        if cfg.rl.compile_mode == "reduce-overhead" and not on_cuda:
+            raise ConfigError(f"rl.compile_mode: 'reduce-overhead' replays CUDA graphs; device is {cfg.device!r}")
     if cfg.rl.fused_adamw and not on_cuda:
         raise ConfigError(f"rl.fused_adamw: the fused AdamW kernel needs a CUDA device (device is {cfg.device!r})")
     if cfg.eval.cuda_graphs:

@@ -152,11 +152,12 @@ def test_compiled_scoring_pass_matches_the_eager_pass():
             torch.testing.assert_close(compiled(x, attn, **bias_kwargs(model, attn)), model(x, attn), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
 @pytest.mark.parametrize("method", ["agrpo", "diffu_grpo"])
-def test_trainer_with_every_speed_option_matches_its_uncompiled_run(tmp_path, method):
+def test_trainer_with_every_speed_option_matches_its_uncompiled_run(tmp_path, method, mode):
     """Two rollout batches with bf16 autocast, fused AdamW, graphed rollouts and stacked AGRPO draws, with and
-    without ``rl.compile`` (which also compiles prepare's old log-probs and diffu-GRPO's frozen reference): the
-    same rollouts, and the first batch's loss and KL equal to bf16 round-off."""
+    without ``rl.compile`` (which also compiles prepare's old log-probs and diffu-GRPO's frozen reference; in
+    ``rl.compile_mode`` ``mode``): the same rollouts, and the first batch's loss and KL equal to bf16 round-off."""
     from agrpo.rl import trainer
     from helpers import minute_run
 
@@ -164,8 +165,9 @@ def test_trainer_with_every_speed_option_matches_its_uncompiled_run(tmp_path, me
     for compiled in (False, True):
         run = tmp_path / str(compiled)
         run.mkdir()
+        extra = {"compile_mode": mode} if compiled else {}
         cfg = minute_run(run, {"iterations": 2, "checkpoint_every": 2, "autocast": "bfloat16", "fused_adamw": True,
-                               "compile": compiled, "rollout": {"cuda_graphs": True}}, device="cuda")
+                               "compile": compiled, "rollout": {"cuda_graphs": True}, **extra}, device="cuda")
         cfg.methods["agrpo"].objective_args.update(draws_per_pass=2, old_logprobs="current")
         assert cfg.methods["diffu_grpo"].objective_args["beta"] > 0  # a frozen reference copy to compile
         trainer.train(cfg, method, 0, run / "base", run / "out", progress=False)

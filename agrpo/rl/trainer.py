@@ -254,10 +254,10 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                total=rl.iterations, disable=not (progress and rt.is_main), mininterval=2)
     scorer, ref_scorer, preparer = engine, ref_model, policy
     if rl.compile:  # the objectives' passes compiled (rollouts stay on the eager module, or its CUDA graphs)
-        scorer = torch.compile(engine, dynamic=True)
+        scorer = torch.compile(engine, dynamic=True, mode=rl.compile_mode)
         preparer = ThroughEngine(scorer, policy)  # prepare's no-grad passes (old log-probs) too
         if ref_model is not None and mcfg.lora.r <= 0:  # a frozen copy (LoRA's reference is the adapter-off policy)
-            ref_scorer = torch.compile(ref_model, dynamic=True)
+            ref_scorer = torch.compile(ref_model, dynamic=True, mode=rl.compile_mode)
     for it in bar:
         t_start = time.perf_counter()
         chunk = shard(stream.take(n_prompts), rt.rank, rt.world_size)  # whole groups per rank
