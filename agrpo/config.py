@@ -146,6 +146,7 @@ class RLConfig:
     seeds: list[int] = doc("RL seeds: one run per method and seed", default_factory=lambda: [0], ge=0)
     iterations: int = doc("rollout batches per run; equal for every method (equal rollout budgets)", 40, ge=1)
     checkpoint_every: int = doc("save a checkpoint every N rollout batches (released: every 15 optimizer steps)", 20, ge=1)
+    checkpoint_format: str = doc("`merged`: each checkpoint is a plain model, the LoRA adapter merged in (16 GB at 8B) or `adapter`: a LoRA run's checkpoints hold the adapter alone (peft's adapter_config.json + adapter_model.safetensors; what the released HF/TRL trainers save) and `adapter_base.json` naming the base, merged into it when loaded (a 4-bit run's into the unquantised base, as `merged` does); full fine-tunes always save the whole model", "merged")
     prompts_per_batch: int = doc("prompts per rollout batch (released AGRPO: 16 per optimizer step)", 16, ge=1)
     group_size: int = doc("G: completions per prompt (released AGRPO: 8; d1: 6)", 8, ge=2)
     weight_decay: float = doc("AdamW weight decay (released: 0.01)", 0.01, ge=0)

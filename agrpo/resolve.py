@@ -271,6 +271,8 @@ def validate_speed_options(cfg: ProfileConfig) -> None:
             raise ConfigError(f"rl.autocast: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16")
     if cfg.rl.compile and cfg.launch.gpus > 0:
         raise ConfigError("rl.compile: one plain process only (launch.gpus 0); not verified under DDP or DeepSpeed")
+    if cfg.rl.checkpoint_format not in ("merged", "adapter"):
+        raise ConfigError(f"rl.checkpoint_format: expected 'merged' or 'adapter', got {cfg.rl.checkpoint_format!r}")
     modes = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
     if cfg.rl.compile_mode not in modes:
         raise ConfigError(f"rl.compile_mode: expected one of {', '.join(modes)}, got {cfg.rl.compile_mode!r}")

@@ -13,13 +13,14 @@ set -uo pipefail
 P=/tmp/proj
 R=/tmp/speed_out
 OUT=${OUT:-/tmp/speed_copy}
-export PYTHONPATH=$P PYTHONUNBUFFERED=1
+export PYTHONPATH=$P:/tmp/site PYTHONUNBUFFERED=1   # /tmp/site: wheels installed by benchmarks/device_install.py
 gpu_tag() { nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o 'H[0-9]*' | tr 'H' 'h'; }
 
 case "${1:-}" in
 start)
-  rm -rf $P $R && mkdir -p $P $R
+  rm -rf $P $R /tmp/smoke8b_run && mkdir -p $P $R
   tar --exclude=./.git --exclude=./work --exclude=./.whl --exclude=./.venv -cf - . | tar -xf - -C $P
+  [ -d .smoke8b ] && cp -r .smoke8b /tmp/smoke8b_run
   cd $P && AGRPO_GIT_SHA=${2:?git sha} PARTS="${3:-tests small accel llada8b}" setsid nohup \
     bash benchmarks/speed_on_device.sh all > $R/log.txt 2>&1 < /dev/null &
   sleep 15; tail -5 $R/log.txt
@@ -32,6 +33,9 @@ all)
   case " $PARTS " in *" tests "*)
     python3 -m pytest -q --maxfail=5 -p no:cacheprovider tests/test_cuda_graphs.py > $R/gpu_tests.txt 2>&1
     echo "gpu tests rc=$?"; tail -3 $R/gpu_tests.txt;; esac
+  case " $PARTS " in *" rltests "*)   # the trainer-with-every-speed-option GPU tests alone
+    python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py -k every_speed_option > $R/gpu_rltests.txt 2>&1
+    echo "gpu rltests rc=$?"; tail -3 $R/gpu_rltests.txt;; esac
   case " $PARTS " in *" small "*)
     base=""; [ -d .baseline449 ] && base="--baseline-repo .baseline449"
     python3 benchmarks/speed.py small --device cuda --tag $T $base --out $R/speed_small_$T.json; echo "small rc=$?";; esac
@@ -58,18 +62,25 @@ PY
   case " $PARTS " in *" rl "*)
     base=""; [ -d .baseline449 ] && base="--baseline-repo .baseline449"
     python3 benchmarks/speed.py small --device cuda --tag $T $base --rl-only --settings-only --out $R/speed_small_rl_$T.json \
-      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8}" \
-      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}"
+      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}" \
+      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true, \"rl.compile_mode\": \"reduce-overhead\"}"
     echo "rl rc=$?";; esac
   case " $PARTS " in *" llada8b "*)
     python3 benchmarks/speed.py llada8b --device cuda --tag $T --items 64 --batch 32 --out $R/speed_llada8b_$T.json
     echo "llada8b rc=$?";; esac
+  case " $PARTS " in *" paper8b "*)   # needs .smoke8b (paper_smoke_gpu.py prepare) and the wheels in /tmp/site
+    mkdir -p /tmp/bin && printf '#!/bin/sh\nexec python3 -m agrpo.cli "$@"\n' > /tmp/bin/agrpo && chmod +x /tmp/bin/agrpo
+    command -v python > /dev/null || ln -sf "$(command -v python3)" /tmp/bin/python
+    for i in $(seq 120); do python3 -c "import bitsandbytes" 2>/dev/null && break; sleep 5; done
+    df -h /tmp | tail -1
+    PATH=/tmp/bin:$PATH python3 benchmarks/paper_smoke_gpu.py run /tmp/smoke8b_run --out $R/paper_smoke_gpu_$T.json \
+      2>&1 | grep -av "Generating\|it/s\]" | tail -40; echo "paper8b rc=${PIPESTATUS[0]}"; df -h /tmp | tail -1;; esac
   echo ALL DONE
   ;;
 wait)
   end=$((SECONDS + ${2:?seconds}))
   while [ $SECONDS -lt $end ] && ! grep -q "ALL DONE" $R/log.txt; do sleep 5; done
   tail -c 6000 $R/log.txt
-  mkdir -p "$OUT" && cp $R/*.json $R/*.txt "$OUT"/ 2>/dev/null; ls -la "$OUT"
+  mkdir -p "$OUT" && cp $R/*.json $R/*.txt $R/*.log $R/*.md $R/*.csv "$OUT"/ 2>/dev/null; ls -la "$OUT"
   ;;
 esac

@@ -234,6 +234,7 @@ def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message)
     ({("rl", "autocast"): "bfloat16"}, r"rl\.autocast: bfloat16 autocast is for CUDA devices"),
     ({("rl", "autocast"): "fp8"}, r"rl\.autocast: expected 'none' or 'bfloat16'"),
     ({("rl", "fused_adamw"): True}, r"rl\.fused_adamw: the fused AdamW kernel needs a CUDA device"),
+    ({("rl", "checkpoint_format"): "lora"}, r"rl\.checkpoint_format: expected 'merged' or 'adapter', got 'lora'"),
     ({("rl", "compile_mode"): "turbo"}, r"rl\.compile_mode: expected one of default, reduce-overhead"),
     ({("rl", "compile_mode"): "reduce-overhead"}, r"rl\.compile_mode: 'reduce-overhead' needs rl\.compile: true"),
     ({("rl", "compile_mode"): "reduce-overhead", ("rl", "compile"): True},

@@ -10,7 +10,8 @@ from agrpo.model.base import MaskedDiffusionLM
 
 
 def load_model(name_or_path: str | Path, dtype=None, device: str = "cpu") -> MaskedDiffusionLM:
-    """A checkpoint directory (ours, or LLaDA's official layout) or a LLaDA hub id; ``model_type`` decides."""
+    """A checkpoint directory (ours, or LLaDA's official layout; or an adapter checkpoint, merged into its base on
+    load) or a LLaDA hub id; ``model_type`` decides."""
     d = Path(name_or_path)
     if not d.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", str(name_or_path)) and not str(name_or_path).startswith("."):
         import torch
@@ -19,6 +20,10 @@ def load_model(name_or_path: str | Path, dtype=None, device: str = "cpu") -> Mas
 
         return load_llada(str(name_or_path), dtype=dtype or torch.float32, device=device)
     cfg_path = d / "config.json"
+    from agrpo.model.lora import is_adapter_checkpoint, load_adapter_checkpoint
+
+    if is_adapter_checkpoint(d):  # rl.checkpoint_format: adapter — the base with the adapter merged in
+        return load_adapter_checkpoint(d, lambda base: load_model(base, dtype=dtype, device=device))
     if not cfg_path.is_file():
         raise FileNotFoundError(f"no model at {d}: {cfg_path} does not exist")
     model_type = json.loads(cfg_path.read_text()).get("model_type")

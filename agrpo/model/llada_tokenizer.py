@@ -45,20 +45,31 @@ def train_bpe_tokenizer(texts, directory: str | Path, vocab_size: int = 1024) ->
 
 def write_random_llada(directory: str | Path, texts, *, d_model: int = 64, n_layers: int = 2, n_heads: int = 4,
                        mlp_hidden_size: int = 160, vocab_size: int = 1024, seed: int = 0,
-                       dtype: torch.dtype = torch.float32) -> Path:
+                       dtype: torch.dtype = torch.float32, model_vocab_size: int | None = None,
+                       init_device: str | None = None) -> Path:
     """A randomly initialised LLaDA-architecture checkpoint in the official layout (config.json, safetensors,
-    index) with a BPE tokenizer trained on ``texts``; the config's special ids are the tokenizer's."""
+    index) with a BPE tokenizer trained on ``texts``; the config's special ids are the tokenizer's.
+    ``model_vocab_size``: embedding rows beyond the tokenizer's (LLaDA-8B: 126,464; ids the tokenizer lacks decode
+    to nothing). ``init_device``: build the weights there in ``dtype`` (an 8B model on a GPU in seconds) instead of
+    in float32 on the CPU from the global seed."""
     from agrpo.model.llada import LLaDA, LLaDAConfig
 
     d = Path(directory)
     ids = train_bpe_tokenizer(texts, d, vocab_size)
-    vocab = ids["vocab_size"]
-    torch.manual_seed(seed)
-    model = LLaDA(LLaDAConfig(d_model=d_model, n_heads=n_heads, n_kv_heads=n_heads, n_layers=n_layers,
-                              mlp_hidden_size=mlp_hidden_size, vocab_size=vocab, embedding_size=vocab,
-                              mask_token_id=ids[MASK], eos_token_id=ids[EOS], pad_token_id=ids[EOS]))
+    vocab = max(ids["vocab_size"], model_vocab_size or 0)
+    config = LLaDAConfig(d_model=d_model, n_heads=n_heads, n_kv_heads=n_heads, n_layers=n_layers,
+                         mlp_hidden_size=mlp_hidden_size, vocab_size=vocab, embedding_size=vocab,
+                         mask_token_id=ids[MASK], eos_token_id=ids[EOS], pad_token_id=ids[EOS])
+    if init_device is None:
+        torch.manual_seed(seed)
+        model, g = LLaDA(config), None
+    else:
+        with torch.device("meta"):
+            model = LLaDA(config)
+        model = model.to_empty(device=init_device).to(dtype)
+        g = torch.Generator(init_device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            p.fill_(1.0) if name.endswith(("norm.weight", "ln_f.weight")) else p.normal_(0, 0.02)
+            p.fill_(1.0) if name.endswith(("norm.weight", "ln_f.weight")) else p.normal_(0, 0.02, generator=g)
     model.to(dtype).save_pretrained(d)
     return d

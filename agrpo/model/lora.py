@@ -1,4 +1,4 @@
-"""LoRA adapters through peft, the reference model as "adapter off", and merged checkpoints.
+"""LoRA adapters through peft, the reference model as "adapter off", merged and adapter checkpoints.
 
 The released AGRPO code trains LoRA r = 64, α = 64, dropout 0 on LLaDA's seven projections (q_proj, k_proj,
 v_proj, attn_out, ff_proj, up_proj, ff_out) and takes the reference model as the same network with the adapter
@@ -12,6 +12,9 @@ released code does; d1's list does not reach it.
 from __future__ import annotations
 
 import copy
+import json
+import os
+from pathlib import Path
 
 import torch
 
@@ -86,9 +89,76 @@ def quantize_4bit(model, compute_dtype=torch.bfloat16):
 def merged_into(base_model, peft_model, method_cfg):
     """``base_model`` (unquantised) with ``peft_model``'s trained adapter merged in: how checkpoints of a 4-bit
     run are made (merging into the NF4 weights would round the base)."""
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from peft import get_peft_model_state_dict
 
-    fresh = apply_lora(base_model, method_cfg)
     state = {k: v.detach().to("cpu", torch.float32) for k, v in get_peft_model_state_dict(peft_model).items()}
-    set_peft_model_state_dict(fresh, state)
+    return merge_adapter(base_model, peft_model.peft_config["default"], state)
+
+
+def merge_adapter(base_model, lora_config, state: dict):
+    """W ← W + (α / r)·B·A for every adapted module of ``base_model``: the adapter ``state`` (peft's key names)
+    under ``lora_config`` merged in; returns the plain model."""
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    fresh = get_peft_model(base_model, copy.deepcopy(lora_config))
+    result = set_peft_model_state_dict(fresh, state)
+    if getattr(result, "unexpected_keys", None):
+        raise ValueError(f"adapter weights for modules this model lacks: {result.unexpected_keys[:3]}")
     return fresh.merge_and_unload()
+
+
+# An adapter checkpoint (rl.checkpoint_format: adapter): peft's two files and the model they adapt.
+ADAPTER_CONFIG, ADAPTER_WEIGHTS, ADAPTER_BASE = "adapter_config.json", "adapter_model.safetensors", "adapter_base.json"
+
+
+def save_adapter(peft_model, directory: Path, base: str | Path, final_dir: Path | None = None) -> None:
+    """Write the trained adapter alone (what the released trainers save every ``save_steps``: a few hundred MB at
+    8B instead of 16 GB) with the base it adapts: a path relative to ``final_dir`` (the directory the checkpoint
+    ends up in; default ``directory``), or a hub id as given."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
+    save_file(state, str(directory / ADAPTER_WEIGHTS))
+    config = copy.deepcopy(peft_model.peft_config["default"])
+    config.base_model_name_or_path = None  # adapter_base.json says where the base is
+    config.save_pretrained(str(directory))
+    if Path(base).exists():
+        ref = {"path": os.path.relpath(os.path.abspath(base), os.path.abspath(final_dir or directory))}
+    else:
+        ref = {"hub_id": str(base)}
+    (directory / ADAPTER_BASE).write_text(json.dumps(ref, indent=1) + "\n")
+
+
+def is_adapter_checkpoint(directory: Path) -> bool:
+    d = Path(directory)
+    return (d / ADAPTER_BASE).is_file() and not (d / "config.json").is_file()
+
+
+def adapter_base(directory: Path) -> str:
+    """Where an adapter checkpoint's base is (a directory, or a hub id)."""
+    d = Path(directory)
+    try:
+        ref = json.loads((d / ADAPTER_BASE).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{d / ADAPTER_BASE}: invalid JSON ({e.msg})") from None
+    if "path" in ref:
+        return os.path.normpath(d / ref["path"])
+    if "hub_id" in ref:
+        return ref["hub_id"]
+    raise ValueError(f"{d / ADAPTER_BASE}: expected a 'path' or 'hub_id' key")
+
+
+def load_adapter_checkpoint(directory: Path, load_base):
+    """The plain model of an adapter checkpoint: ``load_base(base)`` with the adapter merged in (as a merged
+    checkpoint of the same run stores it)."""
+    from peft import LoraConfig
+    from safetensors.torch import load_file
+
+    d = Path(directory)
+    for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
+        if not (d / name).is_file():
+            raise FileNotFoundError(f"{d}: adapter checkpoint without {name}")
+    state = {k: v.to(torch.float32) for k, v in load_file(str(d / ADAPTER_WEIGHTS)).items()}
+    return merge_adapter(load_base(adapter_base(d)), LoraConfig.from_pretrained(str(d)), state)
