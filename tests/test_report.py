@@ -599,8 +599,10 @@ def test_table_p1_in_the_papers_layout(tmp_path):
                     "countdown L=128 | countdown L=256 | countdown L=512 |")
     rows = _md_rows(md, "## Table P1.", "Published numbers in")
     assert [r[:2] for r in rows] == [["base", "ours"], ["base", "d1 Table 1[a]"], ["base", "d1 released eval[a]"],
-                                     ["agrpo", "ours"], ["agrpo", "AGRPO paper"], ["diffu_grpo", "ours"],
-                                     ["diffu_grpo", "d1 Table 1[a]"]]
+                                     ["base", "SPG paper[a]"], ["agrpo", "ours"], ["agrpo", "AGRPO paper"],
+                                     ["diffu_grpo", "ours"], ["diffu_grpo", "d1 Table 1[a]"]]
+    spg = rows.pop(3)  # SPG's own evaluation of LLaDA; d1's GSM8K test (footnoted), the same Countdown test set
+    assert spg[2:] == ["69.5[d]", "77.2[d]", "79.8[d]", "18.8", "16.8", "16.8"]
     cols = [(t, L) for t in PAPER_TASKS for L in (128, 256, 512)]
     for row, m in ((rows[0], "base"), (rows[3], "agrpo"), (rows[5], "diffu_grpo")):
         step = 0 if m == "base" else 40  # the last checkpoint, though step 20 is better
@@ -616,7 +618,8 @@ def test_table_p1_in_the_papers_layout(tmp_path):
     assert "[b] d1 Table 1: published on GSM8K test (1,319 questions), ours on GSM8K-Platinum\n" in notes
     assert ("[c] d1 released eval: published on GSM8K test, 1,130 of its 1,319 questions, ours on "
             "GSM8K-Platinum") in notes
-    assert "- SPG paper: no numbers in paper_numbers.csv." in notes
+    assert "[d] SPG paper: published on GSM8K test (1,319 questions), ours on GSM8K-Platinum\n" in notes
+    assert "- SPG paper: accuracies at L = 128/256/512 for LLaDA-8B-Instruct; the base model only." in notes
     assert "- AGRPO paper: accuracy without a stated length: AGRPO gsm8k 86.3" in notes
     assert "the best checkpoint per length (d1 §4.6)" in notes
     t1 = pd.read_csv(tmp_path / "out/table1.csv", keep_default_na=False)
@@ -630,6 +633,11 @@ def test_table_p1_in_the_papers_layout(tmp_path):
     assert list(pub["accuracy_pct"]) == [76.7, 19.5] and list(pub["flag"]) == ["paper-via-wd1", "verified"]
     assert "ours on GSM8K-Platinum" in pub["note"].iloc[0] and "GSM8K-Platinum" not in pub["note"].iloc[1]
     assert len(df) == 1 + 3 * 2 * 2 * (1 + 2 * 2)
+    t4 = md.split("## Table 4.")[1].split("## Table 5.")[0]
+    assert "synthetic tiny tasks" not in t4 and "**The papers' tasks:**" in t4  # not the tiny profiles' caveat
+    claims = pd.read_csv(tmp_path / "out/claims.csv", keep_default_na=False)
+    platinum = claims[claims["our task"].str.startswith("gsm8k_platinum")]
+    assert len(platinum) and set(platinum["paper task"]) == {"gsm8k"}  # compared with the papers' GSM8K
 
 
 def test_table_p2_steps_robustness_per_task(tmp_path):
@@ -664,10 +672,11 @@ def test_paper_layout_seeds_protocol_and_partial_grids(tmp_path):
     md = (tmp_path / "out/report.md").read_text()
     rows = _md_rows(md, "## Table P1.", "Published numbers in")
     assert [r[:2] for r in rows] == [["base", "ours"], ["base", "d1 Table 1"], ["base", "d1 released eval"],
-                                     ["agrpo", "ours"], ["agrpo", "AGRPO paper"],
+                                     ["base", "SPG paper"], ["agrpo", "ours"], ["agrpo", "AGRPO paper"],
                                      ["diffu_grpo", "ours"], ["diffu_grpo", "d1 Table 1"]]
     ks = [paper_k("agrpo", "countdown", 256, 2, 40, r) for r in (0, 1)]  # 36 and 38 items: mean 74, sd 2.8
-    assert rows[3][3] == f"{_ci_text(ks)} (step 40, 2 run seeds)" and rows[3][3].startswith("74.0 ± 2.8 [")
+    assert rows[3][2:] == ["18.8", "16.8", "16.8"]  # SPG's LLaDA on the same Countdown test set: no footnote
+    assert rows[4][3] == f"{_ci_text(ks)} (step 40, 2 run seeds)" and rows[4][3].startswith("74.0 ± 2.8 [")
     assert rows[1][2:] == ["20.7", "19.5", "16.0"] and "[a]" not in md.split("## Table P1.")[1].split("## Table P2.")[0]
     p2 = _md_rows(md, "**countdown**", "## ")
     assert p2[4][:4] == ["agrpo", "countdown", "step 40", "256"] and p2[4][4] == _ci_text(ks)

@@ -17,7 +17,8 @@ PAPER_METHOD = {"base": "LLaDA-8B-Instruct", "agrpo": "AGRPO", "diffu_grpo": "di
 
 
 PAPER_TASK = {"tiny_arith": "gsm8k", "tiny_countdown": "countdown", "tiny_sudoku": "sudoku",
-              "gsm8k": "gsm8k", "math500": "math500", "countdown": "countdown", "sudoku": "sudoku"}
+              "gsm8k": "gsm8k", "math500": "math500", "countdown": "countdown", "sudoku": "sudoku",
+              "gsm8k_platinum": "gsm8k", "sudoku_spg": "sudoku"}  # AGRPO's test sets: compared with the papers' tasks
 
 
 REFERENCE_COLUMNS = ["source", "method", "task", "gen_length", "metric", "value", "flag", "note"]

@@ -49,7 +49,7 @@ SOURCES = (
             "sudoku": "SPG's Sudoku split (256 puzzles, 3-shot)"}, "not stated"),
     Source("SPG paper", "SPG paper", ("spg",), "d1",
            D1_TEST_SETS | {"sudoku": "SPG's Sudoku split (256 puzzles, 3-shot)"},
-           "one checkpoint, by its mean over the lengths"),
+           "the base model only"),   # SPG's own method: no per-length numbers in the reference notes
 )
 
 
