@@ -7,6 +7,7 @@ every job (from Snakemake's log) and of the trainers' phases to ``--out``.
 
     python benchmarks/paper_smoke_gpu.py prepare DIR            # here: the task files (needs ../shared/data)
     python benchmarks/paper_smoke_gpu.py run DIR --out F.json  # on the GPU machine (DIR carried)
+    python benchmarks/paper_smoke_gpu.py run DIR --out F.json --protocols d1   # one protocol's pipeline
     python benchmarks/paper_smoke_gpu.py run DIR --out F.json --shape tiny --device cpu   # a CPU rehearsal
 
 Random weights: every reward is 0, so updates carry zero advantages; this times and exercises the paths, it
@@ -169,7 +170,7 @@ def disk_used(d: Path) -> float:
     return sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink()) / 2**30
 
 
-def run(d: Path, out: Path, shape: str, device: str) -> dict:
+def run(d: Path, out: Path, shape: str, device: str, protocols=("agrpo", "d1")) -> dict:
     from agrpo.provenance import device_name, git_sha, versions
 
     res = {"what": "paper_smoke_gpu", "shape": shape, "device": device_name(device), "git_sha": git_sha(),
@@ -179,6 +180,8 @@ def run(d: Path, out: Path, shape: str, device: str) -> dict:
     print(f"checkpoint {model}: {res['checkpoint_gib']} GiB in {res['write_checkpoint_seconds']:.1f} s", flush=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     for protocol, profile in profiles(d, model, device).items():
+        if protocol not in protocols:
+            continue
         shutil.rmtree(ROOT / "logs" / f"paper_smoke_gpu_{protocol}", ignore_errors=True)
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--keep-going", "--scheduler", "greedy",
@@ -213,13 +216,17 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/results/paper_smoke_gpu.json")
     ap.add_argument("--shape", choices=sorted(SHAPES), default="8b")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--protocols", default="agrpo,d1", help="run: which protocols' pipelines, comma-separated")
     a = ap.parse_args(argv)
     d = Path(a.dir).resolve()
     if a.what == "prepare":
         return prepare(d)
     out = Path(a.out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    res = run(d, out, a.shape, a.device)
+    protocols = a.protocols.split(",")
+    if not set(protocols) <= set(PROTOCOL_TASK):
+        ap.error(f"--protocols: expected some of {', '.join(PROTOCOL_TASK)}, got {a.protocols!r}")
+    res = run(d, out, a.shape, a.device, protocols)
     sys.exit(max(p["returncode"] for p in res["protocols"].values()))
 
 

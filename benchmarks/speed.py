@@ -330,6 +330,11 @@ def main(argv=None):
     ap.add_argument("--iterations", type=int, default=12, help="small: rollout batches per timed training run")
     ap.add_argument("--items", type=int, default=128, help="llada8b: prompts of the test-set run")
     ap.add_argument("--batch", type=int, default=32, help="llada8b: prompts per test-set batch")
+    ap.add_argument("--item-start", type=int, default=0,
+                    help="llada8b: first test-set item (a multiple of --batch): a slice of a test set run over leases")
+    ap.add_argument("--test-steps", default="128,64", help="llada8b: step counts of the test-set run")
+    ap.add_argument("--llada-parts", default="step,test,rl",
+                    help="llada8b: which parts: step (sampler step vs forward), test (the test set), rl (iterations)")
     ap.add_argument("--gen-length", type=int, default=128, help="accel: generation length")
     ap.add_argument("--dir", default="/tmp/llada8b-random", help="llada8b: where the random checkpoint goes")
     ap.add_argument("--setting", dest="extra_settings", action="append", default=[], type=lambda v: (v, json.loads(v)),

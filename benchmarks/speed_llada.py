@@ -10,6 +10,11 @@
    128 steps, μ = 12, β = 0.04 against the adapter-off reference), LoRA r 64 with activation checkpointing:
    rollout + update seconds and ÷ their FLOP floors.
 Random weights: time and memory are real, the text is not (no early exits: every row takes every pass).
+
+The whole test set does not fit one 30-minute lease (at 128 steps ≈ 38 minutes): ``--item-start`` and
+``--items`` run a slice, ``--llada-parts test`` skips the other parts, and
+    python benchmarks/speed_llada.py merge speed_llada8b_a.json speed_llada8b_b.json
+adds the slices' seconds and floors up to the whole set per step count.
 """
 
 from __future__ import annotations
@@ -62,50 +67,80 @@ def llada8b(args, peak: dict) -> dict:
                                                           with_tokenizer=False))
     model.eval()
     res["params"] = model.num_parameters()
+    parts = set(args.llada_parts.split(","))
     g = torch.Generator().manual_seed(1)
 
-    # 1. sampler step vs bare forward
-    ids, mask = prompts([128] * 8, model.pad_id, g)
-    fwd = bare_forward(model, ids, mask, 256)
-    res["step"] = {"batch": 8, "tokens": [128, 256], "forward_s": fwd,
-                   "forward_over_flop_floor": fwd / (model.forward_flops(384) * 8 / bf)}
-    for graphs in (False, True):
-        sc = SamplerConfig(256, 32, 128, "low_confidence", 0.0, cuda_graphs=graphs)
-        with torch.no_grad():
-            generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=graphs))  # warm
-            _, t = timed(lambda: generate(model, ids, mask, sc, record=False))
-        key = "graphs" if graphs else "eager"
-        res["step"][key] = {"step_s": t / 128, "step_over_forward": t / 128 / fwd,
-                            "step_over_flop_floor": t / 128 / (model.forward_flops(384) * 8 / bf)}
-    print(json.dumps(res["step"]), flush=True)
-
-    # 2. GSM8K-length prompts × 256 tokens
-    lengths = json.loads((ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"]
-    items = lengths[:args.items]
-    res["test_set"] = []
-    for steps in (128, 64):
-        sc = SamplerConfig(256, 32, steps, "low_confidence", 0.0, cuda_graphs=True)
-        wall = fwd_floor = flop_floor = 0.0
-        g = torch.Generator().manual_seed(2)
-        for lo in range(0, len(items), args.batch):
-            ids, mask = prompts(items[lo:lo + args.batch], model.pad_id, g)
+    if "step" in parts:  # 1. sampler step vs bare forward
+        ids, mask = prompts([128] * 8, model.pad_id, g)
+        fwd = bare_forward(model, ids, mask, 256)
+        res["step"] = {"batch": 8, "tokens": [128, 256], "forward_s": fwd,
+                       "forward_over_flop_floor": fwd / (model.forward_flops(384) * 8 / bf)}
+        for graphs in (False, True):
+            sc = SamplerConfig(256, 32, 128, "low_confidence", 0.0, cuda_graphs=graphs)
             with torch.no_grad():
-                if lo == 0:
-                    generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=True))
-                out, t = timed(lambda: generate(model, ids, mask, sc, record=False))
-            wall += t
-            passes = int(out.row_nfe.sum())
-            fwd_floor += passes / ids.shape[0] * bare_forward(model, ids, mask, 256, repeats=2)
-            flop_floor += passes * model.forward_flops(ids.shape[1] + 256) / bf
-        row = {"steps": steps, "items": len(items), "batch": args.batch, "seconds": wall,
-               "seconds_per_item": wall / len(items), "over_forward_floor": wall / fwd_floor,
-               "over_flop_floor": wall / flop_floor, "projected_1319_items_s": wall / len(items) * 1319}
-        res["test_set"].append(row)
-        print(json.dumps(row), flush=True)
+                generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=graphs))  # warm
+                _, t = timed(lambda: generate(model, ids, mask, sc, record=False))
+            key = "graphs" if graphs else "eager"
+            res["step"][key] = {"step_s": t / 128, "step_over_forward": t / 128 / fwd,
+                                "step_over_flop_floor": t / 128 / (model.forward_flops(384) * 8 / bf)}
+        print(json.dumps(res["step"]), flush=True)
 
-    # 3. one RL iteration per method
-    res["rl_iteration"] = rl_iterations(model, bf, g)
+    if "test" in parts:  # 2. GSM8K-length prompts × 256 tokens: items [start, start + items) of the test set
+        res["test_set"] = [test_set_slice(model, args, steps, bf) for steps in map(int, args.test_steps.split(","))]
+
+    if "rl" in parts:  # 3. one RL iteration per method
+        res["rl_iteration"] = rl_iterations(model, bf, g)
     return res
+
+
+def test_set_slice(model, args, steps: int, bf: float) -> dict:
+    """Items [args.item_start, + args.items) of the GSM8K test set's prompt lengths × 256 tokens at ``steps``,
+    in batches of ``args.batch`` (each batch's random prompt tokens seeded by its first item, so slices of one
+    test set are the batches of the whole). Sums (seconds, forward floor, FLOP floor) add up over slices:
+    ``merge_test_set_slices``."""
+    lengths = json.loads((ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"]
+    start = args.item_start
+    if start % args.batch:
+        raise ValueError(f"--item-start {start}: must be a multiple of --batch {args.batch} (the whole set's batches)")
+    items = lengths[start:start + args.items]
+    sc = SamplerConfig(256, 32, steps, "low_confidence", 0.0, cuda_graphs=True)
+    wall = fwd_floor = flop_floor = 0.0
+    for lo in range(0, len(items), args.batch):
+        ids, mask = prompts(items[lo:lo + args.batch], model.pad_id, torch.Generator().manual_seed(start + lo))
+        with torch.no_grad():
+            if lo == 0:
+                generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=True))
+            out, t = timed(lambda: generate(model, ids, mask, sc, record=False))
+        wall += t
+        passes = int(out.row_nfe.sum())
+        fwd_floor += passes / ids.shape[0] * bare_forward(model, ids, mask, 256, repeats=2)
+        flop_floor += passes * model.forward_flops(ids.shape[1] + 256) / bf
+    row = {"steps": steps, "item_start": start, "items": len(items), "of_items": len(lengths), "batch": args.batch,
+           "seconds": wall, "forward_floor_s": fwd_floor, "flop_floor_s": flop_floor,
+           "seconds_per_item": wall / len(items), "over_forward_floor": wall / fwd_floor,
+           "over_flop_floor": wall / flop_floor, "projected_1319_items_s": wall / len(items) * len(lengths)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def merge_test_set_slices(rows: list[dict]) -> list[dict]:
+    """The whole test set per step count from slices (``test_set_slice`` rows, from one run or several), refusing
+    overlaps and gaps; a step count whose slices do not cover every item is reported with ``complete: false``."""
+    out = []
+    for steps in sorted({r["steps"] for r in rows}, reverse=True):
+        mine = sorted((r for r in rows if r["steps"] == steps), key=lambda r: r["item_start"])
+        covered = 0
+        for r in mine:
+            if r["item_start"] != covered:
+                raise ValueError(f"steps {steps}: slices {'overlap' if r['item_start'] < covered else 'leave a gap'}"
+                                 f" at item {covered} (next slice starts at {r['item_start']})")
+            covered += r["items"]
+        n = mine[0]["of_items"]
+        total = {k: sum(r[k] for r in mine) for k in ("seconds", "forward_floor_s", "flop_floor_s")}
+        out.append({"steps": steps, "items": covered, "of_items": n, "complete": covered == n, "slices": len(mine),
+                    **total, "over_forward_floor": total["seconds"] / total["forward_floor_s"],
+                    "over_flop_floor": total["seconds"] / total["flop_floor_s"]})
+    return out
 
 
 def rl_iterations(model, bf: float, g) -> list[dict]:
@@ -167,3 +202,12 @@ def rl_iterations(model, bf: float, g) -> list[dict]:
         out.append(row)
         print(json.dumps(row), flush=True)
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "merge":
+        sys.exit("usage: python benchmarks/speed_llada.py merge RESULT.json [RESULT.json ...]")
+    slices = [row for path in sys.argv[2:] for row in json.loads(Path(path).read_text()).get("test_set", [])]
+    print(json.dumps(merge_test_set_slices(slices), indent=1))

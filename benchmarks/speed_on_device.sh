@@ -5,7 +5,10 @@
 #   bash benchmarks/speed_on_device.sh start <git sha> [parts]   copy the repo to /tmp/proj, start `all` in the
 #                                                          background (parts: default "tests small accel llada8b";
 #                                                          also "profile" (benchmarks/profile_rl.py) and "rl" (the
-#                                                          RL iterations alone, fastest settings vs 449b441))
+#                                                          RL iterations alone, fastest settings vs 449b441);
+#                                                          "rltests" (the trainer's GPU speed-option tests);
+#                                                          "paper8b" (benchmarks/paper_smoke_gpu.py: needs .smoke8b
+#                                                          and the wheels in /tmp/site; SMOKE_PROTOCOLS=d1 for one))
 #   bash benchmarks/speed_on_device.sh wait <seconds>     wait (at most <seconds>), print the log's tail, copy results
 # `all`: the CUDA-graph tests; `speed.py small` (with the checkout of 449b441 in .baseline449, if carried);
 # pretraining the small model at generation length 128 and `speed.py accel` on it; `speed.py llada8b`.
@@ -66,7 +69,8 @@ PY
       --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true, \"rl.compile_mode\": \"reduce-overhead\"}"
     echo "rl rc=$?";; esac
   case " $PARTS " in *" llada8b "*)
-    python3 benchmarks/speed.py llada8b --device cuda --tag $T --items 64 --batch 32 --out $R/speed_llada8b_$T.json
+    python3 benchmarks/speed.py llada8b --device cuda --tag $T ${LLADA_ARGS:---items 64} --batch 32 \
+      --out $R/speed_llada8b_$T.json   # LLADA_ARGS="--llada-parts test --items 1319 --test-steps 64": a whole set
     echo "llada8b rc=$?";; esac
   case " $PARTS " in *" paper8b "*)   # needs .smoke8b (paper_smoke_gpu.py prepare) and the wheels in /tmp/site
     mkdir -p /tmp/bin && printf '#!/bin/sh\nexec python3 -m agrpo.cli "$@"\n' > /tmp/bin/agrpo && chmod +x /tmp/bin/agrpo
@@ -74,6 +78,7 @@ PY
     for i in $(seq 120); do python3 -c "import bitsandbytes" 2>/dev/null && break; sleep 5; done
     df -h /tmp | tail -1
     PATH=/tmp/bin:$PATH python3 benchmarks/paper_smoke_gpu.py run /tmp/smoke8b_run --out $R/paper_smoke_gpu_$T.json \
+      --protocols "${SMOKE_PROTOCOLS:-agrpo,d1}" \
       2>&1 | grep -av "Generating\|it/s\]" | tail -40; echo "paper8b rc=${PIPESTATUS[0]}"; df -h /tmp | tail -1;; esac
   echo ALL DONE
   ;;
