@@ -35,8 +35,8 @@ SHAPES = {  # LLaDA-8B-Instruct's config.json; `tiny` rehearses the script on a 
 }
 PROTOCOL_TASK = {"agrpo": "gsm8k_platinum", "d1": "gsm8k"}
 # What differs from paper.yaml: 2 rollout batches per run of one prompt group (AGRPO: two, one per micro-batch of
-# its released launcher, `released_launcher_steps: 2`), one step per block in rollouts
-# (128 → 32 steps at AGRPO's 384 tokens, 128 → 32 at d1's 256), 8 training and 4 test problems, eval at
+# its released launcher, `released_launcher_steps: 2`), 32 rollout steps instead of 128 (AGRPO's 384 tokens: one
+# step per block of 12; d1's 256: 4 steps per block of 32), 8 training and 4 test problems, eval at
 # L/8 steps only, eval.compile off (compiling per eval job would take most of the session), d1's SFT for 2 steps
 # at 256 completion tokens. k = 24, μ = 12, LoRA ranks and targets, 4-bit bases, ZeRO-2 and bf16 are as released.
 SMOKE = {"iterations": 2, "prompts_per_batch": 1, "rollout_steps": {"agrpo": 32, "d1": 32}, "train_size": 8,
@@ -162,7 +162,7 @@ def eval_cells(work: Path) -> list[dict]:
     for f in sorted(work.glob("eval/*/step*/*/*/metrics.json")):
         m = json.loads(f.read_text())
         cells.append({"cell": str(f.parent.relative_to(work / "eval")),
-                      **{k: m.get(k) for k in ("seconds", "n", "accuracy", "nfe_mean", "gen_length", "steps")}})
+                      **{k: m.get(k) for k in ("seconds", "n", "accuracy", "nfe", "gen_length", "steps")}})
     return cells
 
 
@@ -183,6 +183,7 @@ def run(d: Path, out: Path, shape: str, device: str, protocols=("agrpo", "d1")) 
         if protocol not in protocols:
             continue
         shutil.rmtree(ROOT / "logs" / f"paper_smoke_gpu_{protocol}", ignore_errors=True)
+        shutil.rmtree(d / protocol, ignore_errors=True)  # a fresh pipeline: no job skipped as up to date
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--keep-going", "--scheduler", "greedy",
                "--configfile", str(profile)] + (["--resources", "gpu=1"] if device.startswith("cuda") else [])

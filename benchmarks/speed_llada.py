@@ -68,6 +68,8 @@ def llada8b(args, peak: dict) -> dict:
     model.eval()
     res["params"] = model.num_parameters()
     parts = set(args.llada_parts.split(","))
+    if parts - {"step", "test", "rl"}:
+        raise ValueError(f"--llada-parts: unknown {sorted(parts - {'step', 'test', 'rl'})} (step, test, rl)")
     g = torch.Generator().manual_seed(1)
 
     if "step" in parts:  # 1. sampler step vs bare forward
@@ -103,6 +105,8 @@ def test_set_slice(model, args, steps: int, bf: float) -> dict:
     if start % args.batch:
         raise ValueError(f"--item-start {start}: must be a multiple of --batch {args.batch} (the whole set's batches)")
     items = lengths[start:start + args.items]
+    if not items:
+        raise ValueError(f"--item-start {start}: past the test set's {len(lengths)} items")
     sc = SamplerConfig(256, 32, steps, "low_confidence", 0.0, cuda_graphs=True)
     wall = fwd_floor = flop_floor = 0.0
     for lo in range(0, len(items), args.batch):
@@ -135,6 +139,9 @@ def merge_test_set_slices(rows: list[dict]) -> list[dict]:
                 raise ValueError(f"steps {steps}: slices {'overlap' if r['item_start'] < covered else 'leave a gap'}"
                                  f" at item {covered} (next slice starts at {r['item_start']})")
             covered += r["items"]
+        for key in ("batch", "of_items"):
+            if len({r[key] for r in mine}) > 1:
+                raise ValueError(f"steps {steps}: slices differ in {key} ({sorted({r[key] for r in mine})})")
         n = mine[0]["of_items"]
         total = {k: sum(r[k] for r in mine) for k in ("seconds", "forward_floor_s", "flop_floor_s")}
         out.append({"steps": steps, "items": covered, "of_items": n, "complete": covered == n, "slices": len(mine),

@@ -34,7 +34,9 @@ def test_adapter_checkpoint_loads_as_the_merged_model_and_moves_with_its_base(tm
     expected = merged_copy(policy).state_dict()
     base = load_model(tmp_path / "work/models/base").state_dict()
     shutil.move(tmp_path / "work", tmp_path / "moved")  # the relative base path survives moving the work dir
-    loaded = load_model(tmp_path / "moved/runs/agrpo-seed0/step2").state_dict()
+    model = load_model(tmp_path / "moved/runs/agrpo-seed0/step2")
+    assert all(p.requires_grad for p in model.parameters())  # a plain model, as a merged checkpoint loads
+    loaded = model.state_dict()
     assert loaded.keys() == expected.keys()
     assert sum(not torch.equal(loaded[k], base[k]) for k in loaded) >= 2 * 7  # 2 blocks x 7 projections (+ head)
     for k in loaded:
@@ -55,6 +57,24 @@ def test_adapter_checkpoint_of_a_hub_base_records_the_id_and_bad_base_files_are_
     (tmp_path / "adapter_model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match=r"adapter checkpoint without adapter_model\.safetensors"):
         load_model(tmp_path)
+
+
+def test_a_peft_adapter_without_our_base_file_loads_from_its_config_and_partial_weights_are_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    write_checkpoint(tmp_path / "base")
+    policy = _trained_policy(tmp_path / "base")
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    save_adapter(policy, ckpt, tmp_path / "base")
+    (ckpt / ADAPTER_BASE).unlink()  # as peft alone writes it: adapter_config.json names the base
+    expected = merged_copy(policy).state_dict()
+    for k, v in load_model(ckpt).state_dict().items():
+        torch.testing.assert_close(v, expected[k], rtol=1e-6, atol=1e-6)
+    state = load_file(str(ckpt / "adapter_model.safetensors"))
+    save_file(dict(list(state.items())[2:]), str(ckpt / "adapter_model.safetensors"))
+    with pytest.raises(ValueError, match=r"adapter weights missing for 2 LoRA tensors"):
+        load_model(ckpt)
 
 
 def test_trainer_adapter_checkpoints_equal_its_merged_checkpoints(tmp_path):

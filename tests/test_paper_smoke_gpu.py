@@ -58,7 +58,7 @@ def test_smoke_profiles_keep_the_released_settings_they_do_not_reduce(tmp_path, 
     assert a.objective_args["mc_samples"] == 24 and a.lora.r == 64 and a.prompts_per_batch == 2
     d = run_config(d1, "d1", "gsm8k").methods["d1"]
     assert d.inner_iterations == 12 and d.lora.r == 128 and d.sft.steps == 2
-    assert d.rollout["steps"] == 32 and d.rollout["gen_length"] == 256  # one step per block, the released length
+    assert d.rollout["steps"] == 32 and d.rollout["gen_length"] == 256  # 32 steps: 4 per block at the released length
     if device == "cuda":
         assert agrpo.launch.strategy == "zero2" and agrpo.model.dtype == "bfloat16" and d.load_in_4bit
     else:

@@ -6,8 +6,8 @@ import pytest
 from benchmarks.speed_llada import merge_test_set_slices
 
 
-def _slice(steps, start, items, seconds, of=100):
-    return {"steps": steps, "item_start": start, "items": items, "of_items": of, "seconds": seconds,
+def _slice(steps, start, items, seconds, of=100, batch=32):
+    return {"steps": steps, "item_start": start, "items": items, "of_items": of, "batch": batch, "seconds": seconds,
             "forward_floor_s": seconds / 1.02, "flop_floor_s": seconds / 1.6}
 
 
@@ -24,6 +24,7 @@ def test_slices_of_one_test_set_add_up_to_the_whole():
 @pytest.mark.parametrize("rows,message", [
     ([_slice(64, 0, 64, 1.0), _slice(64, 32, 68, 1.0)], "steps 64: slices overlap at item 64"),
     ([_slice(64, 0, 32, 1.0), _slice(64, 64, 36, 1.0)], "steps 64: slices leave a gap at item 32"),
+    ([_slice(64, 0, 64, 1.0), _slice(64, 64, 36, 1.0, batch=16)], r"steps 64: slices differ in batch \(\[16, 32\]\)"),
 ])
 def test_overlapping_or_gapped_slices_are_refused(rows, message):
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,5 @@
-"""Models: the tiny from-scratch dLLM, LLaDA-8B, the enumerable toy; ``load_model`` picks by ``config.json``."""
+"""Models: the tiny from-scratch dLLM, LLaDA-8B, the enumerable toy; ``load_model`` picks by ``config.json`` (or
+merges an adapter checkpoint into its base)."""
 
 from __future__ import annotations
 

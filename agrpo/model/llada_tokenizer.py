@@ -65,8 +65,8 @@ def write_random_llada(directory: str | Path, texts, *, d_model: int = 64, n_lay
         model, g = LLaDA(config), None
     else:
         with torch.device("meta"):
-            model = LLaDA(config)
-        model = model.to_empty(device=init_device).to(dtype)
+            model = LLaDA(config).to(dtype)
+        model = model.to_empty(device=init_device)  # allocated in dtype (8B: 16 GB, not 32)
         g = torch.Generator(init_device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -100,11 +100,16 @@ def merge_adapter(base_model, lora_config, state: dict):
     under ``lora_config`` merged in; returns the plain model."""
     from peft import get_peft_model, set_peft_model_state_dict
 
-    fresh = get_peft_model(base_model, copy.deepcopy(lora_config))
+    config = copy.deepcopy(lora_config)
+    config.base_model_name_or_path = None  # the base is already loaded (peft warns on a name it cannot check)
+    fresh = get_peft_model(base_model, config)
     result = set_peft_model_state_dict(fresh, state)
     if getattr(result, "unexpected_keys", None):
         raise ValueError(f"adapter weights for modules this model lacks: {result.unexpected_keys[:3]}")
-    return fresh.merge_and_unload()
+    missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+    if missing:
+        raise ValueError(f"adapter weights missing for {len(missing)} LoRA tensors, e.g. {missing[0]}")
+    return fresh.merge_and_unload().requires_grad_(True)  # peft froze the base; a plain model trains every weight
 
 
 # An adapter checkpoint (rl.checkpoint_format: adapter): peft's two files and the model they adapt.
@@ -116,29 +121,38 @@ def save_adapter(peft_model, directory: Path, base: str | Path, final_dir: Path 
     8B instead of 16 GB) with the base it adapts: a path relative to ``final_dir`` (the directory the checkpoint
     ends up in; default ``directory``), or a hub id as given."""
     from peft import get_peft_model_state_dict
-    from safetensors.torch import save_file
+
+    from agrpo.io import save_safetensors
 
     directory = Path(directory)
     state = {k: v.detach().to("cpu").contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
-    save_file(state, str(directory / ADAPTER_WEIGHTS))
+    save_safetensors(state, directory / ADAPTER_WEIGHTS)
     config = copy.deepcopy(peft_model.peft_config["default"])
-    config.base_model_name_or_path = None  # adapter_base.json says where the base is
-    config.save_pretrained(str(directory))
     if Path(base).exists():
         ref = {"path": os.path.relpath(os.path.abspath(base), os.path.abspath(final_dir or directory))}
+        config.base_model_name_or_path = os.path.abspath(base)  # for peft users; adapter_base.json is what we read
     else:
         ref = {"hub_id": str(base)}
+        config.base_model_name_or_path = str(base)
+    config.save_pretrained(str(directory))
     (directory / ADAPTER_BASE).write_text(json.dumps(ref, indent=1) + "\n")
 
 
 def is_adapter_checkpoint(directory: Path) -> bool:
+    """Ours (``adapter_base.json``), or any peft adapter directory without a model ``config.json``."""
     d = Path(directory)
-    return (d / ADAPTER_BASE).is_file() and not (d / "config.json").is_file()
+    return ((d / ADAPTER_BASE).is_file() or (d / ADAPTER_CONFIG).is_file()) and not (d / "config.json").is_file()
 
 
 def adapter_base(directory: Path) -> str:
     """Where an adapter checkpoint's base is (a directory, or a hub id)."""
     d = Path(directory)
+    if not (d / ADAPTER_BASE).is_file():  # a peft adapter saved elsewhere: its own base_model_name_or_path
+        base = json.loads((d / ADAPTER_CONFIG).read_text()).get("base_model_name_or_path")
+        if not base:
+            raise ValueError(f"{d}: adapter checkpoint without {ADAPTER_BASE}, and {ADAPTER_CONFIG} names no "
+                             "base_model_name_or_path")
+        return base
     try:
         ref = json.loads((d / ADAPTER_BASE).read_text())
     except json.JSONDecodeError as e:
