@@ -216,6 +216,27 @@ def updates(cfg, model, task, examples, peak, args) -> list[dict]:
     return out
 
 
+def train_command(repo: Path, work: Path, edits: dict, method: str, run: Path, args) -> tuple[list[str], dict]:
+    """``agrpo train`` of ``repo``'s small profile with dotted-key ``edits``, ``--iterations`` batches, into ``run``
+    (its config beside it, ``<run>.yaml``): the command and its environment."""
+    d = yaml.safe_load((repo / "workflow/config/small.yaml").read_text())
+    d.update(work_dir=str(work), device=args.device)
+    d["rl"].update(iterations=args.iterations, checkpoint_every=args.iterations, seeds=[0])
+    for key, value in edits.items():
+        node = d
+        *path, last = key.split(".")
+        for k in path:
+            node = node.setdefault(k, {})
+        node[last] = value
+    if repo == ROOT and edits.get("rl.autocast") and method == "agrpo":
+        d["methods"]["agrpo"]["objective_args"]["old_logprobs"] = "current"
+    cfg_file = run.with_suffix(".yaml")
+    cfg_file.write_text(yaml.safe_dump(d))
+    env = dict(os.environ, PYTHONPATH=str(repo), AGRPO_GIT_SHA=git_sha())
+    return [sys.executable, "-m", "agrpo.cli", "train", "--config", str(cfg_file), "--quiet", "--method", method,
+            "--seed", "0", "--base", str(args.model or work / "base"), "--out", str(run)], env
+
+
 def rl_iterations(cfg, work, peak, args) -> list[dict]:
     """Whole RL iterations through ``agrpo train`` (a fresh process per setting): seconds per rollout batch over
     the last ``--iterations`` − 2 batches (the first two warm up; the last one writes the checkpoint)."""
@@ -233,25 +254,10 @@ def rl_iterations(cfg, work, peak, args) -> list[dict]:
     for repo_name, repo, settings in repos:
         for name, edits in settings:
             for method in ("agrpo", "diffu_grpo"):
-                d = yaml.safe_load((repo / "workflow/config/small.yaml").read_text())
-                d.update(work_dir=str(work), device=args.device)
-                d["rl"].update(iterations=args.iterations, checkpoint_every=args.iterations, seeds=[0])
-                for key, value in edits.items():
-                    node = d
-                    *path, last = key.split(".")
-                    for k in path:
-                        node = node.setdefault(k, {})
-                    node[last] = value
-                if repo == ROOT and edits.get("rl.autocast") and method == "agrpo":
-                    d["methods"]["agrpo"]["objective_args"]["old_logprobs"] = "current"
                 run = work / f"rl_{len(out)}"
-                cfg_file = work / f"rl_{len(out)}.yaml"
-                cfg_file.write_text(yaml.safe_dump(d))
-                env = dict(os.environ, PYTHONPATH=str(repo), AGRPO_GIT_SHA=git_sha())
+                cmd, env = train_command(repo, work, edits, method, run, args)
                 t0 = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-m", "agrpo.cli", "train", "--config", str(cfg_file), "--quiet",
-                                       "--method", method, "--seed", "0", "--base", str(args.model or work / "base"),
-                                       "--out", str(run)], cwd=repo, env=env, capture_output=True, text=True)
+                proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
                 if proc.returncode:
                     print(proc.stderr[-3000:], file=sys.stderr)
                     out.append({"repo": repo_name, "setting": name, "method": method, "error": proc.stderr[-500:]})
@@ -305,6 +311,12 @@ def run_small(args) -> dict:
     return res
 
 
+def run_concurrency(args) -> dict:
+    from benchmarks.speed_concurrency import concurrency
+
+    return concurrency(args)
+
+
 def run_accel(args) -> dict:
     from benchmarks.speed_accel import accelerations
 
@@ -322,7 +334,7 @@ def run_llada8b(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("what", choices=["small", "llada8b", "accel"])
+    ap.add_argument("what", choices=["small", "llada8b", "accel", "concurrency"])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tag", required=True)
     ap.add_argument("--model", default=None, help="small: a checkpoint instead of random weights")
@@ -336,6 +348,7 @@ def main(argv=None):
     ap.add_argument("--llada-parts", default="step,test,rl",
                     help="llada8b: which parts: step (sampler step vs forward), test (the test set), rl (iterations)")
     ap.add_argument("--gen-length", type=int, default=128, help="accel: generation length")
+    ap.add_argument("--jobs", default="1,2,4", help="concurrency: numbers of concurrent training jobs")
     ap.add_argument("--dir", default="/tmp/llada8b-random", help="llada8b: where the random checkpoint goes")
     ap.add_argument("--setting", dest="extra_settings", action="append", default=[], type=lambda v: (v, json.loads(v)),
                     help="small: one more RL setting as JSON config edits, e.g. '{\"rl.rollout.cuda_graphs\": true}'")
@@ -346,7 +359,8 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (the default; stated for the record)
-    res = {"small": run_small, "llada8b": run_llada8b, "accel": run_accel}[args.what](args)
+    res = {"small": run_small, "llada8b": run_llada8b, "accel": run_accel,
+           "concurrency": run_concurrency}[args.what](args)
     out = Path(args.out or ROOT / f"benchmarks/results/speed_{args.what}_{args.tag}.json")
     atomic_write_json(out, res)
     print(f"wrote {out}")

@@ -7,6 +7,7 @@
 #                                                          also "profile" (benchmarks/profile_rl.py) and "rl" (the
 #                                                          RL iterations alone, fastest settings vs 449b441);
 #                                                          "rltests" (the trainer's GPU speed-option tests);
+#                                                          "concurrency" (one job vs N concurrent jobs);
 #                                                          "paper8b" (benchmarks/paper_smoke_gpu.py: needs .smoke8b
 #                                                          and the wheels in /tmp/site; SMOKE_PROTOCOLS=d1 for one))
 #   bash benchmarks/speed_on_device.sh wait <seconds>     wait (at most <seconds>), print the log's tail, copy results
@@ -68,6 +69,9 @@ PY
       --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}" \
       --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true, \"rl.compile_mode\": \"reduce-overhead\"}"
     echo "rl rc=$?";; esac
+  case " $PARTS " in *" concurrency "*)   # one job of 16 groups vs 2 and 4 concurrent jobs of 8 and 4 (no MPS)
+    python3 benchmarks/speed.py concurrency --device cuda --tag $T --iterations 20 --jobs 1,2,4 \
+      --out $R/speed_concurrency_$T.json; echo "concurrency rc=$?";; esac
   case " $PARTS " in *" llada8b "*)
     python3 benchmarks/speed.py llada8b --device cuda --tag $T ${LLADA_ARGS:---items 64} --batch 32 \
       --out $R/speed_llada8b_$T.json   # LLADA_ARGS="--llada-parts test --items 1319 --test-steps 64": a whole set
