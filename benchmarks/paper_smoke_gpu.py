@@ -53,21 +53,19 @@ def prepare(d: Path) -> None:
     print(f"wrote {d}/data and {d}/sources.json")
 
 
+def prepared(d: Path) -> tuple[dict[str, dict[str, str]], str]:
+    """``prepare``'s files with absolute paths: ``data.sources`` per protocol, and the s1K-format SFT file."""
+    meta = json.loads((d / "sources.json").read_text())
+    return {p: {k: str(d / v) for k, v in s.items()} for p, s in meta["sources"].items()}, str(d / meta["s1k"])
+
+
 def write_model(d: Path, shape: str, device: str) -> tuple[Path, float]:
     from agrpo.model.llada_tokenizer import write_random_llada
-    from agrpo.tasks import get_task
+    from paper_smoke import tokenizer_texts
 
     import torch
 
-    meta = json.loads((d / "sources.json").read_text())
-    texts = []
-    for protocol, srcs in meta["sources"].items():
-        for key, src in srcs.items():
-            name, split = key.split("/")
-            if split == "test":
-                task = get_task(name, protocol=protocol, source=str(d / src))
-                texts += [m["content"] for ex in task.examples("test") for m in task.messages(ex)]
-    texts += (d / meta["s1k"]).read_text().splitlines()
+    texts = tokenizer_texts(*prepared(d))
     t0 = time.perf_counter()
     out = write_random_llada(d / f"llada_{shape}", texts, vocab_size=800, dtype=torch.bfloat16,
                              init_device=device if device.startswith("cuda") else None,
@@ -78,9 +76,8 @@ def write_model(d: Path, shape: str, device: str) -> tuple[Path, float]:
 
 
 def profiles(d: Path, model: Path, device: str) -> dict[str, Path]:
-    meta = json.loads((d / "sources.json").read_text())
+    src, s1k = prepared(d)
     on_gpu = device.startswith("cuda")
-    src = {p: {k: str(d / v) for k, v in s.items()} for p, s in meta["sources"].items()}
     out = {}
     for protocol, base in (("agrpo", "paper.yaml"), ("d1", "paper_d1.yaml")):
         task = PROTOCOL_TASK[protocol]
@@ -92,7 +89,7 @@ def profiles(d: Path, model: Path, device: str) -> dict[str, Path]:
         else:
             methods = {"agrpo": None, "diffu_grpo": None,
                        "d1": {**one_group, "per_task": None,
-                              "sft": {"steps": SMOKE["sft_steps"], "dataset": f"s1k:{d / meta['s1k']}",
+                              "sft": {"steps": SMOKE["sft_steps"], "dataset": f"s1k:{s1k}",
                                       "completion_length": SMOKE["sft_completion_length"], "batch_size": 2}},
                        "wd1": {**one_group, "per_task": None}}
         if not on_gpu:  # the CPU rehearsal: no 4-bit bases (bitsandbytes needs CUDA), no DeepSpeed

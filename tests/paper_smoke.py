@@ -82,10 +82,9 @@ def write_s1k(path: Path) -> str:
     return _jsonl(path, rows)
 
 
-def write_checkpoint(d: Path, sources: dict[str, dict[str, str]], s1k: str) -> Path:
-    """A random LLaDA (d 64, 2 layers) whose BPE tokenizer is trained on every task's prompts under both
-    protocols and on the SFT file."""
-    from agrpo.model.llada_tokenizer import write_random_llada
+def tokenizer_texts(sources: dict[str, dict[str, str]], s1k: str) -> list[str]:
+    """What the smoke tokenizers are trained on: every task's test prompts under both protocols, and the SFT
+    file's rows."""
     from agrpo.tasks import get_task
 
     texts = []
@@ -96,8 +95,14 @@ def write_checkpoint(d: Path, sources: dict[str, dict[str, str]], s1k: str) -> P
                 continue
             task = get_task(name, protocol=protocol, source=src)
             texts += [m["content"] for ex in task.examples("test") for m in task.messages(ex)]
-    texts += [json.dumps(r) for r in _read_jsonl(Path(s1k))]
-    return write_random_llada(d, texts, vocab_size=800)
+    return texts + [json.dumps(r) for r in _read_jsonl(Path(s1k))]
+
+
+def write_checkpoint(d: Path, sources: dict[str, dict[str, str]], s1k: str) -> Path:
+    """A random LLaDA (d 64, 2 layers) whose BPE tokenizer is trained on ``tokenizer_texts``."""
+    from agrpo.model.llada_tokenizer import write_random_llada
+
+    return write_random_llada(d, tokenizer_texts(sources, s1k), vocab_size=800)
 
 
 def smoke_profiles(tmp: Path) -> dict[str, Path]:

@@ -49,7 +49,7 @@ def test_llada_4bit_run_checkpoint_merges_the_adapter_into_the_unquantised_base(
             if "lora_B" in name:
                 p.normal_(0, 0.1)  # a trained adapter (B = 0 at init would make the check vacuous)
     expected = merged_copy(policy).state_dict()
-    merged = merged_into(load_model(tmp_path / "ckpt"), policy, mcfg).state_dict()
+    merged = merged_into(load_model(tmp_path / "ckpt"), policy).state_dict()
     base = load_model(tmp_path / "ckpt").state_dict()
     assert merged.keys() == expected.keys() == base.keys()
     changed = [k for k in merged if not torch.equal(merged[k], base[k])]

@@ -86,7 +86,7 @@ def quantize_4bit(model, compute_dtype=torch.bfloat16):
     return model
 
 
-def merged_into(base_model, peft_model, method_cfg):
+def merged_into(base_model, peft_model):
     """``base_model`` (unquantised) with ``peft_model``'s trained adapter merged in: how checkpoints of a 4-bit
     run are made (merging into the NF4 weights would round the base)."""
     from peft import get_peft_model_state_dict
@@ -116,10 +116,10 @@ def merge_adapter(base_model, lora_config, state: dict):
 ADAPTER_CONFIG, ADAPTER_WEIGHTS, ADAPTER_BASE = "adapter_config.json", "adapter_model.safetensors", "adapter_base.json"
 
 
-def save_adapter(peft_model, directory: Path, base: str | Path, final_dir: Path | None = None) -> None:
+def save_adapter(peft_model, directory: Path, base: str | Path) -> None:
     """Write the trained adapter alone (what the released trainers save every ``save_steps``: a few hundred MB at
-    8B instead of 16 GB) with the base it adapts: a path relative to ``final_dir`` (the directory the checkpoint
-    ends up in; default ``directory``), or a hub id as given."""
+    8B instead of 16 GB) with the base it adapts: a path relative to ``directory``, or a hub id as given. (A
+    checkpoint written into a sibling temporary directory and renamed keeps the same relative path.)"""
     from peft import get_peft_model_state_dict
 
     from agrpo.io import save_safetensors
@@ -129,7 +129,7 @@ def save_adapter(peft_model, directory: Path, base: str | Path, final_dir: Path 
     save_safetensors(state, directory / ADAPTER_WEIGHTS)
     config = copy.deepcopy(peft_model.peft_config["default"])
     if Path(base).exists():
-        ref = {"path": os.path.relpath(os.path.abspath(base), os.path.abspath(final_dir or directory))}
+        ref = {"path": os.path.relpath(os.path.abspath(base), os.path.abspath(directory))}
         config.base_model_name_or_path = os.path.abspath(base)  # for peft users; adapter_base.json is what we read
     else:
         ref = {"hub_id": str(base)}

@@ -105,10 +105,10 @@ def build_policy(cfg, method: str, base_dir, device, needs_reference: bool):
     return policy, ref
 
 
-def save_checkpoint(cfg, method: str, policy, base_dir, directory: Path, final_dir: Path | None = None) -> None:
+def save_checkpoint(cfg, method: str, policy, base_dir, directory: Path) -> None:
     """Plain model weights (LoRA merged in), so evaluation loads every checkpoint the same way; or, with
     ``rl.checkpoint_format: adapter`` and LoRA, the adapter alone and where its base is (``load_model`` merges
-    it on load). ``final_dir``: where the checkpoint ends up (its base is recorded relative to it)."""
+    it on load)."""
     mcfg = cfg.methods[method]
     if mcfg.lora.r <= 0:
         policy.save_pretrained(directory)
@@ -116,11 +116,11 @@ def save_checkpoint(cfg, method: str, policy, base_dir, directory: Path, final_d
     from agrpo.model.lora import merged_copy, merged_into, save_adapter
 
     if cfg.rl.checkpoint_format == "adapter":
-        save_adapter(policy, directory, base_dir, final_dir)
+        save_adapter(policy, directory, base_dir)  # the tmp dir is the checkpoint's sibling: same relative path
         return
 
     if mcfg.load_in_4bit:
-        merged_into(load_model(base_dir, dtype=getattr(torch, cfg.model.dtype)), policy, mcfg).save_pretrained(directory)
+        merged_into(load_model(base_dir, dtype=getattr(torch, cfg.model.dtype)), policy).save_pretrained(directory)
     else:
         merged_copy(policy).save_pretrained(directory)
 
@@ -325,7 +325,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
             if rt.is_main:
                 ckpt = out_dir / f"step{it}"
                 tmp = fresh_tmp_dir(ckpt)
-                save_checkpoint(cfg, method, policy, base_dir, tmp, ckpt)
+                save_checkpoint(cfg, method, policy, base_dir, tmp)
                 atomic_write_json(tmp / "trainer_state.json", {"method": method, "seed": seed, "iteration": it,
                                                                "optimizer_steps": row["optimizer_steps"], "sampler": asdict(sampler),
                                                                "world_size": rt.world_size})
