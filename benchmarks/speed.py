@@ -329,7 +329,7 @@ def run_llada8b(args) -> dict:
     from benchmarks.speed_llada import llada8b
 
     peak = matmul_tflops(args.device, args.quick)
-    return llada8b(args, peak)
+    return llada8b(args, peak, save=lambda res: atomic_write_json(args.out_path, res))
 
 
 def main(argv=None):
@@ -359,9 +359,9 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (the default; stated for the record)
+    args.out_path = out = Path(args.out or ROOT / f"benchmarks/results/speed_{args.what}_{args.tag}.json")
     res = {"small": run_small, "llada8b": run_llada8b, "accel": run_accel,
            "concurrency": run_concurrency}[args.what](args)
-    out = Path(args.out or ROOT / f"benchmarks/results/speed_{args.what}_{args.tag}.json")
     atomic_write_json(out, res)
     print(f"wrote {out}")
 

@@ -53,7 +53,9 @@ def bare_forward(model, ids, mask, gen_length, repeats=3) -> float:
         return min(timed(lambda: model(full, attn))[1] for _ in range(repeats))
 
 
-def llada8b(args, peak: dict) -> dict:
+def llada8b(args, peak: dict, save=None) -> dict:
+    """The parts in ``args.llada_parts``; ``save(res)``, if given, is called after every test-set batch with the
+    results so far, so a run cut by the end of a lease leaves a slice of whole batches that ``merge`` accepts."""
     from agrpo.model.llada import load_llada
     from benchmarks.llada_gpu import write_random_checkpoint
 
@@ -88,18 +90,26 @@ def llada8b(args, peak: dict) -> dict:
         print(json.dumps(res["step"]), flush=True)
 
     if "test" in parts:  # 2. GSM8K-length prompts × 256 tokens: items [start, start + items) of the test set
-        res["test_set"] = [test_set_slice(model, args, steps, bf) for steps in map(int, args.test_steps.split(","))]
+        res["test_set"] = []
+        for steps in map(int, args.test_steps.split(",")):
+            res["test_set"].append(None)
+
+            def progress(row):
+                res["test_set"][-1] = row
+                if save is not None:
+                    save(res)
+            test_set_slice(model, args, steps, bf, progress)
 
     if "rl" in parts:  # 3. one RL iteration per method
         res["rl_iteration"] = rl_iterations(model, bf, g)
     return res
 
 
-def test_set_slice(model, args, steps: int, bf: float) -> dict:
+def test_set_slice(model, args, steps: int, bf: float, progress=None) -> dict:
     """Items [args.item_start, + args.items) of the GSM8K test set's prompt lengths × 256 tokens at ``steps``,
     in batches of ``args.batch`` (each batch's random prompt tokens seeded by its first item, so slices of one
     test set are the batches of the whole). Sums (seconds, forward floor, FLOP floor) add up over slices:
-    ``merge_test_set_slices``."""
+    ``merge_test_set_slices``. ``progress(row)`` gets the row of the batches done so far after each batch."""
     lengths = json.loads((ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"]
     start = args.item_start
     if start % args.batch:
@@ -119,12 +129,20 @@ def test_set_slice(model, args, steps: int, bf: float) -> dict:
         passes = int(out.row_nfe.sum())
         fwd_floor += passes / ids.shape[0] * bare_forward(model, ids, mask, 256, repeats=2)
         flop_floor += passes * model.forward_flops(ids.shape[1] + 256) / bf
-    row = {"steps": steps, "item_start": start, "items": len(items), "of_items": len(lengths), "batch": args.batch,
-           "seconds": wall, "forward_floor_s": fwd_floor, "flop_floor_s": flop_floor,
-           "seconds_per_item": wall / len(items), "over_forward_floor": wall / fwd_floor,
-           "over_flop_floor": wall / flop_floor, "projected_1319_items_s": wall / len(items) * len(lengths)}
+        row = slice_row(steps, start, lo + ids.shape[0], len(items), len(lengths), args.batch,
+                        wall, fwd_floor, flop_floor)
+        if progress is not None:
+            progress(row)
     print(json.dumps(row), flush=True)
     return row
+
+
+def slice_row(steps, start, done, asked, of_items, batch, wall, fwd_floor, flop_floor) -> dict:
+    """A slice's row after ``done`` of the ``asked`` items starting at ``start``: its sums and ratios."""
+    return {"steps": steps, "item_start": start, "items": done, "items_asked": asked, "of_items": of_items,
+            "batch": batch, "seconds": wall, "forward_floor_s": fwd_floor, "flop_floor_s": flop_floor,
+            "seconds_per_item": wall / done, "over_forward_floor": wall / fwd_floor,
+            "over_flop_floor": wall / flop_floor, "projected_1319_items_s": wall / done * of_items}
 
 
 def merge_test_set_slices(rows: list[dict]) -> list[dict]:
@@ -216,5 +234,5 @@ if __name__ == "__main__":
 
     if len(sys.argv) < 3 or sys.argv[1] != "merge":
         sys.exit("usage: python benchmarks/speed_llada.py merge RESULT.json [RESULT.json ...]")
-    slices = [row for path in sys.argv[2:] for row in json.loads(Path(path).read_text()).get("test_set", [])]
+    slices = [row for path in sys.argv[2:] for row in json.loads(Path(path).read_text()).get("test_set", []) if row]
     print(json.dumps(merge_test_set_slices(slices), indent=1))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The speed benchmarks (benchmarks/speed.py) on one lent GPU machine (the device tool: 10 minutes a command, the
 # machine given back 30 s after a command returns): the work runs in the background in its own session from a copy
-# of the repo, and each later command waits on it and copies what has finished into $OUT.
+# of the repo, and each later command waits on it and copies what has finished into $OUT. Parts run in the order given.
 #   bash benchmarks/speed_on_device.sh start <git sha> [parts]   copy the repo to /tmp/proj, start `all` in the
 #                                                          background (parts: default "tests small accel llada8b";
 #                                                          also "profile" (benchmarks/profile_rl.py) and "rl" (the
@@ -34,16 +34,19 @@ all)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
   T=$(gpu_tag)
-  case " $PARTS " in *" tests "*)
+  part_tests() {
     python3 -m pytest -q --maxfail=5 -p no:cacheprovider tests/test_cuda_graphs.py > $R/gpu_tests.txt 2>&1
-    echo "gpu tests rc=$?"; tail -3 $R/gpu_tests.txt;; esac
-  case " $PARTS " in *" rltests "*)   # the trainer-with-every-speed-option GPU tests alone
+    echo "gpu tests rc=$?"; tail -3 $R/gpu_tests.txt
+  }
+  part_rltests() {  # the trainer-with-every-speed-option GPU tests alone
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py -k every_speed_option > $R/gpu_rltests.txt 2>&1
-    echo "gpu rltests rc=$?"; tail -3 $R/gpu_rltests.txt;; esac
-  case " $PARTS " in *" small "*)
+    echo "gpu rltests rc=$?"; tail -3 $R/gpu_rltests.txt
+  }
+  part_small() {
     base=""; [ -d .baseline449 ] && base="--baseline-repo .baseline449"
-    python3 benchmarks/speed.py small --device cuda --tag $T $base --out $R/speed_small_$T.json; echo "small rc=$?";; esac
-  case " $PARTS " in *" accel "*)
+    python3 benchmarks/speed.py small --device cuda --tag $T $base --out $R/speed_small_$T.json; echo "small rc=$?"
+  }
+  part_accel() {
     python3 - <<'PY'
 import yaml
 d = yaml.safe_load(open("workflow/config/small.yaml"))
@@ -55,35 +58,45 @@ PY
     for t in tiny_arith tiny_countdown tiny_sudoku; do python3 -m agrpo.cli data --config /tmp/pt128.yaml --task $t --quiet; done
     python3 -m agrpo.cli pretrain --config /tmp/pt128.yaml --out /tmp/pt128/base --quiet; echo "pretrain rc=$? $((SECONDS - t0)) s"
     python3 benchmarks/speed.py accel --device cuda --tag $T --model /tmp/pt128/base --gen-length 128 \
-      --out $R/speed_accel_$T.json; echo "accel rc=$?";; esac
+      --out $R/speed_accel_$T.json; echo "accel rc=$?"
+  }
   FAST='"rl.autocast": "bfloat16", "rl.fused_adamw": true, "rl.rollout.cuda_graphs": true, "rl.compile": true, "rl.merge_rollout_temperatures": true'
-  case " $PARTS " in *" profile "*)
+  part_profile() {
     python3 benchmarks/profile_rl.py --device cuda --tag $T --method agrpo --out $R/profile_rl_agrpo_$T.json \
       --setting "{$FAST, \"methods.agrpo.objective_args.old_logprobs\": \"current\", \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}"
     echo "profile agrpo rc=$?"
     python3 benchmarks/profile_rl.py --device cuda --tag $T --method diffu_grpo --out $R/profile_rl_diffu_grpo_$T.json \
-      --setting "{$FAST}"; echo "profile diffu_grpo rc=$?";; esac
-  case " $PARTS " in *" rl "*)
+      --setting "{$FAST}"; echo "profile diffu_grpo rc=$?"
+  }
+  part_rl() {
     base=""; [ -d .baseline449 ] && base="--baseline-repo .baseline449"
     python3 benchmarks/speed.py small --device cuda --tag $T $base --rl-only --settings-only --out $R/speed_small_rl_$T.json \
       --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}" \
       --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true, \"rl.compile_mode\": \"reduce-overhead\"}"
-    echo "rl rc=$?";; esac
-  case " $PARTS " in *" concurrency "*)   # one job of 16 groups vs 2 and 4 concurrent jobs of 8 and 4 (no MPS)
+    echo "rl rc=$?"
+  }
+  part_concurrency() {  # one job of 16 groups vs 2 and 4 concurrent jobs of 8 and 4 (no MPS)
     python3 benchmarks/speed.py concurrency --device cuda --tag $T --iterations 20 --jobs 1,2,4 \
-      --out $R/speed_concurrency_$T.json; echo "concurrency rc=$?";; esac
-  case " $PARTS " in *" llada8b "*)
+      --out $R/speed_concurrency_$T.json; echo "concurrency rc=$?"
+  }
+  part_llada8b() {
     python3 benchmarks/speed.py llada8b --device cuda --tag $T ${LLADA_ARGS:---items 64} --batch 32 \
       --out $R/speed_llada8b_$T.json   # LLADA_ARGS="--llada-parts test --items 1319 --test-steps 64": a whole set
-    echo "llada8b rc=$?";; esac
-  case " $PARTS " in *" paper8b "*)   # needs .smoke8b (paper_smoke_gpu.py prepare) and the wheels in /tmp/site
+    echo "llada8b rc=$?"
+  }
+  part_paper8b() {  # needs .smoke8b (paper_smoke_gpu.py prepare) and the wheels in /tmp/site
     mkdir -p /tmp/bin && printf '#!/bin/sh\nexec python3 -m agrpo.cli "$@"\n' > /tmp/bin/agrpo && chmod +x /tmp/bin/agrpo
     command -v python > /dev/null || ln -sf "$(command -v python3)" /tmp/bin/python
     for i in $(seq 120); do python3 -c "import bitsandbytes" 2>/dev/null && break; sleep 5; done
     df -h /tmp | tail -1
     PATH=/tmp/bin:$PATH python3 benchmarks/paper_smoke_gpu.py run /tmp/smoke8b_run --out $R/paper_smoke_gpu_$T.json \
       --protocols "${SMOKE_PROTOCOLS:-agrpo,d1}" \
-      2>&1 | grep -av "Generating\|it/s\]" | tail -40; echo "paper8b rc=${PIPESTATUS[0]}"; df -h /tmp | tail -1;; esac
+      2>&1 | grep -av "Generating\|it/s\]" | tail -40; echo "paper8b rc=${PIPESTATUS[0]}"; df -h /tmp | tail -1
+  }
+  for part in $PARTS; do   # every part known before any runs
+    declare -F part_$part > /dev/null || { echo "unknown part: $part (parts: $(declare -F | grep -o 'part_.*' | sed 's/part_//' | tr '\n' ' '))"; exit 2; }
+  done
+  for part in $PARTS; do part_$part; done   # in the order given
   echo ALL DONE
   ;;
 wait)

@@ -29,3 +29,41 @@ def test_slices_of_one_test_set_add_up_to_the_whole():
 def test_overlapping_or_gapped_slices_are_refused(rows, message):
     with pytest.raises(ValueError, match=message):
         merge_test_set_slices(rows)
+
+
+def test_a_slice_cut_mid_run_leaves_whole_batches_that_the_next_slice_continues(monkeypatch):
+    """The end of a lease kills a run between batches: what ``progress`` last saw is a slice of whole batches, and
+    a run from its end completes the set (the GPU parts replaced by counters)."""
+    import types
+
+    import torch
+
+    import benchmarks.speed_llada as sl
+
+    batches = []
+
+    def generate(model, ids, mask, sc, record=True):
+        if sc.steps == 8:  # the warm-up
+            return None
+        if len(batches) == 2 and cut["on"]:
+            raise KeyboardInterrupt  # the lease ends during the third batch
+        batches.append(ids.shape[0])
+        return types.SimpleNamespace(row_nfe=torch.full((ids.shape[0],), sc.steps))
+
+    cut = {"on": True}
+    monkeypatch.setattr(sl, "prompts", lambda lengths, pad, g: (torch.zeros(len(lengths), 3), None))
+    monkeypatch.setattr(sl, "timed", lambda fn: (fn(), 2.0))
+    monkeypatch.setattr(sl, "generate", generate)
+    monkeypatch.setattr(sl, "bare_forward", lambda *a, **k: 0.01)
+    model = types.SimpleNamespace(pad_id=0, forward_flops=lambda n: 1e9 * n)
+    n = len(__import__("json").loads((sl.ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"])
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        sl.test_set_slice(model, types.SimpleNamespace(item_start=0, items=n, batch=512), 64, 1e12, seen.append)
+    first = seen[-1]
+    assert (first["item_start"], first["items"], first["items_asked"]) == (0, 1024, n)
+    cut["on"] = False
+    rest = sl.test_set_slice(model, types.SimpleNamespace(item_start=first["items"], items=n, batch=512), 64, 1e12)
+    whole = merge_test_set_slices([first, rest])[0]
+    assert (whole["items"], whole["complete"], whole["slices"]) == (n, True, 2)
+    assert whole["seconds"] == pytest.approx(2.0 * 3)  # three timed batches: two, then the cut run's remainder
