@@ -238,7 +238,8 @@ def run_config(cfg: ProfileConfig, method: str, task: str | None) -> ProfileConf
     profile with ``data.tasks = [task]`` and ``methods.<method>.per_task.<task>`` merged over the method."""
     if task is None:
         return cfg
-    from agrpo.config import build_config, deep_merge, to_dict
+    from agrpo.config import build_config, to_dict
+    from agrpo.profile_yaml import deep_merge
 
     if task not in cfg.data.tasks:
         raise ConfigError(f"--task {task!r}: not a task of data.tasks ({', '.join(cfg.data.tasks)})")
