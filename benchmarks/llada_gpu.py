@@ -43,12 +43,14 @@ def timed(fn):
     return out, time.perf_counter() - t0, torch.cuda.max_memory_allocated() / 2**30
 
 
-def write_random_checkpoint(d: Path) -> float:
+def write_random_checkpoint(d: Path, device: str = "cuda", dtype=torch.bfloat16, **shape) -> float:
+    """A random LLaDA checkpoint, LLaDA-8B-Instruct's configuration unless ``shape`` overrides some of it, built
+    on ``device`` in ``dtype`` and written in the official layout; returns the seconds it took."""
     t0 = time.perf_counter()
     with torch.device("meta"):
-        model = LLaDA(LLaDAConfig())
-    model = model.to_empty(device="cuda").to(torch.bfloat16)
-    g = torch.Generator(device="cuda").manual_seed(0)
+        model = LLaDA(LLaDAConfig(**shape))
+    model = model.to_empty(device=device).to(dtype)
+    g = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight") or name.endswith("ln_f.weight"):
@@ -57,7 +59,8 @@ def write_random_checkpoint(d: Path) -> float:
                 p.normal_(0, 0.02, generator=g)
     model.save_pretrained(d)
     del model
-    torch.cuda.empty_cache()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
     return time.perf_counter() - t0
 
 

@@ -9,6 +9,7 @@ the speed work buys.
     python benchmarks/speed.py small --device cuda --tag h200 [--model DIR] [--baseline-repo DIR]
     python benchmarks/speed.py llada8b --device cuda --tag h200 --items 128
     python benchmarks/speed.py small --device cpu --tag cpu --quick      (a smoke run: tiny sizes)
+    python benchmarks/speed.py llada8b --device cpu --tag cpu --quick --items 4 --batch 4 --test-steps 8   (the same)
 
 ``small``: the small profile's architecture (27.3M parameters; random weights unless ``--model``) on tiny_arith
 prompts: per precision (float32, bf16 autocast, bf16 weights) and with and without CUDA graphs — one bare
@@ -277,7 +278,11 @@ def rl_iterations(cfg, work, peak, args) -> list[dict]:
 
 
 def rl_floor(cfg, model, task, examples, peak, device) -> dict:
-    """FLOP floor of one small-profile RL iteration without early exits: rollout (steps passes) + update."""
+    """Both floors of one small-profile RL iteration without early exits: rollout (steps passes) + update.
+    FLOP floor: FLOPs ÷ the bf16 matmul peak. Forward floor: the same passes timed as bare eager passes of the
+    batch's shape (bf16 autocast on a GPU, float32 on a CPU) — a forward per rollout step, a forward+backward
+    per AGRPO draw, and for diffu-GRPO prepare's two forwards (old, reference) and μ × (forward+backward +
+    reference forward)."""
     from agrpo.evaluate import prompt_batch
 
     n = cfg.rl.prompts_per_batch * cfg.rl.group_size
@@ -286,13 +291,44 @@ def rl_floor(cfg, model, task, examples, peak, device) -> dict:
     f = model.forward_flops(seq) * n
     k = cfg.methods["agrpo"].objective_args.get("mc_samples", 24)
     mu = cfg.methods["diffu_grpo"].inner_iterations
-    agrpo_flops = cfg.rl.rollout.steps * f + 3 * k * f
-    diffu_flops = cfg.rl.rollout.steps * f + 2 * f + mu * (3 * f + f)  # prepare: old + ref; each iteration + ref
+    steps = cfg.rl.rollout.steps
+    agrpo_flops = steps * f + 3 * k * f
+    diffu_flops = steps * f + 2 * f + mu * (3 * f + f)  # prepare: old + ref; each iteration + ref
     bf = peak["bfloat16"] * 1e12
+    policy = copy.deepcopy(model).train()
+    full = torch.full((n, seq), policy.mask_id, device=device)
+    attn = torch.ones_like(full)
+    amp = precision_ctx("autocast" if torch.device(device).type == "cuda" else "float32", device)
+
+    def fwd():
+        with torch.no_grad(), amp():
+            policy(full, attn)
+
+    def fwd_bwd():
+        policy.zero_grad(set_to_none=True)
+        with amp():
+            loss = policy(full, attn).float().sum()
+        loss.backward()
+
+    t_f, t_fb = median_seconds(fwd, device), median_seconds(fwd_bwd, device, repeats=3, warmup=1)
     return {"seq_len": seq, "rows": n, "agrpo_flops": agrpo_flops, "agrpo_bf16_floor_s": agrpo_flops / bf,
             "diffu_grpo_flops_per_inner_iteration_mean": diffu_flops / mu, "diffu_grpo_bf16_floor_s": diffu_flops / bf,
+            "forward_s": t_f, "fwd_bwd_s": t_fb, "forward_precision": "bf16 autocast" if torch.device(device).type == "cuda" else "float32",
+            "agrpo_forward_floor_s": steps * t_f + k * t_fb,
+            "diffu_grpo_forward_floor_s": steps * t_f + 2 * t_f + mu * (t_fb + t_f),
             "note": "rollout at steps full passes (no early exit), update 3 forwards per fwd+bwd; diffu-GRPO: "
-                    "μ inner iterations over one rollout batch, as one trainer iteration"}
+                    "μ inner iterations over one rollout batch, as one trainer iteration; forward floor: the same "
+                    "passes as bare eager passes of the batch's shape"}
+
+
+def with_floor_ratios(rows: list[dict], floor: dict) -> list[dict]:
+    """Each RL-iteration row with its seconds ÷ the iteration's FLOP floor and ÷ its forward floor."""
+    for r in rows:
+        if "seconds_per_iteration" in r:
+            m = r["method"]
+            r["over_flop_floor"] = r["seconds_per_iteration"] / floor[f"{m}_bf16_floor_s"]
+            r["over_forward_floor"] = r["seconds_per_iteration"] / floor[f"{m}_forward_floor_s"]
+    return rows
 
 
 def run_small(args) -> dict:
@@ -307,7 +343,7 @@ def run_small(args) -> dict:
     if not args.rl_only:
         res["sampler"] = sampler_and_test_set(cfg, model, task, examples, peak, args)
         res["updates"] = updates(cfg, model, task, examples, peak, args)
-    res["rl_iterations"] = rl_iterations(cfg, work, peak, args)
+    res["rl_iterations"] = with_floor_ratios(rl_iterations(cfg, work, peak, args), res["rl_floor"])
     return res
 
 

@@ -8,7 +8,8 @@
 3. one RL iteration per method at the paper profile's settings, one GPU's share of the 8-GPU batch (AGRPO:
    2 groups of 8, 384 tokens, block 12, 128 steps, k = 24; diffu-GRPO: 2 groups of 6, 256 tokens, block 32,
    128 steps, μ = 12, β = 0.04 against the adapter-off reference), LoRA r 64 with activation checkpointing:
-   rollout + update seconds and ÷ their FLOP floors.
+   rollout + update seconds, ÷ their FLOP floors and ÷ their forward floors (the same passes as bare forwards
+   and forward+backwards of the batch's shape).
 Random weights: time and memory are real, the text is not (no early exits: every row takes every pass).
 
 The whole test set does not fit one 30-minute lease (at 128 steps ≈ 38 minutes): ``--item-start`` and
@@ -31,22 +32,30 @@ from agrpo.sampling import SamplerConfig, generate, left_pad
 ROOT = Path(__file__).resolve().parent.parent
 
 
+QUICK_SHAPE = dict(d_model=32, n_heads=2, n_kv_heads=2, n_layers=1, mlp_hidden_size=64)  # --quick: a CPU smoke run
+
+
+def sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn):
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     out = fn()
-    torch.cuda.synchronize()
+    sync()
     return out, time.perf_counter() - t0
 
 
-def prompts(lengths: list[int], pad_id: int, g):
+def prompts(lengths: list[int], pad_id: int, g, device="cuda"):
     seqs = [torch.randint(0, 126000, (n,), generator=g).tolist() for n in lengths]
     ids, mask = left_pad(seqs, pad_id)
-    return ids.cuda(), mask.cuda()
+    return ids.to(device), mask.to(device)
 
 
 def bare_forward(model, ids, mask, gen_length, repeats=3) -> float:
-    full = torch.cat([ids, torch.full((ids.shape[0], gen_length), model.mask_id, device="cuda")], 1)
+    full = torch.cat([ids, torch.full((ids.shape[0], gen_length), model.mask_id, device=ids.device)], 1)
     attn = torch.cat([mask, torch.ones_like(full[:, ids.shape[1]:])], 1)
     with torch.no_grad():
         model(full, attn)
@@ -60,13 +69,14 @@ def llada8b(args, peak: dict, save=None) -> dict:
     from benchmarks.llada_gpu import write_random_checkpoint
 
     bf = peak["bfloat16"] * 1e12
-    res = {"what": "llada8b", "device": device_name("cuda"), "git_sha": git_sha(), "versions": versions(),
-           "matmul_tflops": peak}
+    dev = args.device
+    dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
+    res = {"what": "llada8b", "device": device_name(dev), "git_sha": git_sha(), "versions": versions(),
+           "matmul_tflops": peak, "shape": "quick (a smoke run)" if args.quick else "LLaDA-8B-Instruct"}
     d = Path(args.dir)
     if not (d / "config.json").is_file():
-        res["write_seconds"] = write_random_checkpoint(d)
-    model, res["load_seconds"] = timed(lambda: load_llada(str(d), dtype=torch.bfloat16, device="cuda",
-                                                          with_tokenizer=False))
+        res["write_seconds"] = write_random_checkpoint(d, dev, dtype, **(QUICK_SHAPE if args.quick else {}))
+    model, res["load_seconds"] = timed(lambda: load_llada(str(d), dtype=dtype, device=dev, with_tokenizer=False))
     model.eval()
     res["params"] = model.num_parameters()
     parts = set(args.llada_parts.split(","))
@@ -75,18 +85,19 @@ def llada8b(args, peak: dict, save=None) -> dict:
     g = torch.Generator().manual_seed(1)
 
     if "step" in parts:  # 1. sampler step vs bare forward
-        ids, mask = prompts([128] * 8, model.pad_id, g)
+        ids, mask = prompts([128] * 8, model.pad_id, g, dev)
         fwd = bare_forward(model, ids, mask, 256)
         res["step"] = {"batch": 8, "tokens": [128, 256], "forward_s": fwd,
                        "forward_over_flop_floor": fwd / (model.forward_flops(384) * 8 / bf)}
-        for graphs in (False, True):
-            sc = SamplerConfig(256, 32, 128, "low_confidence", 0.0, cuda_graphs=graphs)
+        steps = 8 if args.quick else 128
+        for graphs in (False, True) if dev.startswith("cuda") else (False,):
+            sc = SamplerConfig(256, 32, steps, "low_confidence", 0.0, cuda_graphs=graphs)
             with torch.no_grad():
                 generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=graphs))  # warm
                 _, t = timed(lambda: generate(model, ids, mask, sc, record=False))
             key = "graphs" if graphs else "eager"
-            res["step"][key] = {"step_s": t / 128, "step_over_forward": t / 128 / fwd,
-                                "step_over_flop_floor": t / 128 / (model.forward_flops(384) * 8 / bf)}
+            res["step"][key] = {"step_s": t / steps, "step_over_forward": t / steps / fwd,
+                                "step_over_flop_floor": t / steps / (model.forward_flops(384) * 8 / bf)}
         print(json.dumps(res["step"]), flush=True)
 
     if "test" in parts:  # 2. GSM8K-length prompts × 256 tokens: items [start, start + items) of the test set
@@ -101,7 +112,7 @@ def llada8b(args, peak: dict, save=None) -> dict:
             test_set_slice(model, args, steps, bf, progress)
 
     if "rl" in parts:  # 3. one RL iteration per method
-        res["rl_iteration"] = rl_iterations(model, bf, g)
+        res["rl_iteration"] = rl_iterations(model, bf, g, dev, args.quick)
     return res
 
 
@@ -117,13 +128,15 @@ def test_set_slice(model, args, steps: int, bf: float, progress=None) -> dict:
     items = lengths[start:start + args.items]
     if not items:
         raise ValueError(f"--item-start {start}: past the test set's {len(lengths)} items")
-    sc = SamplerConfig(256, 32, steps, "low_confidence", 0.0, cuda_graphs=True)
+    graphs = args.device.startswith("cuda")
+    sc = SamplerConfig(256, 32, steps, "low_confidence", 0.0, cuda_graphs=graphs)
     wall = fwd_floor = flop_floor = 0.0
     for lo in range(0, len(items), args.batch):
-        ids, mask = prompts(items[lo:lo + args.batch], model.pad_id, torch.Generator().manual_seed(start + lo))
+        ids, mask = prompts(items[lo:lo + args.batch], model.pad_id, torch.Generator().manual_seed(start + lo),
+                            args.device)
         with torch.no_grad():
             if lo == 0:
-                generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=True))
+                generate(model, ids, mask, SamplerConfig(256, 32, 8, "low_confidence", 0.0, cuda_graphs=graphs))
             out, t = timed(lambda: generate(model, ids, mask, sc, record=False))
         wall += t
         passes = int(out.row_nfe.sum())
@@ -168,7 +181,25 @@ def merge_test_set_slices(rows: list[dict]) -> list[dict]:
     return out
 
 
-def rl_iterations(model, bf: float, g) -> list[dict]:
+def fwd_bwd_seconds(policy, ids, gen_length: int, repeats: int = 2) -> float:
+    """A bare forward+backward of the rollout batch's shape (all completion positions masked), as the update's
+    passes run: train mode, the adapter's gradients, activation checkpointing if on."""
+    full = torch.cat([ids, torch.full((ids.shape[0], gen_length), policy.mask_id, device=ids.device)], 1)
+    attn = torch.ones_like(full)
+
+    def once():
+        policy.zero_grad(set_to_none=True)
+        policy(full, attn).float().logsumexp(-1).mean().backward()
+
+    once()
+    t = min(timed(once)[1] for _ in range(repeats))
+    policy.zero_grad(set_to_none=True)
+    return t
+
+
+def rl_iterations(model, bf: float, g, dev: str = "cuda", quick: bool = False) -> list[dict]:
+    """One RL iteration per method at the paper profile's settings (``quick``: 4 rows, 24-32 tokens, 4 steps,
+    k = 2, μ = 2, for a CPU smoke run of this code)."""
     from peft import LoraConfig, get_peft_model
 
     from agrpo.distributed import Runtime
@@ -185,32 +216,38 @@ def rl_iterations(model, bf: float, g) -> list[dict]:
     params = [p for p in policy.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-12, fused=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-    rt = Runtime(None, torch.device("cuda"))
+    rt = Runtime(None, torch.device(dev))
     out = []
-    settings = [("agrpo", 8, SamplerConfig(384, 12, 128, "random", 0.6, top_k=150, top_p=0.99, eos_early_exit=True)),
-                ("diffu_grpo", 6, SamplerConfig(256, 32, 128, "low_confidence", 0.9))]
+    k, mu_diffu, groups = (2, 2, 1) if quick else (24, 12, 2)
+    settings = [("agrpo", 8, SamplerConfig(24 if quick else 384, 12, 4 if quick else 128, "random", 0.6, top_k=150,
+                                            top_p=0.99, eos_early_exit=True)),
+                ("diffu_grpo", 6, SamplerConfig(32 if quick else 256, 16 if quick else 32, 4 if quick else 128,
+                                                "low_confidence", 0.9))]
     for method, group, sc in settings:
-        rows = 2 * group
-        ids, mask = prompts([lengths[i] for i in range(rows // group) for _ in range(group)], model.pad_id, g)
+        rows = groups * group
+        ids, mask = prompts([lengths[i] for i in range(rows // group) for _ in range(group)], model.pad_id, g, dev)
         row = {"method": method, "rows": rows, "prompt_tokens": ids.shape[1], "gen_length": sc.gen_length}
         for graphs in (False, True):
             policy.eval()
             with torch.no_grad():
-                sample, t = timed(lambda: generate(policy, ids, mask, SamplerConfig(**{**vars(sc), "cuda_graphs": graphs}),
-                                                   torch.Generator("cuda").manual_seed(0)))
-            row["rollout_graphs_s" if graphs else "rollout_eager_s"] = t
+                sample, t = timed(lambda: generate(policy, ids, mask, SamplerConfig(**{
+                    **vars(sc), "cuda_graphs": graphs and dev.startswith("cuda")}), torch.Generator(dev).manual_seed(0)))
+            row["rollout_graphs_s" if graphs else "rollout_eager_s"] = t  # on a CPU: eager twice
         seq = ids.shape[1] + sc.gen_length
         f = model.forward_flops(seq) * rows
         row["rollout_flop_floor_s"] = sc.steps * f / bf
-        rewards = torch.rand(rows, device="cuda")
+        t_fwd = bare_forward(policy, ids, mask, sc.gen_length, repeats=2)
+        row["forward_s"] = t_fwd
+        row["rollout_forward_floor_s"] = sc.steps * t_fwd
+        rewards = torch.rand(rows, device=dev)
         batch = RolloutBatch(sample, sc, rewards, group_advantages(rewards, group), group,
                              completion_mask(sample.completion_ids, model.eos_id))
         policy.train()
         if method == "agrpo":
-            obj, ref, mu = AGRPO(AGRPO.Args(mc_samples=24), torch.Generator().manual_seed(0)), None, 1
-            flops = 24 * 4 * f  # k fwd+bwd with activation checkpointing (a second forward per backward)
+            obj, ref, mu = AGRPO(AGRPO.Args(mc_samples=k), torch.Generator().manual_seed(0)), None, 1
+            flops = k * 4 * f  # k fwd+bwd with activation checkpointing (a second forward per backward)
         else:
-            obj, ref, mu = DiffuGRPO(DiffuGRPO.Args(), torch.Generator().manual_seed(0)), AdapterOff(policy), 12
+            obj, ref, mu = DiffuGRPO(DiffuGRPO.Args(), torch.Generator().manual_seed(0)), AdapterOff(policy), mu_diffu
             flops = 2 * f + mu * (4 * f + f)  # prepare (old + ref) + μ × (fwd+bwd recomputed + ref)
         _, t_prep = timed(lambda: obj.prepare(policy, ref, batch, mu))
 
@@ -219,11 +256,17 @@ def rl_iterations(model, bf: float, g) -> list[dict]:
                 update(rt, policy, policy, ref, obj, batch, opt, sched, params, n, 1.0)
 
         _, t_up = timed(iterate)
+        t_fb = fwd_bwd_seconds(policy, ids, sc.gen_length)
+        fwd_floor = k * t_fb if method == "agrpo" else 2 * t_fwd + mu * (t_fb + t_fwd)  # the passes of flops
+        iteration = row["rollout_graphs_s"] + t_prep + t_up
         row.update(prepare_s=t_prep, update_s=t_up, update_flop_floor_s=flops / bf,
                    update_over_flop_floor=(t_prep + t_up) / (flops / bf),
-                   iteration_s=row["rollout_graphs_s"] + t_prep + t_up,
-                   iteration_over_flop_floor=(row["rollout_graphs_s"] + t_prep + t_up) / (row["rollout_flop_floor_s"] + flops / bf),
-                   peak_gib=torch.cuda.max_memory_allocated() / 2**30)
+                   fwd_bwd_s=t_fb, update_forward_floor_s=fwd_floor, update_over_forward_floor=(t_prep + t_up) / fwd_floor,
+                   rollout_over_forward_floor=row["rollout_graphs_s"] / row["rollout_forward_floor_s"],
+                   iteration_s=iteration,
+                   iteration_over_flop_floor=iteration / (row["rollout_flop_floor_s"] + flops / bf),
+                   iteration_over_forward_floor=iteration / (row["rollout_forward_floor_s"] + fwd_floor),
+                   peak_gib=torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else None)
         out.append(row)
         print(json.dumps(row), flush=True)
     return out

@@ -51,7 +51,7 @@ def test_a_slice_cut_mid_run_leaves_whole_batches_that_the_next_slice_continues(
         return types.SimpleNamespace(row_nfe=torch.full((ids.shape[0],), sc.steps))
 
     cut = {"on": True}
-    monkeypatch.setattr(sl, "prompts", lambda lengths, pad, g: (torch.zeros(len(lengths), 3), None))
+    monkeypatch.setattr(sl, "prompts", lambda lengths, pad, g, device: (torch.zeros(len(lengths), 3), None))
     monkeypatch.setattr(sl, "timed", lambda fn: (fn(), 2.0))
     monkeypatch.setattr(sl, "generate", generate)
     monkeypatch.setattr(sl, "bare_forward", lambda *a, **k: 0.01)
@@ -59,11 +59,13 @@ def test_a_slice_cut_mid_run_leaves_whole_batches_that_the_next_slice_continues(
     n = len(__import__("json").loads((sl.ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"])
     seen = []
     with pytest.raises(KeyboardInterrupt):
-        sl.test_set_slice(model, types.SimpleNamespace(item_start=0, items=n, batch=512), 64, 1e12, seen.append)
+        sl.test_set_slice(model, types.SimpleNamespace(item_start=0, items=n, batch=512, device="cpu"), 64, 1e12,
+                           seen.append)
     first = seen[-1]
     assert (first["item_start"], first["items"], first["items_asked"]) == (0, 1024, n)
     cut["on"] = False
-    rest = sl.test_set_slice(model, types.SimpleNamespace(item_start=first["items"], items=n, batch=512), 64, 1e12)
+    rest = sl.test_set_slice(model, types.SimpleNamespace(item_start=first["items"], items=n, batch=512, device="cpu"),
+                             64, 1e12)
     whole = merge_test_set_slices([first, rest])[0]
     assert (whole["items"], whole["complete"], whole["slices"]) == (n, True, 2)
     assert whole["seconds"] == pytest.approx(2.0 * 3)  # three timed batches: two, then the cut run's remainder
