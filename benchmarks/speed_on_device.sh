@@ -5,7 +5,7 @@
 #   bash benchmarks/speed_on_device.sh start <git sha> [parts]   copy the repo to /tmp/proj, start `all` in the
 #                                                          background (parts: default "tests small accel llada8b";
 #                                                          also "profile" (benchmarks/profile_rl.py) and "rl" (the
-#                                                          RL iterations alone, fastest settings vs 449b441);
+#                                                          RL iterations alone, the fastest setting vs 449b441);
 #                                                          "rltests" (the trainer's GPU speed-option tests);
 #                                                          "concurrency" (one job vs N concurrent jobs);
 #                                                          "paper8b" (benchmarks/paper_smoke_gpu.py: needs .smoke8b
@@ -68,10 +68,9 @@ PY
     python3 benchmarks/profile_rl.py --device cuda --tag $T --method diffu_grpo --out $R/profile_rl_diffu_grpo_$T.json \
       --setting "{$FAST}"; echo "profile diffu_grpo rc=$?"
   }
-  part_rl() {
+  part_rl() {  # the fastest setting of each method (reduce-overhead) vs 449b441 (.baseline449, if carried)
     base=""; [ -d .baseline449 ] && base="--baseline-repo .baseline449"
     python3 benchmarks/speed.py small --device cuda --tag $T $base --rl-only --settings-only --out $R/speed_small_rl_$T.json \
-      --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true}" \
       --setting "{$FAST, \"methods.agrpo.objective_args.draws_per_pass\": 8, \"rl.rollout.compile_step\": true, \"rl.compile_mode\": \"reduce-overhead\"}"
     echo "rl rc=$?"
   }
@@ -79,10 +78,13 @@ PY
     python3 benchmarks/speed.py concurrency --device cuda --tag $T --iterations 20 --jobs 1,2,4 \
       --out $R/speed_concurrency_$T.json; echo "concurrency rc=$?"
   }
-  part_llada8b() {
-    python3 benchmarks/speed.py llada8b --device cuda --tag $T ${LLADA_ARGS:---items 64} --batch 32 \
-      --out $R/speed_llada8b_$T.json   # LLADA_ARGS="--llada-parts test --items 1319 --test-steps 64": a whole set
-    echo "llada8b rc=$?"
+  part_llada8b() {  # LLADA_ARGS: one run's arguments, or several runs' separated by ';' (one checkpoint)
+    IFS=';' read -ra runs <<< "${LLADA_ARGS:---items 64}"
+    for i in "${!runs[@]}"; do
+      out=$R/speed_llada8b_$T.json; [ ${#runs[@]} -gt 1 ] && out=$R/speed_llada8b_${T}_$i.json
+      python3 benchmarks/speed.py llada8b --device cuda --tag $T ${runs[$i]} --batch 32 --out $out
+      echo "llada8b ${runs[$i]} rc=$?"
+    done   # e.g. LLADA_ARGS="--llada-parts test --items 1319 --test-steps 64": a whole set
   }
   part_paper8b() {  # needs .smoke8b (paper_smoke_gpu.py prepare) and the wheels in /tmp/site
     mkdir -p /tmp/bin && printf '#!/bin/sh\nexec python3 -m agrpo.cli "$@"\n' > /tmp/bin/agrpo && chmod +x /tmp/bin/agrpo
