@@ -205,9 +205,8 @@ def updates(cfg, model, task, examples, peak, args) -> list[dict]:
 
             t_fb = median_seconds(fwd_bwd, dev, repeats=3, warmup=1)
             passes = obj.chunks_per_iteration() if method == "agrpo" else 1
-            flops = 3 * policy.forward_flops(full.shape[1]) * full.shape[0] * passes
-            if method == "diffu_grpo" and ref is not None:
-                flops += policy.forward_flops(full.shape[1]) * full.shape[0]  # the reference's no-grad pass
+            flops = 3 * policy.forward_flops(full.shape[1]) * full.shape[0] * passes  # diffu-GRPO: old and
+            # reference log-probs are prepare's (before 77ebefd a reference pass was counted here too)
             out.append({"method": method, "precision": precision, "fused_adamw": fused, "compiled": compiled,
                         "rows": full.shape[0],
                         "seq_len": full.shape[1], "passes": passes, "update_s": t_up, "fwd_bwd_s": t_fb,
@@ -277,57 +276,71 @@ def rl_iterations(cfg, work, peak, args) -> list[dict]:
     return out
 
 
-def rl_floor(cfg, model, task, examples, peak, device) -> dict:
+DRAWS_KEY = "methods.agrpo.objective_args.draws_per_pass"
+
+
+def rl_floor(cfg, model, task, examples, peak, device, draws_per_pass=(1,)) -> dict:
     """Both floors of one small-profile RL iteration without early exits: rollout (steps passes) + update.
     FLOP floor: FLOPs ÷ the bf16 matmul peak. Forward floor: the same passes timed as bare eager passes of the
-    batch's shape (bf16 autocast on a GPU, float32 on a CPU) — a forward per rollout step, a forward+backward
-    per AGRPO draw, and for diffu-GRPO prepare's two forwards (old, reference) and μ × (forward+backward +
-    reference forward)."""
+    batch's shape (bf16 autocast on a GPU, float32 on a CPU): a forward per rollout step; AGRPO: ⌈k/c⌉
+    forward+backwards of c·n rows (c = ``draws_per_pass``, one floor per c the settings use); diffu-GRPO:
+    prepare's 2μ forwards (old and reference log-probs, one per mask seed) and μ forward+backwards."""
     from agrpo.evaluate import prompt_batch
 
     n = cfg.rl.prompts_per_batch * cfg.rl.group_size
-    ids, _ = prompt_batch(model, task, examples[:cfg.rl.prompts_per_batch], device)
+    ids, mask = prompt_batch(model, task, [e for e in examples[:cfg.rl.prompts_per_batch]
+                                           for _ in range(cfg.rl.group_size)], device)
     seq = ids.shape[1] + cfg.rl.rollout.gen_length
     f = model.forward_flops(seq) * n
     k = cfg.methods["agrpo"].objective_args.get("mc_samples", 24)
     mu = cfg.methods["diffu_grpo"].inner_iterations
     steps = cfg.rl.rollout.steps
     agrpo_flops = steps * f + 3 * k * f
-    diffu_flops = steps * f + 2 * f + mu * (3 * f + f)  # prepare: old + ref; each iteration + ref
+    diffu_flops = steps * f + 2 * mu * f + mu * 3 * f  # prepare: old + ref per mask seed; μ fwd+bwd
     bf = peak["bfloat16"] * 1e12
     policy = copy.deepcopy(model).train()
-    full = torch.full((n, seq), policy.mask_id, device=device)
-    attn = torch.ones_like(full)
+    full = torch.cat([ids, torch.full((n, cfg.rl.rollout.gen_length), policy.mask_id, device=device)], 1)
+    attn = torch.cat([mask, torch.ones_like(full[:, ids.shape[1]:])], 1)
     amp = precision_ctx("autocast" if torch.device(device).type == "cuda" else "float32", device)
 
     def fwd():
         with torch.no_grad(), amp():
             policy(full, attn)
 
-    def fwd_bwd():
-        policy.zero_grad(set_to_none=True)
-        with amp():
-            loss = policy(full, attn).float().sum()
-        loss.backward()
+    def fwd_bwd(c):
+        x, a = full.repeat(c, 1), attn.repeat(c, 1)
 
-    t_f, t_fb = median_seconds(fwd, device), median_seconds(fwd_bwd, device, repeats=3, warmup=1)
+        def once():
+            policy.zero_grad(set_to_none=True)
+            with amp():
+                loss = policy(x, a).float().sum()
+            loss.backward()
+        return median_seconds(once, device, repeats=3, warmup=1)
+
+    t_f = median_seconds(fwd, device)
+    t_fb = {c: fwd_bwd(c) for c in sorted(set(draws_per_pass) | {1})}
     return {"seq_len": seq, "rows": n, "agrpo_flops": agrpo_flops, "agrpo_bf16_floor_s": agrpo_flops / bf,
             "diffu_grpo_flops_per_inner_iteration_mean": diffu_flops / mu, "diffu_grpo_bf16_floor_s": diffu_flops / bf,
-            "forward_s": t_f, "fwd_bwd_s": t_fb, "forward_precision": "bf16 autocast" if torch.device(device).type == "cuda" else "float32",
-            "agrpo_forward_floor_s": steps * t_f + k * t_fb,
-            "diffu_grpo_forward_floor_s": steps * t_f + 2 * t_f + mu * (t_fb + t_f),
-            "note": "rollout at steps full passes (no early exit), update 3 forwards per fwd+bwd; diffu-GRPO: "
+            "forward_s": t_f, "fwd_bwd_s": {str(c): t for c, t in t_fb.items()},
+            "forward_precision": "bf16 autocast" if torch.device(device).type == "cuda" else "float32",
+            "agrpo_forward_floor_s": {str(c): steps * t_f + -(-k // c) * t for c, t in t_fb.items()},
+            "diffu_grpo_forward_floor_s": steps * t_f + 2 * mu * t_f + mu * t_fb[1],
+            "note": "rollout at steps full passes (no early exit), a fwd+bwd counted as 3 forwards; diffu-GRPO: "
                     "μ inner iterations over one rollout batch, as one trainer iteration; forward floor: the same "
-                    "passes as bare eager passes of the batch's shape"}
+                    "passes as bare eager passes of the batch's shape (AGRPO: per draws_per_pass c)"}
 
 
 def with_floor_ratios(rows: list[dict], floor: dict) -> list[dict]:
-    """Each RL-iteration row with its seconds ÷ the iteration's FLOP floor and ÷ its forward floor."""
+    """Each RL-iteration row with its seconds ÷ the iteration's FLOP floor and ÷ its forward floor (AGRPO: the
+    floor of the row's ``draws_per_pass``)."""
     for r in rows:
         if "seconds_per_iteration" in r:
             m = r["method"]
+            fwd_floor = floor[f"{m}_forward_floor_s"]
+            if m == "agrpo":
+                fwd_floor = fwd_floor[str(r.get("edits", {}).get(DRAWS_KEY, 1))]
             r["over_flop_floor"] = r["seconds_per_iteration"] / floor[f"{m}_bf16_floor_s"]
-            r["over_forward_floor"] = r["seconds_per_iteration"] / floor[f"{m}_forward_floor_s"]
+            r["over_forward_floor"] = r["seconds_per_iteration"] / fwd_floor
     return rows
 
 
@@ -339,7 +352,8 @@ def run_small(args) -> dict:
         examples = examples[:32]
     res = {"what": "small", "device": device_name(args.device), "git_sha": git_sha(), "versions": versions(),
            "matmul_tflops": peak, "params": model.num_parameters(), "model": args.model or "random init",
-           "rl_floor": rl_floor(cfg, model, task, examples, peak, args.device)}
+           "rl_floor": rl_floor(cfg, model, task, examples, peak, args.device,
+                                [edits.get(DRAWS_KEY, 1) for _, edits in args.extra_settings])}
     if not args.rl_only:
         res["sampler"] = sampler_and_test_set(cfg, model, task, examples, peak, args)
         res["updates"] = updates(cfg, model, task, examples, peak, args)

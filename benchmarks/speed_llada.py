@@ -72,11 +72,13 @@ def llada8b(args, peak: dict, save=None) -> dict:
     dev = args.device
     dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
     res = {"what": "llada8b", "device": device_name(dev), "git_sha": git_sha(), "versions": versions(),
-           "matmul_tflops": peak, "shape": "quick (a smoke run)" if args.quick else "LLaDA-8B-Instruct"}
-    d = Path(args.dir)
+           "matmul_tflops": peak}
+    d = Path(args.dir + "-quick" if args.quick else args.dir)  # a quick checkpoint never stands in for the 8B one
     if not (d / "config.json").is_file():
         res["write_seconds"] = write_random_checkpoint(d, dev, dtype, **(QUICK_SHAPE if args.quick else {}))
     model, res["load_seconds"] = timed(lambda: load_llada(str(d), dtype=dtype, device=dev, with_tokenizer=False))
+    cfg = json.loads((d / "config.json").read_text())
+    res["shape"] = {k: cfg.get(k) for k in ("d_model", "n_layers", "n_heads", "mlp_hidden_size", "vocab_size")}
     model.eval()
     res["params"] = model.num_parameters()
     parts = set(args.llada_parts.split(","))
@@ -181,11 +183,12 @@ def merge_test_set_slices(rows: list[dict]) -> list[dict]:
     return out
 
 
-def fwd_bwd_seconds(policy, ids, gen_length: int, repeats: int = 2) -> float:
-    """A bare forward+backward of the rollout batch's shape (all completion positions masked), as the update's
-    passes run: train mode, the adapter's gradients, activation checkpointing if on."""
+def fwd_bwd_seconds(policy, ids, mask, gen_length: int, repeats: int = 2) -> float:
+    """A bare forward+backward of the rollout batch's shape (all completion positions masked, the prompts'
+    padding masked as in ``bare_forward``), as the update's passes run: train mode, the adapter's gradients,
+    activation checkpointing if on."""
     full = torch.cat([ids, torch.full((ids.shape[0], gen_length), policy.mask_id, device=ids.device)], 1)
-    attn = torch.ones_like(full)
+    attn = torch.cat([mask, torch.ones_like(full[:, ids.shape[1]:])], 1)
 
     def once():
         policy.zero_grad(set_to_none=True)
@@ -198,8 +201,8 @@ def fwd_bwd_seconds(policy, ids, gen_length: int, repeats: int = 2) -> float:
 
 
 def rl_iterations(model, bf: float, g, dev: str = "cuda", quick: bool = False) -> list[dict]:
-    """One RL iteration per method at the paper profile's settings (``quick``: 4 rows, 24-32 tokens, 4 steps,
-    k = 2, μ = 2, for a CPU smoke run of this code)."""
+    """One RL iteration per method at the paper profile's settings (``quick``: one group of 8 / 6 rows, 24 / 32
+    tokens, 4 steps, k = 2, μ = 2: a CPU smoke run of this code). Peak memory is read before the floors' passes."""
     from peft import LoraConfig, get_peft_model
 
     from agrpo.distributed import Runtime
@@ -248,7 +251,7 @@ def rl_iterations(model, bf: float, g, dev: str = "cuda", quick: bool = False) -
             flops = k * 4 * f  # k fwd+bwd with activation checkpointing (a second forward per backward)
         else:
             obj, ref, mu = DiffuGRPO(DiffuGRPO.Args(), torch.Generator().manual_seed(0)), AdapterOff(policy), mu_diffu
-            flops = 2 * f + mu * (4 * f + f)  # prepare (old + ref) + μ × (fwd+bwd recomputed + ref)
+            flops = 2 * mu * f + mu * 4 * f  # prepare (old + ref per mask seed) + μ fwd+bwd (recomputed forward)
         _, t_prep = timed(lambda: obj.prepare(policy, ref, batch, mu))
 
         def iterate():
@@ -256,8 +259,9 @@ def rl_iterations(model, bf: float, g, dev: str = "cuda", quick: bool = False) -
                 update(rt, policy, policy, ref, obj, batch, opt, sched, params, n, 1.0)
 
         _, t_up = timed(iterate)
-        t_fb = fwd_bwd_seconds(policy, ids, sc.gen_length)
-        fwd_floor = k * t_fb if method == "agrpo" else 2 * t_fwd + mu * (t_fb + t_fwd)  # the passes of flops
+        peak_gib = torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else None
+        t_fb = fwd_bwd_seconds(policy, ids, mask, sc.gen_length)
+        fwd_floor = k * t_fb if method == "agrpo" else 2 * mu * t_fwd + mu * t_fb  # the passes of flops
         iteration = row["rollout_graphs_s"] + t_prep + t_up
         row.update(prepare_s=t_prep, update_s=t_up, update_flop_floor_s=flops / bf,
                    update_over_flop_floor=(t_prep + t_up) / (flops / bf),
@@ -266,7 +270,7 @@ def rl_iterations(model, bf: float, g, dev: str = "cuda", quick: bool = False) -
                    iteration_s=iteration,
                    iteration_over_flop_floor=iteration / (row["rollout_flop_floor_s"] + flops / bf),
                    iteration_over_forward_floor=iteration / (row["rollout_forward_floor_s"] + fwd_floor),
-                   peak_gib=torch.cuda.max_memory_allocated() / 2**30 if dev.startswith("cuda") else None)
+                   peak_gib=peak_gib)
         out.append(row)
         print(json.dumps(row), flush=True)
     return out

@@ -95,8 +95,9 @@ PY
       --protocols "${SMOKE_PROTOCOLS:-agrpo,d1}" \
       2>&1 | grep -av "Generating\|it/s\]" | tail -40; echo "paper8b rc=${PIPESTATUS[0]}"; df -h /tmp | tail -1
   }
+  PARTS=${PARTS:-tests small accel llada8b}
   for part in $PARTS; do   # every part known before any runs
-    declare -F part_$part > /dev/null || { echo "unknown part: $part (parts: $(declare -F | grep -o 'part_.*' | sed 's/part_//' | tr '\n' ' '))"; exit 2; }
+    declare -F part_$part > /dev/null || { echo "unknown part: $part (parts: $(declare -F | grep -o 'part_.*' | sed 's/part_//' | tr '\n' ' '))"; echo "ALL DONE (nothing run)"; exit 2; }
   done
   for part in $PARTS; do part_$part; done   # in the order given
   echo ALL DONE
