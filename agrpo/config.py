@@ -22,10 +22,11 @@ class ConfigError(ValueError):
 
 
 def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISSING, ge=None, gt=None, le=None,
-        lt=None):
-    """A documented config field; ``ge``/``gt``/``le``/``lt`` bound a number (checked on load, in the schema)."""
+        lt=None, choices: tuple = ()):
+    """A documented config field; ``ge``/``gt``/``le``/``lt`` bound a number and ``choices`` lists the values a
+    string may take (both checked on load, in the schema and listed in docs/config.md)."""
     bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
-    kw = {"metadata": {"doc": text, **({"bounds": bounds} if bounds else {})}}
+    kw = {"metadata": {"doc": text, **({"bounds": bounds} if bounds else {}), **({"choices": choices} if choices else {})}}
     if default_factory is not dataclasses.MISSING:
         return field(default_factory=default_factory, **kw)
     return field(default=default, **kw)
@@ -33,9 +34,9 @@ def doc(text: str, default=dataclasses.MISSING, default_factory=dataclasses.MISS
 
 @dataclass
 class ModelConfig:
-    type: str = doc("model family: `tiny` (from-scratch bidirectional transformer, pretrained by the pipeline) or `llada` (LLaDA-8B: `name_or_path`)", "tiny")
+    type: str = doc("model family: `tiny` (from-scratch bidirectional transformer, pretrained by the pipeline) or `llada` (LLaDA-8B: `name_or_path`)", "tiny", choices=('tiny', 'llada'))
     name_or_path: str = doc("llada: local checkpoint directory (official layout) or hub id, e.g. GSAI-ML/LLaDA-8B-Instruct", "")
-    dtype: str = doc("llada: `bfloat16` (released runs) or `float32`", "bfloat16")
+    dtype: str = doc("llada: `bfloat16` (released runs) or `float32`", "bfloat16", choices=('bfloat16', 'float32'))
     d_model: int = doc("hidden size", 128, gt=0)
     n_layers: int = doc("transformer blocks", 4, gt=0)
     n_heads: int = doc("attention heads (d_model / n_heads must be even)", 4, gt=0)
@@ -49,7 +50,7 @@ class DataConfig:
     train_size: int = doc("training examples per task written to the data files", 20000, gt=0)
     test_size: int = doc("test examples per task (the eval set of every cell)", 128, gt=0)
     seed: int = doc("seed of the synthetic data generator", 1234, ge=0)
-    protocol: str = doc("evaluation protocol of the real tasks: `d1` or `agrpo` (docs/tasks.md); the tiny tasks have their own", "d1")
+    protocol: str = doc("evaluation protocol of the real tasks: `d1` or `agrpo` (docs/tasks.md); the tiny tasks have their own", "d1", choices=('d1', 'agrpo'))
     sources: dict[str, str] = doc("data source per `<task>/<split>` (local .jsonl/.json/.csv or hub id), overriding the task's default, e.g. `countdown/test: data/countdown_cd3_test.jsonl`", default_factory=dict)
 
 
@@ -99,7 +100,7 @@ class SFTConfig:
     steps: int = doc("optimizer steps; 0 = no SFT stage (RL starts from the base model). d1: 2,460", 0, ge=0)
     dataset: str = doc("`tasks` (the profile's tasks: train-split prompts with their reference traces) or `s1k:<hub id or local .jsonl/.json>` (d1: simplescaling/s1K)", "tasks")
     learning_rate: float = doc("AdamW peak learning rate (d1: 1e-5)", 1e-5, gt=0)
-    lr_schedule: str = doc("`linear` decay to 0 after warmup (d1: the HF Trainer default) or `constant`", "linear")
+    lr_schedule: str = doc("`linear` decay to 0 after warmup (d1: the HF Trainer default) or `constant`", "linear", choices=('linear', 'constant'))
     batch_size: int = doc("sequences per optimizer step (d1: 8 = 2 GPUs × 1 × 4 accumulation)", 8, gt=0)
     warmup_steps: int = doc("linear warmup steps", 0, ge=0)
     weight_decay: float = doc("AdamW weight decay (d1: 0.1)", 0.1, ge=0)
@@ -145,7 +146,7 @@ class RLConfig:
     seeds: list[int] = doc("RL seeds: one run per method and seed", default_factory=lambda: [0], ge=0)
     iterations: int = doc("rollout batches per run; equal for every method (equal rollout budgets)", 40, ge=1)
     checkpoint_every: int = doc("save a checkpoint every N rollout batches (released: every 15 optimizer steps)", 20, ge=1)
-    checkpoint_format: str = doc("`merged`: each checkpoint is a plain model, the LoRA adapter merged in (16 GB at 8B) or `adapter`: a LoRA run's checkpoints hold the adapter alone (peft's adapter_config.json + adapter_model.safetensors; what the released HF/TRL trainers save) and `adapter_base.json` naming the base, merged into it when loaded (a 4-bit run's into the unquantised base, as `merged` does); full fine-tunes always save the whole model", "merged")
+    checkpoint_format: str = doc("`merged`: each checkpoint is a plain model, the LoRA adapter merged in (16 GB at 8B) or `adapter`: a LoRA run's checkpoints hold the adapter alone (peft's adapter_config.json + adapter_model.safetensors; what the released HF/TRL trainers save) and `adapter_base.json` naming the base, merged into it when loaded (a 4-bit run's into the unquantised base, as `merged` does); full fine-tunes always save the whole model", "merged", choices=('merged', 'adapter'))
     prompts_per_batch: int = doc("prompts per rollout batch (released AGRPO: 16 per optimizer step)", 16, ge=1)
     group_size: int = doc("G: completions per prompt (released AGRPO: 8; d1: 6)", 8, ge=2)
     weight_decay: float = doc("AdamW weight decay (released: 0.01)", 0.01, ge=0)
@@ -153,15 +154,15 @@ class RLConfig:
     adam_beta2: float = doc("AdamW β2 (released: 0.99)", 0.99, ge=0, lt=1)
     max_grad_norm: float = doc("gradient clipping norm", 1.0, gt=0)
     warmup_ratio: float = doc("fraction of optimizer steps of linear warmup (released: 0.01)", 0.01, ge=0, le=1)
-    warmup_convention: str = doc("`hf`: W = ⌈ratio·T⌉ warmup steps at lr·s/W for step s = 0, 1, … (HF Trainer: the released runs; the first step at lr 0) or `shifted`: W = ⌊ratio·T⌋ at lr·(s+1)/W (this harness before 2026-12)", "hf")
-    lr_schedule: str = doc("`constant`, `constant_with_warmup` (the same: constant after the warmup) or `cosine` (released AGRPO: cosine; d1, wd1: constant_with_warmup)", "cosine")
+    warmup_convention: str = doc("`hf`: W = ⌈ratio·T⌉ warmup steps at lr·s/W for step s = 0, 1, … (HF Trainer: the released runs; the first step at lr 0) or `shifted`: W = ⌊ratio·T⌋ at lr·(s+1)/W (this harness before 2026-12)", "hf", choices=('hf', 'shifted'))
+    lr_schedule: str = doc("`constant`, `constant_with_warmup` (the same: constant after the warmup) or `cosine` (released AGRPO: cosine; d1, wd1: constant_with_warmup)", "cosine", choices=('constant', 'constant_with_warmup', 'cosine'))
     scale_rewards: bool = doc("divide advantages by the group std (+1e-4); off in released AGRPO and d1 (Dr.GRPO-style Â = R − mean)", False)
     rollout: RolloutConfig = doc("training rollout sampler", default_factory=RolloutConfig)
-    runs: str = doc("`mixed`: one run per method and seed on every task of `data.tasks` together (the tiny and small profiles); `per_task`: one run per method, task and seed, trained on that task alone with `methods.<m>.per_task.<task>` applied and evaluated on it (the papers)", "mixed")
-    autocast: str = doc("`none` (every pass in the weights' dtype, the committed runs) or `bfloat16`: rollouts, re-scoring and updates under torch.autocast (bf16 matmuls, fp32 master weights and optimizer state; for the tiny architecture on a GPU — LLaDA's released runs use bf16 weights: `model.dtype`)", "none")
+    runs: str = doc("`mixed`: one run per method and seed on every task of `data.tasks` together (the tiny and small profiles); `per_task`: one run per method, task and seed, trained on that task alone with `methods.<m>.per_task.<task>` applied and evaluated on it (the papers)", "mixed", choices=('mixed', 'per_task'))
+    autocast: str = doc("`none` (every pass in the weights' dtype, the committed runs) or `bfloat16`: rollouts, re-scoring and updates under torch.autocast (bf16 matmuls, fp32 master weights and optimizer state; for the tiny architecture on a GPU — LLaDA's released runs use bf16 weights: `model.dtype`)", "none", choices=('none', 'bfloat16'))
     merge_rollout_temperatures: bool = doc("rows whose rollout samplers differ only in temperature (`methods.<m>.task_temperature`, d1's Sudoku T 0.3) sampled in the same passes, each at its own T: one forward per step for the whole batch instead of one per temperature (and static shapes for CUDA graphs). The draws then differ from the per-temperature calls (the committed runs); the distribution does not", False)
     compile: bool = doc("torch.compile the policy for the objectives' passes (re-scoring, old log-probs, updates; and a full fine-tune's frozen reference copy; dynamic shapes; one process only): fewer, fused kernels where a small model is launch-bound; rollouts stay eager (or CUDA graphs). Compilation takes the first iterations' time; last-bit differences from eager", False)
-    compile_mode: str = doc("torch.compile mode of `rl.compile`: `default`, `reduce-overhead` (CUDA only: the compiled forward and backward replayed as CUDA graphs, one per shape, for launch-bound small models; each pass's outputs live until the next pass replaces them) or `max-autotune-no-cudagraphs`", "default")
+    compile_mode: str = doc("torch.compile mode of `rl.compile`: `default`, `reduce-overhead` (CUDA only: the compiled forward and backward replayed as CUDA graphs, one per shape, for launch-bound small models; each pass's outputs live until the next pass replaces them) or `max-autotune-no-cudagraphs`", "default", choices=('default', 'reduce-overhead', 'max-autotune-no-cudagraphs'))
     fused_adamw: bool = doc("torch's fused AdamW kernel (CUDA only): one launch per step instead of one per tensor group; last-bit differences from the default implementation", False)
 
 
@@ -181,15 +182,15 @@ class EvalConfig:
     cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
     compile_step: bool = doc("torch.compile the denoising step (network pass, candidate transform, commit; dynamic shapes; cache 'none' only): fused kernels where a small model is memory-bound; with cuda_graphs the compiled step is what the graphs capture. The same distribution, not the same bits as eager (fused reductions round differently); the first batches pay the compilation; cells with a KV cache run the eager step", False)
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
-    dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model")
+    dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model", choices=('model', 'bfloat16'))
 
 
 @dataclass
 class LaunchConfig:
     """How training jobs are started (the Snakemake rules read this; docs/distributed.md)."""
     gpus: int = doc("processes (= GPUs) per training run: 0 = one plain process on `device`; N ≥ 1 = `accelerate launch` with N processes, declared to Snakemake as the rule's `gpu` resource", 0, ge=0)
-    strategy: str = doc("data-parallel strategy with `gpus` ≥ 1: `ddp` (torch DDP) or `zero2` (DeepSpeed ZeRO-2, the released AGRPO and d1 launcher; needs deepspeed)", "ddp")
-    mixed_precision: str = doc("accelerate mixed precision: `no` (weights in `model.dtype`, the default) or `bf16` (autocast; released launchers set bf16 with bf16 weights)", "no")
+    strategy: str = doc("data-parallel strategy with `gpus` ≥ 1: `ddp` (torch DDP) or `zero2` (DeepSpeed ZeRO-2, the released AGRPO and d1 launcher; needs deepspeed)", "ddp", choices=('ddp', 'zero2'))
+    mixed_precision: str = doc("accelerate mixed precision: `no` (weights in `model.dtype`, the default) or `bf16` (autocast; released launchers set bf16 with bf16 weights)", "no", choices=('no', 'bf16'))
     eval_gpus: int = doc("GPUs declared per eval job (one process each; 0 = CPU)", 0, ge=0)
 
 
@@ -271,9 +272,19 @@ def _check_bounds(value, bounds: dict, key: str) -> None:
                 raise ConfigError(f"{key}: must be {text} {bound}, got {v!r}")
 
 
+def _check_choices(value, choices: tuple, key: str) -> None:
+    """``value`` (a string or a list of strings) one of the field's ``choices``."""
+    if not choices:
+        return
+    allowed = " or ".join(map(repr, choices)) if len(choices) == 2 else "one of " + ", ".join(map(repr, choices))
+    for v in value if isinstance(value, list) else [value]:
+        if v not in choices:
+            raise ConfigError(f"{key}: expected {allowed}, got {v!r}")
+
+
 def from_dict(cls, data: dict, prefix: str = ""):
-    """Build dataclass ``cls`` from ``data``; unknown keys, wrong types and out-of-range numbers raise
-    ConfigError naming the key."""
+    """Build dataclass ``cls`` from ``data``; unknown keys, wrong types, out-of-range numbers and values outside
+    a field's choices raise ConfigError naming the key."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for k in data:
@@ -285,6 +296,7 @@ def from_dict(cls, data: dict, prefix: str = ""):
         key = f"{prefix}.{k}" if prefix else k
         kwargs[k] = _convert(v, hints[k], key)
         _check_bounds(kwargs[k], fields[k].metadata.get("bounds", {}), key)
+        _check_choices(kwargs[k], fields[k].metadata.get("choices", ()), key)
     return cls(**kwargs)
 
 

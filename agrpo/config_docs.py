@@ -26,6 +26,8 @@ def _schema_of(tp) -> dict:
         for f in dataclasses.fields(tp):
             schema = _schema_of(hints[f.name])
             limits = {SCHEMA_BOUNDS[k]: v for k, v in f.metadata.get("bounds", {}).items()}
+            if f.metadata.get("choices"):
+                limits["enum"] = list(f.metadata["choices"])
             (schema["items"] if schema["type"] == "array" else schema).update(limits)
             props[f.name] = {**schema, "description": f.metadata.get("doc", "")}
         return {"type": "object", "additionalProperties": False, "properties": props}
@@ -44,7 +46,10 @@ def json_schema() -> dict:
 def _bounds_text(f) -> str:
     from agrpo.config import BOUNDS
 
-    return "".join(f" {BOUNDS[k][0]} {v}" for k, v in f.metadata.get("bounds", {}).items())
+    text = "".join(f" {BOUNDS[k][0]} {v}" for k, v in f.metadata.get("bounds", {}).items())
+    if f.metadata.get("choices"):
+        text += ": " + " \\| ".join(f"`{c}`" for c in f.metadata["choices"])
+    return text
 
 
 def config_docs() -> str:

@@ -100,6 +100,22 @@ def test_config_schema_rejects_unknown_key_like_the_loader():
         jsonschema.validate(d, json_schema())
 
 
+def test_a_value_outside_a_keys_choices_is_refused_by_loader_and_schema_alike(tmp_path):
+    """``doc(choices=…)`` is one declaration: the loader's error names the key, the schema has the enum, and the
+    key reference lists the values."""
+    import jsonschema
+
+    d = tiny_dict()
+    d["launch"] = {"strategy": "fsdp"}
+    with pytest.raises(jsonschema.ValidationError, match="fsdp"):
+        jsonschema.validate(d, json_schema())
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(ConfigError, match=r"c\.yaml: launch\.strategy: expected 'ddp' or 'zero2', got 'fsdp'$"):
+        load_config(path)
+    assert "| `launch.strategy` | str: `ddp` \\| `zero2` |" in config_docs()
+
+
 def test_config_paper_profile_has_the_released_agrpo_settings():
     """workflow/config/paper.yaml parses strictly and resolves to the released AGRPO training setup."""
     import dataclasses
@@ -143,7 +159,7 @@ def test_config_paper_profile_validates_and_llada_needs_a_checkpoint(tmp_path):
     (("methods", "wd1", "group_size"), -6, r"methods\.wd1\.group_size: must be >= 0"),
     (("methods", "wd1", "max_prompt_length"), -1, r"methods\.wd1\.max_prompt_length: must be >= 0"),
     (("rl", "warmup_convention"), "torch", r"rl\.warmup_convention: expected 'hf' or 'shifted'"),
-    (("rl", "lr_schedule"), "linear", r"rl\.lr_schedule: expected one of constant, constant_with_warmup, cosine"),
+    (("rl", "lr_schedule"), "linear", r"rl\.lr_schedule: expected one of 'constant', 'constant_with_warmup', 'cosine', got 'linear'"),
     (("methods", "agrpo", "objective_args", "released_launcher_steps"), 3,
      r"released_launcher_steps: 3 micro-batches need a multiple of 3 prompt groups per process"),
 ])
@@ -235,7 +251,7 @@ def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message)
     ({("rl", "autocast"): "fp8"}, r"rl\.autocast: expected 'none' or 'bfloat16'"),
     ({("rl", "fused_adamw"): True}, r"rl\.fused_adamw: the fused AdamW kernel needs a CUDA device"),
     ({("rl", "checkpoint_format"): "lora"}, r"rl\.checkpoint_format: expected 'merged' or 'adapter', got 'lora'"),
-    ({("rl", "compile_mode"): "turbo"}, r"rl\.compile_mode: expected one of default, reduce-overhead"),
+    ({("rl", "compile_mode"): "turbo"}, r"rl\.compile_mode: expected one of 'default', 'reduce-overhead', 'max-autotune-no-cudagraphs', got 'turbo'"),
     ({("rl", "compile_mode"): "reduce-overhead"}, r"rl\.compile_mode: 'reduce-overhead' needs rl\.compile: true"),
     ({("rl", "compile_mode"): "reduce-overhead", ("rl", "compile"): True},
      r"rl\.compile_mode: 'reduce-overhead' replays CUDA graphs; device is 'cpu'"),
