@@ -17,6 +17,11 @@ from pathlib import Path
 
 
 
+REMASKING = ("low_confidence", "random")  # the sampler's choices (agrpo/sampling.py), declared here once
+CONFIDENCE = ("model", "sampling")
+CACHE = ("none", "prefix", "dual")
+
+
 class ConfigError(ValueError):
     """Bad configuration; the message names the file and key. The CLI exits with code 2."""
 
@@ -73,12 +78,12 @@ class RolloutConfig:
     gen_length: int = doc("completion length L (released: 384)", 384, gt=0)
     block_length: int = doc("semi-autoregressive block length (released: 12)", 12, gt=0)
     steps: int = doc("denoising steps m, a multiple of the number of blocks (released: 128, 3 tokens per step)", 128, gt=0)
-    remasking: str = doc("`random` (released AGRPO) or `low_confidence` (LLaDA/d1)", "random")
+    remasking: str = doc("`random` (released AGRPO) or `low_confidence` (LLaDA/d1)", "random", choices=REMASKING)
     temperature: float = doc("sampling temperature T, > 0 for RL (released: 0.6; d1: 0.9)", 0.6, ge=0)
     top_k: int = doc("top-k filter, 0 = off (released: 150)", 150, ge=0)
     top_p: float = doc("top-p filter: keep tokens whose inclusive cumulative mass is ≤ top_p, and the first; 1.0 = off (released: 0.99)", 0.99, gt=0, le=1)
     eos_early_exit: bool = doc("fill the rest of a row with EOS once a whole block is EOS and stop decoding it (released AGRPO: true; LLaDA/d1: false)", True)
-    confidence: str = doc("`low_confidence` score: `model` = untempered p_θ(x̂) (LLaDA/d1) or `sampling` = tempered, truncated p̃_θ(x̂) (released AGRPO code)", "model")
+    confidence: str = doc("`low_confidence` score: `model` = untempered p_θ(x̂) (LLaDA/d1) or `sampling` = tempered, truncated p̃_θ(x̂) (released AGRPO code)", "model", choices=CONFIDENCE)
     ban_special_tokens: bool = doc("never commit [MASK]/[PAD] (ours; LLaDA and released AGRPO: false, their models put negligible mass there)", True)
     cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
     compile_step: bool = doc("torch.compile the denoising step (network pass, candidate transform, commit; dynamic shapes): fused kernels where a small model is memory-bound; with cuda_graphs the compiled step is what the graphs capture. The same distribution, not the same bits as eager (fused reductions round differently); the first batches pay the compilation", False)
@@ -171,13 +176,13 @@ class EvalConfig:
     gen_lengths: list[int] = doc("generation lengths of the grid", default_factory=lambda: [40], gt=0)
     block_length: int = doc("block length of evaluation sampling", 8, gt=0)
     steps_divisors: list[int] = doc("steps grid: steps = gen_length / d for each d (1 = one token per step)", default_factory=lambda: [1, 2, 4, 8], ge=1)
-    remasking: str = doc("unmasking rule at evaluation", "low_confidence")
+    remasking: str = doc("unmasking rule at evaluation", "low_confidence", choices=REMASKING)
     temperature: float = doc("evaluation temperature (0 = greedy, the d1 protocol)", 0.0, ge=0)
     seeds: list[int] = doc("evaluation seeds (matter only at temperature > 0)", default_factory=lambda: [0], ge=0)
     batch_size: int = doc("prompts per generation batch", 128, ge=1)
     eos_early_exit: bool = doc("stop decoding a row once a whole block is EOS (AGRPO's eval: true; d1/LLaDA: false); NFE is counted per row", False)
-    confidence: str = doc("`low_confidence` score at T > 0: `model` (LLaDA/d1) or `sampling` (released AGRPO); irrelevant when greedy", "model")
-    caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers), `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate) and/or `dual` (Fast-dLLM dual cache: also the not-yet-decoded blocks after the current one; each later step computes only the current block)", default_factory=lambda: ["none"])
+    confidence: str = doc("`low_confidence` score at T > 0: `model` (LLaDA/d1) or `sampling` (released AGRPO); irrelevant when greedy", "model", choices=CONFIDENCE)
+    caches: list[str] = doc("KV-cache axis of the grid: `none` (exact, the papers), `prefix` (Fast-dLLM prefix cache: keys/values of the prompt and finished blocks computed once per block; approximate) and/or `dual` (Fast-dLLM dual cache: also the not-yet-decoded blocks after the current one; each later step computes only the current block)", default_factory=lambda: ["none"], choices=CACHE)
     thresholds: list[float] = doc("decoding axis of the grid: 0 = the fixed steps schedule (the papers); τ in (0, 1) = Fast-dLLM confidence-threshold parallel decoding (commit every position with confidence ≥ τ, at least one per step; one cell per length, steps chosen by the data)", default_factory=lambda: [0.0], ge=0, lt=1)
     cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
     compile_step: bool = doc("torch.compile the denoising step (network pass, candidate transform, commit; dynamic shapes; cache 'none' only): fused kernels where a small model is memory-bound; with cuda_graphs the compiled step is what the graphs capture. The same distribution, not the same bits as eager (fused reductions round differently); the first batches pay the compilation; cells with a KV cache run the eager step", False)

@@ -51,10 +51,7 @@ from dataclasses import dataclass
 
 import torch
 
-
-REMASKING = ("low_confidence", "random")
-CONFIDENCE = ("model", "sampling")
-CACHE = ("none", "prefix", "dual")
+from agrpo.config import CACHE, CONFIDENCE, REMASKING  # the config's choices of these keys, declared once
 
 
 @dataclass

@@ -256,7 +256,7 @@ def test_config_ranges_are_checked_naming_the_key(tmp_path, key, value, message)
     ({("rl", "compile_mode"): "reduce-overhead", ("rl", "compile"): True},
      r"rl\.compile_mode: 'reduce-overhead' replays CUDA graphs; device is 'cpu'"),
     ({("device",): "cuda", ("eval", "cuda_graphs"): True, ("eval", "compile"): True}, r"eval\.cuda_graphs: choose one"),
-    ({("eval", "caches"): ["none", "suffix"]}, r"cache must be one of"),
+    ({("eval", "caches"): ["none", "suffix"]}, r"eval\.caches: expected one of 'none', 'prefix', 'dual', got 'suffix'"),
     ({("eval", "compile_step"): True, ("eval", "compile"): True}, r"eval\.compile_step: choose one of eval\.compile"),
     ({("methods", "agrpo", "objective_args", "draws_per_pass"): 0}, r"draws_per_pass must be >= 1"),
     ({("methods", "agrpo", "objective_args", "old_logprobs"): "current", ("methods", "agrpo", "inner_iterations"): 2},
