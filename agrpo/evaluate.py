@@ -68,14 +68,24 @@ def prompt_batch(model, task, examples, device) -> tuple[torch.Tensor, torch.Ten
     return ids.to(device), mask.to(device)
 
 
-def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_size: int, progress: bool = False):
-    """Generate and judge every example; returns (rows, totals)."""
+def length_order(model, task, examples) -> list[int]:
+    """Indices of ``examples`` by prompt token length (stable: ties keep test-set order)."""
+    lengths = [len(model.encode_prompt(task, ex)) for ex in examples]
+    return sorted(range(len(examples)), key=lengths.__getitem__)
+
+
+def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_size: int, progress: bool = False,
+             sort_by_length: bool = False):
+    """Generate and judge every example; returns (rows, totals), rows in the order of ``examples``.
+    ``sort_by_length``: batches of prompts of similar length (``length_order``), less left padding."""
     device = next(model.parameters()).device
     generator = torch.Generator(device).manual_seed(seed)  # CUDA draws differ from CPU draws (T > 0 only)
     rows, seconds, flops, row_nfe = [], 0.0, 0.0, []
     model.eval()
+    order = length_order(model, task, examples) if sort_by_length else range(len(examples))
+    batched = [examples[i] for i in order]
     for lo in tqdm(range(0, len(examples), batch_size), desc=f"{task.name} S={sampler.steps}", disable=not progress):
-        chunk = examples[lo:lo + batch_size]
+        chunk = batched[lo:lo + batch_size]
         prompts = [task.prompt(ex) for ex in chunk]
         ids, mask = prompt_batch(model, task, chunk, device)
         t0 = time.perf_counter()
@@ -100,6 +110,8 @@ def run_cell(model, task, examples, sampler: SamplerConfig, seed: int, batch_siz
             rows.append({"id": ex["id"], "prompt": prompts[i], "completion": completion, "correct": v.correct,
                          "score": v.score, "parsed": v.parsed, "reason": v.reason,
                          "nfe": n_i, "reveal_step": reveal[i]})
+    if sort_by_length:  # back to test-set order
+        rows = [row for _, row in sorted(zip(order, rows), key=lambda pair: pair[0])]
     return rows, {"seconds": seconds, "flops": flops, "nfe": sum(row_nfe) / max(len(row_nfe), 1)}
 
 
@@ -141,7 +153,8 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         if model is None:
             model = load_eval_model(cfg, model_dir)
             warmup = compile_warmup(model, task, examples, sampler, cfg.eval.batch_size) if cfg.eval.compile else 0.0
-        rows, tot = run_cell(model, task, examples, sampler, seed, cfg.eval.batch_size, progress)
+        rows, tot = run_cell(model, task, examples, sampler, seed, cfg.eval.batch_size, progress,
+                             cfg.eval.sort_by_length)
         acc, lo, hi = mean_ci([r["score"] for r in rows])
         metrics = {
             "method": method, "run_seed": run_seed, "checkpoint": f"step{train_step}", "train_step": train_step,
