@@ -395,6 +395,8 @@ def main(argv=None):
     ap.add_argument("--item-start", type=int, default=0,
                     help="llada8b: first test-set item (a multiple of --batch): a slice of a test set run over leases")
     ap.add_argument("--test-steps", default="128,64", help="llada8b: step counts of the test-set run")
+    ap.add_argument("--sort-by-length", action="store_true",
+                    help="llada8b: batch the test set by prompt length (as eval.sort_by_length) instead of test-set order")
     ap.add_argument("--llada-parts", default="step,test,rl",
                     help="llada8b: which parts: step (sampler step vs forward), test (the test set), rl (iterations)")
     ap.add_argument("--gen-length", type=int, default=128, help="accel: generation length")

@@ -124,6 +124,9 @@ def test_set_slice(model, args, steps: int, bf: float, progress=None) -> dict:
     test set are the batches of the whole). Sums (seconds, forward floor, FLOP floor) add up over slices:
     ``merge_test_set_slices``. ``progress(row)`` gets the row of the batches done so far after each batch."""
     lengths = json.loads((ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"]
+    order = "by length" if getattr(args, "sort_by_length", False) else "test set"
+    if order == "by length":  # as eval.sort_by_length batches (stable), so slices of it are its batches
+        lengths = sorted(lengths)
     start = args.item_start
     if start % args.batch:
         raise ValueError(f"--item-start {start}: must be a multiple of --batch {args.batch} (the whole set's batches)")
@@ -144,8 +147,8 @@ def test_set_slice(model, args, steps: int, bf: float, progress=None) -> dict:
         passes = int(out.row_nfe.sum())
         fwd_floor += passes / ids.shape[0] * bare_forward(model, ids, mask, 256, repeats=2)
         flop_floor += passes * model.forward_flops(ids.shape[1] + 256) / bf
-        row = slice_row(steps, start, lo + ids.shape[0], len(items), len(lengths), args.batch,
-                        wall, fwd_floor, flop_floor)
+        row = {**slice_row(steps, start, lo + ids.shape[0], len(items), len(lengths), args.batch,
+                           wall, fwd_floor, flop_floor), "order": order}
         if progress is not None:
             progress(row)
     print(json.dumps(row), flush=True)
@@ -161,24 +164,28 @@ def slice_row(steps, start, done, asked, of_items, batch, wall, fwd_floor, flop_
 
 
 def merge_test_set_slices(rows: list[dict]) -> list[dict]:
-    """The whole test set per step count from slices (``test_set_slice`` rows, from one run or several), refusing
-    overlaps and gaps; a step count whose slices do not cover every item is reported with ``complete: false``."""
+    """The whole test set per step count and batch order (test-set order, or by length) from slices
+    (``test_set_slice`` rows, from one run or several), refusing overlaps and gaps; a set whose slices do not cover
+    every item is reported with ``complete: false``."""
     out = []
-    for steps in sorted({r["steps"] for r in rows}, reverse=True):
-        mine = sorted((r for r in rows if r["steps"] == steps), key=lambda r: r["item_start"])
+    groups = sorted({(r["steps"], r.get("order", "test set")) for r in rows}, key=lambda g: (-g[0], g[1] != "test set"))
+    for steps, order in groups:
+        mine = sorted((r for r in rows if (r["steps"], r.get("order", "test set")) == (steps, order)),
+                      key=lambda r: r["item_start"])
+        where = f"steps {steps}" + (f" ({order})" if order != "test set" else "")
         covered = 0
         for r in mine:
             if r["item_start"] != covered:
-                raise ValueError(f"steps {steps}: slices {'overlap' if r['item_start'] < covered else 'leave a gap'}"
+                raise ValueError(f"{where}: slices {'overlap' if r['item_start'] < covered else 'leave a gap'}"
                                  f" at item {covered} (next slice starts at {r['item_start']})")
             covered += r["items"]
         for key in ("batch", "of_items"):
             if len({r[key] for r in mine}) > 1:
-                raise ValueError(f"steps {steps}: slices differ in {key} ({sorted({r[key] for r in mine})})")
+                raise ValueError(f"{where}: slices differ in {key} ({sorted({r[key] for r in mine})})")
         n = mine[0]["of_items"]
         total = {k: sum(r[k] for r in mine) for k in ("seconds", "forward_floor_s", "flop_floor_s")}
-        out.append({"steps": steps, "items": covered, "of_items": n, "complete": covered == n, "slices": len(mine),
-                    **total, "over_forward_floor": total["seconds"] / total["forward_floor_s"],
+        out.append({"steps": steps, "order": order, "items": covered, "of_items": n, "complete": covered == n,
+                    "slices": len(mine), **total, "over_forward_floor": total["seconds"] / total["forward_floor_s"],
                     "over_flop_floor": total["seconds"] / total["flop_floor_s"]})
     return out
 

@@ -21,6 +21,14 @@ def test_slices_of_one_test_set_add_up_to_the_whole():
     assert whole[0]["complete"] is False and whole[0]["items"] == 64  # 128 steps: one slice so far
 
 
+def test_slices_in_length_order_are_a_test_set_of_their_own():
+    rows = [_slice(64, 0, 64, 50.0), _slice(64, 64, 36, 30.0),
+            {**_slice(64, 0, 100, 60.0), "order": "by length"}]
+    plain, by_length = merge_test_set_slices(rows)
+    assert (plain["order"], plain["complete"], plain["seconds"]) == ("test set", True, 80.0)
+    assert (by_length["order"], by_length["complete"], by_length["seconds"]) == ("by length", True, 60.0)
+
+
 @pytest.mark.parametrize("rows,message", [
     ([_slice(64, 0, 64, 1.0), _slice(64, 32, 68, 1.0)], "steps 64: slices overlap at item 64"),
     ([_slice(64, 0, 32, 1.0), _slice(64, 64, 36, 1.0)], "steps 64: slices leave a gap at item 32"),
