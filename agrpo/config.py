@@ -15,8 +15,6 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-
 REMASKING = ("low_confidence", "random")  # the sampler's choices (agrpo/sampling.py), declared here once
 CONFIDENCE = ("model", "sampling")
 CACHE = ("none", "prefix", "dual")
@@ -187,7 +185,7 @@ class EvalConfig:
     cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
     compile_step: bool = doc("torch.compile the denoising step (network pass, candidate transform, commit; dynamic shapes; cache 'none' only): fused kernels where a small model is memory-bound; with cuda_graphs the compiled step is what the graphs capture. The same distribution, not the same bits as eager (fused reductions round differently); the first batches pay the compilation; cells with a KV cache run the eager step", False)
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
-    sort_by_length: bool = doc("batch the test set in order of prompt token length (stable; rows still reported in test-set order): less left padding, e.g. 17% fewer tokens per GSM8K cell at batch 32 and 256 tokens. Off = test-set order, as the released evaluations batch. The tiny architecture's positions skip padding, so its results are unchanged at T = 0; LLaDA's absolute positions shift with a row's padding, so its numerics (and at T > 0 every model's random draws) change with the batching", False)
+    sort_by_length: bool = doc("batch the test set in order of prompt token length (stable; rows still reported in test-set order): less left padding, e.g. 16% fewer tokens per GSM8K cell at batch 32 and 256 tokens. Off = test-set order, as the released evaluations batch. The tiny architecture's positions skip padding, so its results are unchanged at T = 0; LLaDA's absolute positions shift with a row's padding, so its numerics (and at T > 0 every model's random draws) change with the batching", False)
     dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model", choices=('model', 'bfloat16'))
 
 

@@ -153,6 +153,17 @@ def sampler_and_test_set(cfg, model, task, examples, peak, args) -> list[dict]:
     return rows
 
 
+def fwd_bwd_seconds(policy, full, attn, amp, device) -> float:
+    """Median seconds of one bare forward+backward of ``policy`` on (``full``, ``attn``) under ``amp``."""
+    def once():
+        policy.zero_grad(set_to_none=True)
+        with amp():
+            loss = policy(full, attn).float().sum()
+        loss.backward()
+
+    return median_seconds(once, device, repeats=3, warmup=1)
+
+
 def updates(cfg, model, task, examples, peak, args) -> list[dict]:
     """One AGRPO update (k draws) and one diffu-GRPO inner iteration on a real rollout batch, through the
     trainer's ``update``; ÷ (passes × fwd+bwd) and ÷ the FLOP floor."""
@@ -195,15 +206,7 @@ def updates(cfg, model, task, examples, peak, args) -> list[dict]:
             t_up = median_seconds(lambda: update(rt, engine, policy, ref, obj, batch, opt, sched, params, it, 1.0, amp),
                                   dev, repeats=3, warmup=2 if compiled else 1)
             full = torch.cat([ids, torch.full_like(sample.completion_ids, policy.mask_id)], 1)
-            attn = torch.ones_like(full)
-
-            def fwd_bwd():
-                policy.zero_grad(set_to_none=True)
-                with amp():
-                    loss = policy(full, attn).float().sum()
-                loss.backward()
-
-            t_fb = median_seconds(fwd_bwd, dev, repeats=3, warmup=1)
+            t_fb = fwd_bwd_seconds(policy, full, torch.ones_like(full), amp, dev)
             passes = obj.chunks_per_iteration() if method == "agrpo" else 1
             flops = 3 * policy.forward_flops(full.shape[1]) * full.shape[0] * passes  # diffu-GRPO: old and
             # reference log-probs are prepare's (before 77ebefd a reference pass was counted here too)
@@ -307,18 +310,9 @@ def rl_floor(cfg, model, task, examples, peak, device, draws_per_pass=(1,)) -> d
         with torch.no_grad(), amp():
             policy(full, attn)
 
-    def fwd_bwd(c):
-        x, a = full.repeat(c, 1), attn.repeat(c, 1)
-
-        def once():
-            policy.zero_grad(set_to_none=True)
-            with amp():
-                loss = policy(x, a).float().sum()
-            loss.backward()
-        return median_seconds(once, device, repeats=3, warmup=1)
-
     t_f = median_seconds(fwd, device)
-    t_fb = {c: fwd_bwd(c) for c in sorted(set(draws_per_pass) | {1})}
+    t_fb = {c: fwd_bwd_seconds(policy, full.repeat(c, 1), attn.repeat(c, 1), amp, device)
+            for c in sorted(set(draws_per_pass) | {1})}
     return {"seq_len": seq, "rows": n, "agrpo_flops": agrpo_flops, "agrpo_bf16_floor_s": agrpo_flops / bf,
             "diffu_grpo_flops_per_inner_iteration_mean": diffu_flops / mu, "diffu_grpo_bf16_floor_s": diffu_flops / bf,
             "forward_s": t_f, "fwd_bwd_s": {str(c): t for c, t in t_fb.items()},
@@ -410,6 +404,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of the script itself")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    if args.iterations < 4:
+        ap.error(f"--iterations {args.iterations}: at least 4 (the first two batches warm up, the last writes the checkpoint, "
+                 "and the seconds are differences between batches)")
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 (the default; stated for the record)
     args.out_path = out = Path(args.out or ROOT / f"benchmarks/results/speed_{args.what}_{args.tag}.json")
     res = {"small": run_small, "llada8b": run_llada8b, "accel": run_accel,

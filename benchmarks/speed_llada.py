@@ -77,8 +77,8 @@ def llada8b(args, peak: dict, save=None) -> dict:
     if not (d / "config.json").is_file():
         res["write_seconds"] = write_random_checkpoint(d, dev, dtype, **(QUICK_SHAPE if args.quick else {}))
     model, res["load_seconds"] = timed(lambda: load_llada(str(d), dtype=dtype, device=dev, with_tokenizer=False))
-    cfg = json.loads((d / "config.json").read_text())
-    res["shape"] = {k: cfg.get(k) for k in ("d_model", "n_layers", "n_heads", "mlp_hidden_size", "vocab_size")}
+    res["shape"] = {k: getattr(model.config, k) for k in ("d_model", "n_layers", "n_heads", "mlp_hidden_size",
+                                                           "vocab_size")}
     model.eval()
     res["params"] = model.num_parameters()
     parts = set(args.llada_parts.split(","))
@@ -124,7 +124,7 @@ def test_set_slice(model, args, steps: int, bf: float, progress=None) -> dict:
     test set are the batches of the whole). Sums (seconds, forward floor, FLOP floor) add up over slices:
     ``merge_test_set_slices``. ``progress(row)`` gets the row of the batches done so far after each batch."""
     lengths = json.loads((ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"]
-    order = "by length" if getattr(args, "sort_by_length", False) else "test set"
+    order = "by length" if args.sort_by_length else "test set"
     if order == "by length":  # as eval.sort_by_length batches (stable), so slices of it are its batches
         lengths = sorted(lengths)
     start = args.item_start

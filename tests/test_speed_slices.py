@@ -66,14 +66,17 @@ def test_a_slice_cut_mid_run_leaves_whole_batches_that_the_next_slice_continues(
     model = types.SimpleNamespace(pad_id=0, forward_flops=lambda n: 1e9 * n)
     n = len(__import__("json").loads((sl.ROOT / "benchmarks/gsm8k_prompt_lengths.json").read_text())["lengths"])
     seen = []
+
+    def run(start, progress=None):
+        args = types.SimpleNamespace(item_start=start, items=n, batch=512, device="cpu", sort_by_length=False)
+        return sl.test_set_slice(model, args, 64, 1e12, progress)
+
     with pytest.raises(KeyboardInterrupt):
-        sl.test_set_slice(model, types.SimpleNamespace(item_start=0, items=n, batch=512, device="cpu"), 64, 1e12,
-                           seen.append)
+        run(0, seen.append)
     first = seen[-1]
     assert (first["item_start"], first["items"], first["items_asked"]) == (0, 1024, n)
     cut["on"] = False
-    rest = sl.test_set_slice(model, types.SimpleNamespace(item_start=first["items"], items=n, batch=512, device="cpu"),
-                             64, 1e12)
+    rest = run(first["items"])
     whole = merge_test_set_slices([first, rest])[0]
     assert (whole["items"], whole["complete"], whole["slices"]) == (n, True, 2)
     assert whole["seconds"] == pytest.approx(2.0 * 3)  # three timed batches: two, then the cut run's remainder
