@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
                    "recursively)")
     s.add_argument("--out", help="output directory (default: the profile's results_dir)")
     s.add_argument("--runs", help="the runs' directory for the training curves (default: <work_dir>/runs)")
+    s.add_argument("--headroom", help="the base model's headroom JSON (agrpo headroom), reported first")
+    s = cmd("headroom", "what a model leaves RL to learn, per task", "Accuracy at the eval sampler on the RL "
+            "prompts and the test items, and each method's rollout reward, pass@G and zero-variance groups "
+            "(agrpo/headroom.py); writes --out as JSON and prints a table.")
+    s.add_argument("--model", required=True, help="the model directory (the base model, before RL)")
+    s.add_argument("--out", required=True, help="JSON file to write")
+    s.add_argument("--items", type=int, default=128, help="RL prompts and test items per task (default 128)")
+    s.add_argument("--methods", nargs="+", default=None, help="methods whose rollout samplers to use (default: all)")
     s = cmd("validate", "check a config file", "Load and validate a profile; exit 2 naming the key on errors.")
     s = sub.add_parser("score", help="re-score generations with the grid's judges and rewards",
                        description="Re-score a generations file (JSONL rows: the task's fields plus `completion`), "
@@ -174,6 +182,15 @@ def run(args) -> int:
             print(f"{cell.name}: accuracy {m['accuracy']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}] "
                   f"({m['n_correct']}/{m['n']} correct) nfe {m['nfe']:g}")
         print(f"{len(cells)} cells complete under {args.out}")
+    elif args.command == "headroom":
+        from agrpo.headroom import write_headroom
+
+        unknown = [m for m in args.methods or [] if m not in cfg.methods]
+        if unknown:
+            raise ConfigError(f"--methods: {', '.join(unknown)} not in methods of {args.config} ({', '.join(cfg.methods)})")
+        if args.items < 1:
+            raise ConfigError(f"--items: must be >= 1, got {args.items}")
+        write_headroom(cfg, args.model, args.out, args.items, args.methods)
     elif args.command == "report":
         from agrpo.report import check_complete, load_cells, write_report
 
@@ -183,7 +200,8 @@ def run(args) -> int:
         runs = Path(args.runs) if args.runs else Path(cfg.work_dir) / "runs"
         write_report(df, out, Path(cfg.reference_csv) if cfg.reference_csv else None, cfg.profile,
                      published_dir=Path(cfg.published_dir) if cfg.published_dir else None,
-                     runs_dir=runs if runs.is_dir() else None)
+                     runs_dir=runs if runs.is_dir() else None,
+                     headroom=json.loads(Path(args.headroom).read_text()) if args.headroom else None)
         print(f"report written to {out}")
     return 0
 

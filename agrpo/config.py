@@ -54,6 +54,8 @@ class DataConfig:
     test_size: int = doc("test examples per task (the eval set of every cell)", 128, gt=0)
     seed: int = doc("seed of the synthetic data generator", 1234, ge=0)
     protocol: str = doc("evaluation protocol of the real tasks: `d1` or `agrpo` (docs/tasks.md); the tiny tasks have their own", "d1", choices=('d1', 'agrpo'))
+    rl_size: int = doc("RL prompts per synthetic task, drawn from its training split disjoint from the `train_size` pretraining/SFT examples (`rl.jsonl`); 0 = RL trains on the pretraining examples themselves (the runs before 2026-12-02). Real tasks have no pretraining: their RL prompts are their training rows", 0, ge=0)
+    task_args: dict[str, dict] = doc("options of the synthetic tasks, by task name, e.g. `tiny_arith: {min_steps: 3, max_steps: 4}` (each task's knobs: docs/tasks.md)", default_factory=dict)
     sources: dict[str, str] = doc("data source per `<task>/<split>` (local .jsonl/.json/.csv or hub id), overriding the task's default, e.g. `countdown/test: data/countdown_cd3_test.jsonl`", default_factory=dict)
 
 
@@ -66,6 +68,7 @@ class PretrainConfig:
     warmup_steps: int = doc("linear warmup steps", 100, ge=0)
     weight_decay: float = doc("AdamW weight decay", 0.0, ge=0)
     gen_length: int = doc("completion canvas length; completions are padded to it with EOS (LLaDA SFT)", 40, gt=0)
+    gen_lengths: list[int] = doc("canvas lengths, one drawn uniformly per batch in place of `gen_length` (every completion must fit the shortest): a spread teaches the model to end its answer with EOS at every length it is evaluated at; empty = `gen_length` alone", default_factory=list, gt=0)
     mask_eps: float = doc("p_mask = (1 − eps)·t + eps, as LLaDA", 1e-3, ge=0, lt=1)
     threads: int = doc("torch CPU threads of the pretraining job (it runs alone; fixed for reproducibility)", 2, ge=1)
 
@@ -185,6 +188,7 @@ class EvalConfig:
     cuda_graphs: bool = doc("replay each denoising step as a CUDA graph (CUDA only; agrpo/cuda_graphs.py): the same tokens as eager steps, without the per-kernel launch overhead", False)
     compile_step: bool = doc("torch.compile the denoising step (network pass, candidate transform, commit; dynamic shapes; cache 'none' only): fused kernels where a small model is memory-bound; with cuda_graphs the compiled step is what the graphs capture. The same distribution, not the same bits as eager (fused reductions round differently); the first batches pay the compilation; cells with a KV cache run the eager step", False)
     compile: bool = doc("torch.compile the model's forward for evaluation (released AGRPO eval: true); numerics may differ from eager in the last bits", False)
+    headroom_items: int = doc("RL prompts and test items per task of the base model's headroom check before RL (agrpo/headroom.py: eval accuracy on both, each method's rollout reward, pass@G and zero-variance groups), reported first in report.md; 0 = no check", 0, ge=0)
     sort_by_length: bool = doc("batch the test set in order of prompt token length (stable; rows still reported in test-set order): less left padding, e.g. 16% fewer tokens per GSM8K cell at batch 32 and 256 tokens. Off = test-set order, as the released evaluations batch. The tiny architecture's positions skip padding, so its results are unchanged at T = 0; LLaDA's absolute positions shift with a row's padding, so its numerics (and at T > 0 every model's random draws) change with the batching", False)
     dtype: str = doc("dtype evaluation runs in: `model` (as loaded: LLaDA in `model.dtype`, the tiny architecture in float32; the committed runs) or `bfloat16` (weights cast after loading: half the memory traffic, and on CUDA SDPA's flash kernel for unpadded batches; numerics differ from float32 — docs/performance.md measures by how much)", "model", choices=('model', 'bfloat16'))
 

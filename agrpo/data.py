@@ -12,15 +12,29 @@ def data_path(work_dir: str | Path, task: str, split: str) -> Path:
     return Path(work_dir) / "data" / task / f"{split}.jsonl"
 
 
+SPLITS = ("train", "rl", "test")  # pretraining/SFT examples, RL prompts, evaluation items
+
+
 def write_task_data(cfg, task: str) -> None:
-    """Synthetic tasks: ``train_size`` / ``test_size`` generated examples. Real tasks: the paper's whole test set
-    (``test_size`` does not cut it) and the first ``train_size`` rows of the paper's training split."""
+    """Synthetic tasks: ``train_size`` / ``test_size`` generated examples, and the RL prompts: ``rl_size`` more
+    training-split problems disjoint from the ``train_size`` (the first ``train_size`` of one draw of
+    ``train_size + rl_size`` are the pretraining examples, the rest the RL prompts), or, with ``rl_size`` 0, the
+    pretraining examples themselves. Real tasks: the paper's whole test set (``test_size`` does not cut it) and
+    the first ``train_size`` rows of the paper's training split, which are also the RL prompts."""
     from agrpo.tasks.real import REAL_TASKS
 
-    t = profile_task(cfg, task)
-    test_n = None if task in REAL_TASKS else cfg.data.test_size
-    write_jsonl(data_path(cfg.work_dir, task, "train"), t.examples("train", cfg.data.train_size, cfg.data.seed))
-    write_jsonl(data_path(cfg.work_dir, task, "test"), t.examples("test", test_n, cfg.data.seed + 1))
+    t, d = profile_task(cfg, task), cfg.data
+    test_n = None if task in REAL_TASKS else d.test_size
+    try:
+        drawn = t.examples("train", d.train_size + d.rl_size, d.seed)
+    except ValueError as e:
+        if task in REAL_TASKS:
+            raise
+        raise ValueError(f"data.train_size + data.rl_size = {d.train_size + d.rl_size}: {e}") from None
+    train = drawn[:d.train_size]
+    write_jsonl(data_path(cfg.work_dir, task, "train"), train)
+    write_jsonl(data_path(cfg.work_dir, task, "rl"), drawn[d.train_size:] if d.rl_size else train)
+    write_jsonl(data_path(cfg.work_dir, task, "test"), t.examples("test", test_n, d.seed + 1))
 
 
 def load_split(work_dir: str | Path, task: str, split: str) -> list[dict]:

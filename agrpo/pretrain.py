@@ -70,10 +70,18 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 
 def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_size: int, lr_fn, weight_decay: float, betas,
                            max_grad_norm: float, eps: float, generator: torch.Generator, desc: str,
-                           progress: bool = True, truncate: bool = False) -> tuple[list[dict], int]:
+                           progress: bool = True, truncate: bool = False,
+                           gen_lengths: list[int] | None = None) -> tuple[list[dict], int]:
     """Minimise the masked-diffusion SFT loss over (prompt, completion) pairs; returns the loss log and how many
-    completions were cut to ``gen_length`` (``truncate``)."""
-    prompt_ids, prompt_mask, targets, truncated = encode_pairs(model, pairs, gen_length, truncate)
+    completions were cut to ``gen_length`` (``truncate``). ``gen_lengths``: each batch's canvas drawn uniformly
+    from these instead (the completions padded with EOS to it; every completion must fit the shortest)."""
+    lengths = sorted(set(gen_lengths or [])) or [gen_length]
+    prompt_ids, prompt_mask, targets, truncated = encode_pairs(model, pairs, lengths[-1], truncate)
+    if len(lengths) > 1:
+        longest = int((targets != model.eos_id).sum(1).max())  # the completions end where their EOS padding starts
+        if longest > lengths[0]:
+            raise ValueError(f"{desc}: a completion of {longest} tokens does not fit the shortest canvas of "
+                             f"pretrain.gen_lengths ({lengths[0]})")
     if truncated:
         print(f"{desc}: {truncated} of {len(pairs)} completions cut to {gen_length} tokens", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr_fn(0), weight_decay=weight_decay, betas=betas)
@@ -83,7 +91,8 @@ def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_s
         for g in opt.param_groups:
             g["lr"] = lr_fn(step)
         idx = torch.randint(0, len(pairs), (batch_size,), generator=generator)
-        loss = masked_diffusion_loss(model, prompt_ids[idx], prompt_mask[idx], targets[idx], generator, eps)
+        L = lengths[0] if len(lengths) == 1 else lengths[int(torch.randint(len(lengths), (1,), generator=generator))]
+        loss = masked_diffusion_loss(model, prompt_ids[idx], prompt_mask[idx], targets[idx, :L], generator, eps)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: non-finite loss at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -122,7 +131,8 @@ def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
                       n_heads=cfg.model.n_heads, d_ff=cfg.model.d_ff).to(cfg.device)
     pairs = task_pairs(cfg)
     start = time.time()
-    log, _ = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, steps=pc.steps, batch_size=pc.batch_size,
+    log, _ = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, gen_lengths=pc.gen_lengths,
+                                    steps=pc.steps, batch_size=pc.batch_size,
                                     lr_fn=lambda step: lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps),
                                     weight_decay=pc.weight_decay, betas=(0.9, 0.95), max_grad_norm=1.0,
                                     eps=pc.mask_eps, generator=generator, desc="pretrain", progress=progress)

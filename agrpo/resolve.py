@@ -26,6 +26,7 @@ def validate(cfg: ProfileConfig) -> None:
     for t in cfg.data.tasks:
         if t not in TASKS:
             raise ConfigError(f"data.tasks: unknown task {t!r} (known: {', '.join(sorted(TASKS))})")
+    validate_task_args(cfg)
     for key in cfg.data.sources:
         task, _, split = key.partition("/")
         if task not in cfg.data.tasks or split not in ("train", "test"):
@@ -179,7 +180,37 @@ def profile_task(cfg: ProfileConfig, name: str, stage: str = "eval"):
     if name in REAL_TASKS:
         return get_task(name, protocol=cfg.data.protocol, source=cfg.data.sources.get(f"{name}/test"),
                         train_source=cfg.data.sources.get(f"{name}/train"), stage=stage)
-    return get_task(name)
+    return get_task(name, **cfg.data.task_args.get(name, {}))
+
+
+def validate_task_args(cfg: ProfileConfig) -> None:
+    """``data.task_args``: options of synthetic tasks of ``data.tasks`` that their constructors accept;
+    ``data.rl_size`` only where every task is synthetic."""
+    import inspect
+
+    from agrpo.tasks import get_task
+    from agrpo.tasks.real import REAL_TASKS
+
+    for task, args in cfg.data.task_args.items():
+        key = f"data.task_args.{task}"
+        if task not in cfg.data.tasks:
+            raise ConfigError(f"{key}: {task!r} is not a task of data.tasks ({', '.join(cfg.data.tasks)})")
+        if task in REAL_TASKS:
+            raise ConfigError(f"{key}: real tasks take no options here (data.protocol and data.sources set them)")
+        if not isinstance(args, dict):
+            raise ConfigError(f"{key}: expected a mapping of option: value, got {args!r}")
+        known = [p for p in inspect.signature(get_task(task).__class__.__init__).parameters if p != "self"]
+        for option in args:
+            if option not in known:
+                raise ConfigError(f"{key}.{option}: unknown option of {task} (known: {', '.join(known)})")
+        try:
+            get_task(task, **args)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{key}: {e}") from None
+    real = [t for t in cfg.data.tasks if t in REAL_TASKS]
+    if cfg.data.rl_size and real:
+        raise ConfigError(f"data.rl_size: {', '.join(real)} are not pretrained on; their RL prompts are their "
+                          "training rows (data.train_size); set data.rl_size to 0")
 
 
 def validate_runs(cfg: ProfileConfig) -> None:
@@ -304,18 +335,24 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
     d = to_dict(cfg)
     data, where = d["data"], {"device": d["device"], "threads": d["threads"]}
     task_def = {"tasks": data["tasks"], "protocol": data["protocol"], "sources": data["sources"]}
-    if rule == "data":
+    if rule == "data":  # (rl_size and task_args only when set: the keys of earlier work dirs stay the same)
         return {"task": task, "protocol": data["protocol"], **{k: data[k] for k in ("train_size", "test_size", "seed")},
-                "sources": {k: v for k, v in data["sources"].items() if k.startswith(f"{task}/")}}
-    if rule == "base":
-        return {"model": d["model"], "pretrain": d["pretrain"], **task_def, **where}
+                "sources": {k: v for k, v in data["sources"].items() if k.startswith(f"{task}/")},
+                **({"rl_size": data["rl_size"]} if data["rl_size"] else {}),
+                **({"task_args": data["task_args"][task]} if task in data["task_args"] else {})}
+    if rule == "base":  # (gen_lengths only when set: the keys of earlier work dirs stay the same)
+        pretrain = {k: v for k, v in d["pretrain"].items() if k != "gen_lengths" or v}
+        return {"model": d["model"], "pretrain": pretrain, **task_def, **where}
     if rule == "sft":
         return {"model": d["model"], "sft": d["methods"][method]["sft"], **task_def, **where}
     if rule == "train":
         return {"model": d["model"], "rl": d["rl"], "method": d["methods"][method], "launch": d["launch"], **task_def,
                 **where}
-    if rule == "eval":
-        return {"model": d["model"], "eval": d["eval"], "protocol": data["protocol"], **where}
+    if rule == "eval":  # (the headroom check is not an eval cell's business)
+        cells = {k: v for k, v in d["eval"].items() if k != "headroom_items"}
+        return {"model": d["model"], "eval": cells, "protocol": data["protocol"], **where}
+    if rule == "headroom":
+        return {"model": d["model"], "eval": d["eval"], "rl": d["rl"], "methods": d["methods"], **task_def, **where}
     if rule == "report":
         return {k: d[k] for k in ("profile", "reference_csv", "published_dir")}
     raise ValueError(f"unknown rule {rule!r}")

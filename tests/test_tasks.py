@@ -112,7 +112,8 @@ def test_default_data_unchanged():
 def test_knobs_are_validated_and_used():
     for name, knobs in [("tiny_arith", {"max_number": 10}), ("tiny_arith", {"ops": "+/"}),
                         ("tiny_countdown", {"ops": "+^"}), ("tiny_countdown", {"max_target": 100}),
-                        ("tiny_sudoku", {"min_blanks": 5, "max_blanks": 4}), ("tiny_sudoku", {"max_blanks": 8})]:
+                        ("tiny_sudoku", {"min_blanks": 5, "max_blanks": 4}), ("tiny_sudoku", {"max_blanks": 11}),
+                        ("tiny_arith", {"min_steps": 3, "max_steps": 2}), ("tiny_arith", {"max_steps": 7})]:
         with pytest.raises(ValueError):
             get_task(name, **knobs)
     arith = get_task("tiny_arith", max_number=9, ops="+-*").examples("train", 300, 0)
@@ -124,6 +125,23 @@ def test_knobs_are_validated_and_used():
     blanks = {e["puzzle"].count("0") for e in varied}
     assert blanks == {3, 4, 5, 6, 7}
     assert {e["puzzle"].count("0") for e in get_task("tiny_sudoku").examples("train", 50, 0)} == {6}
+
+
+def test_longer_arith_chains_and_more_sudoku_blanks():
+    arith = get_task("tiny_arith", min_steps=3, max_steps=5)
+    train, test = arith.examples("train", 200, 0), arith.examples("test", 50, 1)
+    assert {len(e["steps"]) for e in train} == {3, 4, 5}
+    assert not {e["id"] for e in train} & {e["id"] for e in test}  # split by the problem's hash
+    for e in train[:50]:  # the reference trace reaches the answer, and the judge agrees
+        ref = arith.reference_completion(e)
+        assert ref.count("=") == len(e["steps"]) and arith.judge(ref, e).correct
+        assert 0 <= e["answer"] <= 99
+    assert arith.examples("train", 20, 0) == train[:20]  # deterministic in the seed
+    with pytest.raises(ValueError, match="drawn, not enumerated"):
+        arith.split_size("train")
+    sudoku = get_task("tiny_sudoku", min_blanks=10, max_blanks=10)
+    e = sudoku.examples("train", 5, 0)[0]
+    assert e["puzzle"].count("0") == 10 and sudoku.judge(sudoku.reference_completion(e), e).correct
 
 
 def test_arith_judge():

@@ -34,7 +34,8 @@ __all__ = ["FIRST_COLUMNS", "IncompleteCellError", "acceleration_rows", "check_c
 
 
 def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
-                 title: str | None = None, published_dir: Path | None = None, runs_dir: Path | None = None) -> None:
+                 title: str | None = None, published_dir: Path | None = None, runs_dir: Path | None = None,
+                 headroom: dict | None = None) -> None:
     """Write summary.csv, report.md, claims.csv (Table 4), plots/acc_vs_{steps,flops,train_step}.png and
     item_scores.csv.gz (the per-item scores of cells with generations; gzip without a timestamp: identical cells,
     identical bytes with the same zlib) under `out_dir`, atomically; with `runs_dir`, also training_curves.csv and
@@ -43,7 +44,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
 
     `df` comes from load_cells (run check_complete first). A given reference_csv must exist; None omits the
     papers' numbers from the claims table. With `published_dir` (a committed copy of this profile's results)
-    report.md opens with the reproduction check against it.
+    report.md opens with the reproduction check against it; with `headroom` (agrpo.headroom's result for the base
+    model) its table follows the claims.
     """
     if df.empty:
         raise ValueError("no cells to report")
@@ -56,7 +58,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     curves = load_train_logs(runs_dir) if runs_dir is not None else None
     comps = claim_comparisons(standard_sampler(df), scores)
     paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
-    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper)
+    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom)
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),

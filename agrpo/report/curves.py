@@ -1,6 +1,6 @@
 """Training curves: each run's ``train_log.jsonl`` (one row per rollout batch) as a long table, a plot of reward,
-KL, clip fraction, gradient norm and zero-variance groups vs rollout batch per method (mean over run seeds, the
-seeds' range as a band), and the reward at the start and end of each run."""
+KL, clip fraction, gradient norm, zero-variance groups and each task's reward vs rollout batch per method (mean
+over run seeds, the seeds' range as a band), and the reward at the start and end of each run."""
 
 from __future__ import annotations
 
@@ -37,7 +37,13 @@ def load_train_logs(runs_dir: Path) -> pd.DataFrame:
         if c not in d:
             d[c] = float("nan")
     d["order"] = d["method"].map({m: i for i, m in enumerate(_methods(d["method"]))})
-    return d.sort_values(["order", "run_seed", "iteration"])[COLUMNS].reset_index(drop=True)
+    return d.sort_values(["order", "run_seed", "iteration"])[COLUMNS + per_task_columns(d)].reset_index(drop=True)
+
+
+def per_task_columns(curves: pd.DataFrame) -> list[str]:
+    """The trainer's per-task columns (``reward_mean/<task>``, ``zero_std_groups/<task>``), by task."""
+    tasks = sorted({c.split("/", 1)[1] for c in curves.columns if c.startswith("reward_mean/")})
+    return [f"{m}/{t}" for t in tasks for m in ("reward_mean", "zero_std_groups") if f"{m}/{t}" in curves]
 
 
 def curves_table(curves: pd.DataFrame, window: float = 0.2) -> list[str]:
@@ -56,11 +62,16 @@ def curves_table(curves: pd.DataFrame, window: float = 0.2) -> list[str]:
 def plot_curves(curves: pd.DataFrame, profile: str) -> bytes:
     """A panel per metric, a line per method (mean over run seeds), a band over the seeds' range."""
     present = [(m, label) for m, label in METRICS if curves[m].notna().any()] or METRICS[:1]
-    fig, axes = plt.subplots(1, len(present), figsize=(3.6 * len(present), 3.2), squeeze=False)
+    present += [(c, f"reward: {c.split('/', 1)[1]}") for c in per_task_columns(curves) if c.startswith("reward_mean/")]
+    ncols = min(5, len(present))
+    nrows = -(-len(present) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(present):]:
+        ax.set_visible(False)
     palette = plt.get_cmap("tab10").colors
     for i, method in enumerate(_methods(curves["method"])):
         d = curves[curves["method"] == method]
-        for ax, (metric, label) in zip(axes[0], present):
+        for ax, (metric, label) in zip(axes.flat, present):
             g = d.groupby("iteration")[metric]
             mean, lo, hi = g.mean(), g.min(), g.max()
             if mean.notna().any():

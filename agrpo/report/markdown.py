@@ -158,10 +158,22 @@ def _paper_sections(paper: PaperTables | None) -> list[str]:
     return out
 
 
+def _headroom_section(headroom: dict | None) -> list[str]:
+    if headroom is None:
+        return []
+    from agrpo.headroom import headroom_table
+
+    return ["## What the base model leaves RL to learn", "",
+            "Before RL (`agrpo headroom`): accuracy at the eval sampler on the RL prompts and on the test items "
+            "(far higher on the RL prompts = memorised), and each method's rollouts on the same RL prompts. A "
+            "zero-variance group (all G rewards equal) has no advantage and gives no gradient; RL can raise "
+            "pass@1 towards pass@G.", "", headroom_table(headroom), ""]
+
+
 def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None,
                     scores: ItemScores | None = None, published: dict | None = None,
                     curves: pd.DataFrame | None = None, comps: list | None = None,
-                    paper: PaperTables | None = None) -> str:
+                    paper: PaperTables | None = None, headroom: dict | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
     the comparison with a published copy, when there is one). `paper`: Tables P1 and P2, computed here when None
     and the cells are in the papers' layout (paper_tables)."""
@@ -176,6 +188,7 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
              "Generated from Table 4 (95% CIs paired over test items; about 1 in 20 comparisons without a real "
              "difference still excludes 0); every row of it is also in `claims.csv`.", "",
              *[f"- {a}" for a in claim_summary(comps)], "",
+             *_headroom_section(headroom),
              *_metrics_note(df),
              "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
              "and 4 use each method's last checkpoint; accuracies are means over run seeds and eval seeds, with the "

@@ -203,6 +203,19 @@ def update(rt: Runtime, engine, policy, ref_model, objective, batch: RolloutBatc
     return loss_total, grad_norm, stats_sum, n_chunks, steps
 
 
+def per_task_rewards(rewards: torch.Tensor, group_tasks: list[str], group: int) -> dict:
+    """``reward_mean/<task>`` and ``zero_std_groups/<task>`` (the fraction of that task's groups whose G rewards
+    are all equal: no advantage, no gradient) of one rollout batch; ``rewards`` in group order."""
+    by_group = rewards.view(-1, group)
+    zero = by_group.std(1) < 1e-6
+    out = {}
+    for task in dict.fromkeys(group_tasks):
+        rows = torch.tensor([t == task for t in group_tasks], device=rewards.device)
+        out[f"reward_mean/{task}"] = by_group[rows].mean().item()
+        out[f"zero_std_groups/{task}"] = zero[rows].float().mean().item()
+    return out
+
+
 def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path, progress: bool = True,
           reward_fn=None, task: str | None = None) -> dict:
     """RL-train ``method`` from ``base_dir``; checkpoints and ``train_log.jsonl`` go to ``out_dir``. ``task``: a
@@ -226,10 +239,11 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     task_samplers = {name: rollout_for(cfg, method, name) for name in cfg.data.tasks}
     tasks = {name: profile_task(cfg, name, stage="train") for name in cfg.data.tasks}
     task_reward = task_rewards(cfg, method, tasks)
-    prompts = [(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "train")]
+    prompts = [(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "rl")]
     if not prompts:
-        raise ValueError(f"no RL training prompts: the train splits of {', '.join(cfg.data.tasks)} under "
-                         f"{cfg.work_dir}/data are empty (data.train_size, data.sources, the protocol's filters)")
+        raise ValueError(f"no RL training prompts: the rl splits of {', '.join(cfg.data.tasks)} under "
+                         f"{cfg.work_dir}/data are empty (data.train_size, data.rl_size, data.sources, the "
+                         "protocol's filters)")
     stream = PromptStream(prompts, generator)
     mu, oc = mcfg.inner_iterations, optimizer_for(cfg, method)
     n_prompts, group = batch_prompts(cfg, method), batch_group_size(cfg, method)
@@ -266,7 +280,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
             ref_scorer = torch.compile(ref_model, dynamic=True, mode=rl.compile_mode)
     for it in bar:
         t_start = time.perf_counter()
-        chunk = shard(stream.take(n_prompts), rt.rank, rt.world_size)  # whole groups per rank
+        taken = stream.take(n_prompts)
+        chunk = shard(taken, rt.rank, rt.world_size)  # whole groups per rank
         prompts = [policy.encode_prompt(tasks[name], ex) for name, ex in chunk for _ in range(group)]
         if mcfg.max_prompt_length:  # TRL's max_prompt_length: the last N tokens
             prompts = [p[-mcfg.max_prompt_length:] for p in prompts]
@@ -314,6 +329,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         row = {"iteration": it, "reward_mean": all_rewards.mean().item(), "reward_std": all_rewards.std().item(),
                "loss": agg.pop("loss"), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0],
                "zero_std_groups": (all_rewards.view(-1, group).std(1) < 1e-6).float().mean().item(),
+               **per_task_rewards(all_rewards, [name for name, _ in taken], group),
                "nfe_rollout": agg.pop("nfe_rollout"), **agg, "optimizer_steps": prev_steps + opt_steps,
                "rollouts": it * n_prompts * group, "seconds": round(time.time() - start, 2),
                # this batch's wall time by phase: sampling + decoding, rewards, prepare + updates

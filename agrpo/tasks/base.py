@@ -53,6 +53,24 @@ def draw_from_pool(task: str, split: str, pool: dict[str, Example], n: int, seed
     return list(out.values())
 
 
+def draw_split(task: str, split: str, n: int, seed: int, draw) -> list[Example]:
+    """``n`` distinct examples of ``split`` from a space too large to enumerate: drawn with ``draw(rng)`` and
+    kept when the hash of their id falls in ``split`` (``split_of``), deterministic in ``seed``."""
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
+    rng, out = random.Random(seed), {}
+    for _ in range(200 * n + 10_000):
+        if len(out) == n:
+            break
+        ex = draw(rng)
+        if split_of(ex["id"]) == split:
+            out.setdefault(ex["id"], ex)
+    if len(out) < n:
+        raise ValueError(f"{task}: could not draw {n} distinct {split} problems with these settings (found "
+                         f"{len(out)}); the split is too small for that many")
+    return list(out.values())
+
+
 class Task(ABC):
     name: str
     protocol: str = "synthetic"

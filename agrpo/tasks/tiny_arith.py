@@ -14,7 +14,7 @@ import re
 from functools import cached_property
 
 from agrpo.tasks._answer import last_answer, well_formed
-from agrpo.tasks.base import PooledTask, Verdict, split_of
+from agrpo.tasks.base import PooledTask, Verdict, draw_split, split_of
 
 # (verb, operator): what happens to the quantity. Order matters: the default data depend on it.
 _VERBS = [("gets", "+"), ("buys", "+"), ("finds", "+"), ("eats", "-"), ("gives", "-"), ("loses", "-"), ("times", "*")]
@@ -26,24 +26,43 @@ def _apply(op: str, x: int, y: int) -> int:
 
 
 class TinyArith(PooledTask):
-    """Start with ``a`` in [1, max_number] and apply two operations, each + or - a number in [1, max_number] or,
-    when ``ops`` has "*", "times 2"/"times 3". Every running value stays in [0, 99].
+    """Start with ``a`` in [1, max_number] and apply ``min_steps``..``max_steps`` operations (default two), each +
+    or - a number in [1, max_number] or, when ``ops`` has "*", "times 2"/"times 3". Every running value stays in
+    [0, 99].
 
-    Knobs: ``max_number`` (default 6; at most 9 so the prompt fits 32 characters), ``ops`` (default "+-").
-    Reward: the judge's score (1/0) plus a 0.1 format bonus when the completion has exactly one ``<answer>``
-    followed by exactly one ``</answer>``.
+    Knobs: ``max_number`` (default 6, at most 9), ``ops`` (default "+-"), ``min_steps`` / ``max_steps`` (default
+    2 / 2, at most 6: longer chains are harder and their completions longer, ≈ 7 tokens a step). Two-step problems
+    are enumerated (a few thousand); longer ones are drawn at random and split by the hash of the problem, as
+    tiny_sudoku's. Reward: the judge's score (1/0) plus a 0.1 format bonus when the completion has exactly one
+    ``<answer>`` followed by exactly one ``</answer>``.
     """
 
     name = "tiny_arith"
     family = "gsm8k"
 
-    def __init__(self, max_number: int = 6, ops: str = "+-"):
+    def __init__(self, max_number: int = 6, ops: str = "+-", min_steps: int = 2, max_steps: int = 2):
         if not 1 <= max_number <= 9:
             raise ValueError(f"tiny_arith: max_number must be in 1..9, got {max_number}")
         if not ops or set(ops) - set("+-*"):
             raise ValueError(f"tiny_arith: ops must be a non-empty subset of '+-*', got {ops!r}")
-        self.max_number, self.ops = max_number, ops
+        if not 1 <= min_steps <= max_steps <= 6:
+            raise ValueError(f"tiny_arith: need 1 <= min_steps <= max_steps <= 6 (got {min_steps}, {max_steps})")
+        self.max_number, self.ops, self.min_steps, self.max_steps = max_number, ops, min_steps, max_steps
         self.verbs = [v for v in _VERBS if v[1] in ops]
+
+    @property
+    def _enumerated(self) -> bool:
+        return self.max_steps <= 2
+
+    def split_size(self, split: str) -> int:
+        if not self._enumerated:
+            raise ValueError(f"tiny_arith: {self.max_steps}-step problems are drawn, not enumerated")
+        return super().split_size(split)
+
+    def examples(self, split, n, seed):
+        if self._enumerated:
+            return super().examples(split, n, seed)
+        return draw_split(self.name, split, n, seed, self._random)
 
     def _numbers(self, op: str) -> range | tuple:
         return _FACTORS if op == "*" else range(1, self.max_number + 1)
@@ -61,7 +80,8 @@ class TinyArith(PooledTask):
         while True:
             a = rng.randint(1, self.max_number)
             steps = []
-            for _ in range(2):
+            n_steps = 2 if self.min_steps == self.max_steps == 2 else rng.randint(self.min_steps, self.max_steps)
+            for _ in range(n_steps):  # (the default draws no step count: the data of earlier runs stay the same)
                 verb, op = rng.choice(self.verbs)
                 n = rng.choice(_FACTORS) if op == "*" else rng.randint(1, self.max_number)
                 steps.append((verb, op, n))
@@ -72,10 +92,11 @@ class TinyArith(PooledTask):
     def _pools(self) -> dict[str, dict[str, dict]]:
         """Every distinct problem, by split (a few thousand: cheap to enumerate)."""
         pools = {"train": {}, "test": {}}
-        for a, (v1, o1), (v2, o2) in itertools.product(range(1, self.max_number + 1), self.verbs, self.verbs):
-            for n1, n2 in itertools.product(self._numbers(o1), self._numbers(o2)):
-                if ex := self._make(a, [(v1, o1, n1), (v2, o2, n2)]):
-                    pools[split_of(ex["id"])][ex["id"]] = ex
+        for n_steps in range(self.min_steps, self.max_steps + 1):
+            for a, *verbs in itertools.product(range(1, self.max_number + 1), *[self.verbs] * n_steps):
+                for ns in itertools.product(*(self._numbers(op) for _, op in verbs)):
+                    if ex := self._make(a, [(v, op, x) for (v, op), x in zip(verbs, ns)]):
+                        pools[split_of(ex["id"])][ex["id"]] = ex
         return pools
 
     def prompt(self, ex):

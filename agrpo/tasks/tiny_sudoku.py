@@ -14,7 +14,7 @@ import random
 from functools import lru_cache
 
 from agrpo.tasks._answer import last_answer, well_formed
-from agrpo.tasks.base import Task, Verdict, split_of
+from agrpo.tasks.base import Task, Verdict, draw_split
 
 _CELLS = "abcdefghijklmnop"
 
@@ -42,7 +42,7 @@ class TinySudoku(Task):
     """A random valid grid with ``min_blanks``..``max_blanks`` cells blanked, kept only if its completion is unique.
 
     Knobs: ``min_blanks``, ``max_blanks`` (default 6 and 6, so the trace has a fixed length and the answer grid a
-    fixed offset; at most 7 so the completion fits 38 tokens). Reward: the judge's score (cell accuracy over the
+    fixed offset; at most 10: the completion is 3·blanks + 17 tokens, which must fit the profile's canvas). Reward: the judge's score (cell accuracy over the
     blanks, partial credit as in d1/AGRPO) plus a 0.1 format bonus when the completion has exactly one ``<answer>``
     followed by exactly one ``</answer>``.
     """
@@ -51,8 +51,8 @@ class TinySudoku(Task):
     family = "sudoku"
 
     def __init__(self, min_blanks: int = 6, max_blanks: int = 6):
-        if not 1 <= min_blanks <= max_blanks <= 7:
-            raise ValueError(f"tiny_sudoku: need 1 <= min_blanks <= max_blanks <= 7 (got {min_blanks}, {max_blanks})")
+        if not 1 <= min_blanks <= max_blanks <= 10:
+            raise ValueError(f"tiny_sudoku: need 1 <= min_blanks <= max_blanks <= 10 (got {min_blanks}, {max_blanks})")
         self.min_blanks, self.max_blanks = min_blanks, max_blanks
 
     def _random(self, rng: random.Random) -> dict:
@@ -67,19 +67,7 @@ class TinySudoku(Task):
     def examples(self, split, n, seed):
         # Every split holds at least ~0.1 * 288 * 16 (one blank) distinct puzzles, ~200k or more with the
         # defaults, too many to enumerate cheaply; so draw, and give up after a generous budget.
-        if split not in ("train", "test"):
-            raise ValueError(f"unknown split {split!r}: use 'train' or 'test'")
-        rng, out = random.Random(seed), {}
-        for _ in range(200 * n + 10_000):
-            if len(out) == n:
-                return list(out.values())
-            ex = self._random(rng)
-            if split_of(ex["id"]) == split:
-                out.setdefault(ex["id"], ex)
-        if len(out) == n:
-            return list(out.values())
-        raise ValueError(f"tiny_sudoku: could not draw {n} distinct {split} puzzles with {self.min_blanks}.."
-                         f"{self.max_blanks} blanks (found {len(out)}); the split is too small for that many")
+        return draw_split(self.name, split, n, seed, self._random)
 
     def prompt(self, ex):
         return f"sudoku {ex['puzzle']}"

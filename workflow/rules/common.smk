@@ -117,6 +117,7 @@ ALL_CELLS = [m for t in TASKS for m in eval_cells("base", 0, t)] + [
     m for r in RUNS for s in STEPS for t in eval_tasks(r) for m in eval_cells(r, s, t)
 ] + [m for r in RUNS if CFG.methods[run_method(r)].sft.steps > 0 for t in eval_tasks(r) for m in eval_cells(r, 0, t)]
 TRAIN_LOGS = [f"{WORK}/runs/{r}/train_log.jsonl" for r in RUNS]
+HEADROOM = [f"{WORK}/headroom/base.json"] if CFG.eval.headroom_items else []  # the base model's, in the report
 REPORT_FILES = [f"{RESULTS}/{f}" for f in ("summary.csv", "report.md", "item_scores.csv.gz", "claims.csv")] + [
     f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")
 ] + ([f"{RESULTS}/training_curves.csv", f"{RESULTS}/plots/training_curves.png"] if RUNS else []) + (

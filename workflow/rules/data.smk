@@ -1,6 +1,7 @@
 rule data:
     output:
         train=f"{WORK}/data/{{task}}/train.jsonl",
+        rl=f"{WORK}/data/{{task}}/rl.jsonl",
         test=f"{WORK}/data/{{task}}/test.jsonl",
     log:
         f"{LOGS}/data/{{task}}.log",

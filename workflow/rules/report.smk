@@ -2,6 +2,7 @@ rule report:
     input:
         ALL_CELLS,
         TRAIN_LOGS,
+        HEADROOM,
     output:
         REPORT_FILES,
     log:
@@ -9,4 +10,5 @@ rule report:
     params:
         key=rule_key(CFG, "report"),
     shell:
-        "agrpo report --config {RESOLVED} --cells {WORK}/eval --runs {WORK}/runs --out {RESULTS} > {log} 2>&1"
+        "agrpo report --config {RESOLVED} --cells {WORK}/eval --runs {WORK}/runs --out {RESULTS} "
+        + (f"--headroom {HEADROOM[0]} " if HEADROOM else "") + "> {log} 2>&1"

@@ -31,7 +31,8 @@ rule sft:
 
 rule train:
     input:
-        lambda wc: f"{start_model(run_method(wc.run))}/config.json",
+        model=lambda wc: f"{start_model(run_method(wc.run))}/config.json",
+        prompts=expand(f"{WORK}/data/{{task}}/rl.jsonl", task=TASKS),  # the RL prompts (data.rl_size)
     output:
         # written last, when every checkpoint exists. Only this file is declared: a rerun after a crash must not
         # delete the checkpoints and resume state the trainer continues from (agrpo/rl/resume.py).

@@ -1,0 +1,145 @@
+"""RL prompts apart from the pretraining examples (data.rl_size), task options (data.task_args), pretraining
+over several canvas lengths, and the trainer's per-task reward statistics."""
+
+import pytest
+import torch
+import yaml
+
+from agrpo.config import ConfigError, load_config
+from agrpo.data import load_split, write_task_data
+from tests.test_config import assert_refused, tiny_dict, write
+
+
+def _cfg(tmp_path, **data):
+    d = tiny_dict()
+    d.update(work_dir=str(tmp_path / "w"))
+    d["data"].update(data)
+    return load_config(write(tmp_path, d))
+
+
+def test_rl_prompts_are_disjoint_from_the_pretraining_examples(tmp_path):
+    cfg = _cfg(tmp_path, train_size=300, rl_size=200, test_size=50,
+               task_args={"tiny_arith": {"min_steps": 2, "max_steps": 3}})
+    for task in cfg.data.tasks:
+        write_task_data(cfg, task)
+        train, rl, test = (load_split(cfg.work_dir, task, s) for s in ("train", "rl", "test"))
+        ids = [{e["id"] for e in split} for split in (train, rl, test)]
+        assert (len(train), len(rl), len(test)) == (300, 200, 50) == tuple(map(len, ids))
+        assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2], task
+    assert {len(e["steps"]) for e in load_split(cfg.work_dir, "tiny_arith", "rl")} == {2, 3}  # task_args used
+
+
+def test_without_rl_size_the_rl_prompts_are_the_pretraining_examples(tmp_path):
+    cfg = _cfg(tmp_path, train_size=40, test_size=8)
+    write_task_data(cfg, "tiny_countdown")
+    assert load_split(cfg.work_dir, "tiny_countdown", "rl") == load_split(cfg.work_dir, "tiny_countdown", "train")
+
+
+def test_too_many_rl_prompts_names_both_keys(tmp_path):
+    cfg = _cfg(tmp_path, train_size=1100, rl_size=500)  # tiny_countdown's train split holds 1,161 problems
+    with pytest.raises(ValueError, match=r"data.train_size \+ data.rl_size = 1600: tiny_countdown"):
+        write_task_data(cfg, "tiny_countdown")
+    assert not (tmp_path / "w/data/tiny_countdown/train.jsonl").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("edits, message", [
+    ({("data", "task_args"): {"tiny_sum": {}}}, r"data.task_args.tiny_sum: 'tiny_sum' is not a task of data.tasks"),
+    ({("data", "task_args"): {"tiny_arith": {"steps": 3}}},
+     r"data.task_args.tiny_arith.steps: unknown option of tiny_arith \(known: max_number, ops, min_steps, max_steps\)"),
+    ({("data", "task_args"): {"tiny_sudoku": {"max_blanks": 12}}}, r"data.task_args.tiny_sudoku: tiny_sudoku: need"),
+    ({("data", "task_args"): {"tiny_arith": 3}}, r"data.task_args.tiny_arith: expected a mapping"),
+    ({("data", "rl_size"): -1}, r"data.rl_size: must be >= 0"),
+    ({("pretrain", "gen_lengths"): [40, 0]}, r"pretrain.gen_lengths: must be > 0, got 0"),
+])
+def test_bad_task_options_are_refused_naming_the_key(tmp_path, edits, message):
+    assert_refused(tmp_path, edits, message)
+
+
+def test_rl_size_is_refused_for_real_tasks(tmp_path):
+    d = tiny_dict()
+    d["data"].update(tasks=["tiny_arith", "gsm8k"], rl_size=10)
+    with pytest.raises(ConfigError, match="data.rl_size: gsm8k are not pretrained on"):
+        load_config(write(tmp_path, d))
+
+
+def test_pretraining_over_several_canvas_lengths(tmp_path):
+    from agrpo.model.tiny import init_tiny
+    from agrpo.model.tokenizer import CharTokenizer
+    from agrpo.pretrain import train_masked_diffusion
+
+    model = init_tiny(CharTokenizer(), d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    pairs = [("has 1, gets 2. left?", "1+2=3<answer>3</answer>")] * 4
+    seen = []
+    real = torch.nn.Module.__call__
+
+    def spy(self, ids, *args, **kwargs):  # the canvas is the sequence minus the prompt
+        if self is model:
+            seen.append(ids.shape[1])
+        return real(self, ids, *args, **kwargs)
+
+    kw = dict(gen_length=40, steps=12, batch_size=2, lr_fn=lambda s: 1e-3, weight_decay=0.0, betas=(0.9, 0.95),
+              max_grad_norm=1.0, eps=1e-3, desc="t", progress=False)
+    torch.nn.Module.__call__ = spy
+    try:
+        train_masked_diffusion(model, pairs, generator=torch.Generator().manual_seed(0), gen_lengths=[24, 48], **kw)
+    finally:
+        torch.nn.Module.__call__ = real
+    prompt = len(model.encode_pair(*pairs[0])[0])
+    assert set(seen) == {prompt + 24, prompt + 48}
+    with pytest.raises(ValueError, match="does not fit the shortest canvas of pretrain.gen_lengths \\(6\\)"):
+        train_masked_diffusion(model, pairs, generator=torch.Generator().manual_seed(0), gen_lengths=[6, 48], **kw)
+
+
+def test_per_task_reward_statistics():
+    from agrpo.rl.trainer import per_task_rewards
+
+    rewards = torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5, 0.5, 0.0, 0.0])  # four groups of G = 2
+    out = per_task_rewards(rewards, ["a", "b", "a", "b"], group=2)
+    assert out == {"reward_mean/a": 0.75, "zero_std_groups/a": 1.0,  # groups (1, 1) and (0.5, 0.5)
+                   "reward_mean/b": 0.25, "zero_std_groups/b": 0.5}  # groups (0, 1) and (0, 0)
+
+
+def test_group_statistics():
+    from agrpo.headroom import group_stats
+
+    rewards = [1.1, 1.1, 0.1, 1.1, 0.0, 0.0]  # three groups of G = 2
+    correct = [True, True, False, True, False, False]
+    assert group_stats(rewards, correct, 2) == pytest.approx(
+        {"group_size": 2, "prompts": 3, "reward_mean": 3.4 / 6, "pass_at_1": 0.5, "pass_at_group": 2 / 3,
+         "zero_variance_groups": 2 / 3})
+
+
+def test_headroom_cli(tmp_path):
+    import json
+
+    from agrpo.cli import main
+    from tests.helpers import minute_run
+
+    cfg = minute_run(tmp_path, {}, data={"rl_size": 20})
+    out = tmp_path / "headroom.json"
+    assert main(["headroom", "--config", str(tmp_path / "c.yaml"), "--model", str(tmp_path / "base"), "--out",
+                 str(out), "--items", "6", "--methods", "agrpo", "diffu_grpo", "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["tasks"]) == set(cfg.data.tasks)
+    for row in result["tasks"].values():
+        assert row["rl_accuracy"]["n"] == row["test_accuracy"]["n"] == 6
+        assert [r["method"] for r in row["rollouts"]] == ["agrpo", "diffu_grpo"]
+        for r in row["rollouts"]:
+            assert r["prompts"] == 6 and r["group_size"] == cfg.rl.group_size
+            assert 0 <= r["pass_at_1"] <= r["pass_at_group"] <= 1 and 0 <= r["zero_variance_groups"] <= 1
+    assert main(["headroom", "--config", str(tmp_path / "c.yaml"), "--model", str(tmp_path / "base"), "--out",
+                 str(out), "--methods", "grpo"]) == 2
+
+
+def test_headroom_table_in_the_report():
+    from agrpo.report.markdown import _headroom_section
+
+    acc = {"mean": 0.25, "ci_low": 0.1, "ci_high": 0.4, "n": 8}
+    result = {"eval_sampler": {"gen_length": 40, "steps": 20}, "tasks": {"tiny_arith": {
+        "rl_accuracy": acc, "test_accuracy": dict(acc, mean=0.125),
+        "rollouts": [{"method": "agrpo", "reward_mean": 0.4, "pass_at_1": 0.3, "pass_at_group": 0.75,
+                      "group_size": 8, "zero_variance_groups": 0.5}]}}}
+    text = "\n".join(_headroom_section(result))
+    assert "## What the base model leaves RL to learn" in text
+    assert "| tiny_arith | 25.0% [10.0, 40.0] | 12.5% [10.0, 40.0] | agrpo | 0.400 | 30.0% | 75.0% (G 8) | 50.0% |" in text
+    assert _headroom_section(None) == []
