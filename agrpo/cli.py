@@ -88,6 +88,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="JSON file to write")
     s.add_argument("--items", type=int, default=128, help="RL prompts and test items per task (default 128)")
     s.add_argument("--methods", nargs="+", default=None, help="methods whose rollout samplers to use (default: all)")
+    s = cmd("sweep-run", "one run of the learning-rate sweep", "Train one method at one learning rate of "
+            "sweep.learning_rates for sweep.iterations rollout batches (agrpo/sweep.py); writes its log.")
+    s.add_argument("--method", required=True, help="a method of sweep.learning_rates")
+    s.add_argument("--lr", type=float, required=True, help="one of the method's sweep.learning_rates")
+    s.add_argument("--seed", type=int, required=True, help="one of sweep.seeds")
+    s.add_argument("--base", required=True, help="the model the run starts from (the method's usual start)")
+    s.add_argument("--out", required=True, help="run directory to write")
+    s = cmd("sweep-report", "summarise the learning-rate sweep", "Per method and rate: reward at the start and "
+            "end of the sweep runs, the chosen rate, and whether the profile uses it: sweep.md, sweep.csv, "
+            "sweep_curves.csv, sweep.png.")
+    s.add_argument("--runs", required=True, help="the sweep runs' directory (<work_dir>/sweep)")
+    s.add_argument("--out", required=True, help="output directory")
     s = cmd("validate", "check a config file", "Load and validate a profile; exit 2 naming the key on errors.")
     s = sub.add_parser("score", help="re-score generations with the grid's judges and rewards",
                        description="Re-score a generations file (JSONL rows: the task's fields plus `completion`), "
@@ -191,6 +203,19 @@ def run(args) -> int:
         if args.items < 1:
             raise ConfigError(f"--items: must be >= 1, got {args.items}")
         write_headroom(cfg, args.model, args.out, args.items, args.methods)
+    elif args.command == "sweep-run":
+        from agrpo.sweep import sweep_run
+
+        rates = cfg.sweep.learning_rates.get(args.method)
+        if rates is None:
+            raise ConfigError(f"--method {args.method!r} is not in sweep.learning_rates of {args.config}")
+        if args.lr not in rates:
+            raise ConfigError(f"--lr {args.lr:g} is not in sweep.learning_rates.{args.method} ({rates})")
+        print(json.dumps(sweep_run(cfg, args.method, args.lr, args.seed, args.base, args.out, progress)))
+    elif args.command == "sweep-report":
+        from agrpo.sweep import write_sweep_report
+
+        print(write_sweep_report(cfg, Path(args.runs), Path(args.out)).to_string(index=False))
     elif args.command == "report":
         from agrpo.report import check_complete, load_cells, write_report
 

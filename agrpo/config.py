@@ -203,6 +203,16 @@ class LaunchConfig:
 
 
 @dataclass
+class SweepConfig:
+    """The learning-rate sweep (`agrpo/sweep.py`; `snakemake sweep`): every method trained at each of its rates for
+    the same number of rollout batches, from the same start model, with the profile's schedule and warmup."""
+    learning_rates: dict[str, list[float]] = doc("per method, the learning rates to try, e.g. `{agrpo: [1.0e-5, 3.0e-5, 1.0e-4]}` (each > 0); a method left out is not swept", default_factory=dict)
+    iterations: int = doc("rollout batches per sweep run, the same for every method (0 = rl.iterations)", 0, ge=0)
+    seeds: list[int] = doc("RL seeds of each sweep run", default_factory=lambda: [0])
+    select_window: float = doc("the chosen rate maximises the mean training reward over this last fraction of a sweep run's batches (its prompts are fresh RL prompts while a run takes fewer than one pass over rl.jsonl)", 0.2, gt=0, le=1)
+
+
+@dataclass
 class LoggingConfig:
     """Where training progress goes besides `train_log.live.jsonl` (appended as each rollout batch ends) and
     `train_log.jsonl` (the whole log, when a run completes)."""
@@ -226,6 +236,7 @@ class ProfileConfig:
     eval: EvalConfig = doc("evaluation grid", default_factory=EvalConfig)
     launch: LaunchConfig = doc("processes and GPUs per job", default_factory=LaunchConfig)
     logging: LoggingConfig = doc("training logs", default_factory=LoggingConfig)
+    sweep: SweepConfig = doc("the learning-rate sweep", default_factory=SweepConfig)
 
 
 # ---------------------------------------------------------------- strict loading
@@ -337,7 +348,7 @@ def load_config(paths: str | Path | list, overrides: dict | None = None) -> Prof
 
 def build_config(data: dict, where: str) -> ProfileConfig:
     """A validated ``ProfileConfig`` from a mapping; an error names ``where`` it came from, then the key."""
-    from agrpo.resolve import validate  # cross-field checks need the tasks and objectives
+    from agrpo.validation import validate  # cross-field checks need the tasks and objectives
 
     try:
         cfg = from_dict(ProfileConfig, data)

@@ -77,7 +77,7 @@ def minute_run(tmp, rl: dict, data: dict | None = None, **overrides):
     d["methods"]["agrpo"]["objective_args"]["mc_samples"] = 2
     d["methods"]["diffu_grpo"]["inner_iterations"] = 2
     for key, value in overrides.items():  # a section's keys merged, or a top-level value (device=...)
-        d[key] = {**d[key], **value} if isinstance(value, dict) else value
+        d[key] = {**d.get(key, {}), **value} if isinstance(value, dict) else value
     (tmp / "c.yaml").write_text(yaml.safe_dump(d))
     cfg = load_config(tmp / "c.yaml")
     for t in cfg.data.tasks:

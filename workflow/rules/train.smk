@@ -52,3 +52,44 @@ rule train:
     shell:
         "{params.launch} train --config {RESOLVED} --method {params.method} --seed {params.seed} {params.task} "
         "--base {params.start} --out {WORK}/runs/{wildcards.run} > {log} 2>&1"
+
+
+# The learning-rate sweep (agrpo/sweep.py): `snakemake sweep`; sweep.learning_rates says what runs.
+SWEEP_RUNS = sweep_runs(CFG)
+
+
+rule sweep_run:
+    input:
+        model=lambda wc: f"{start_model(parse_run(wc.run)[0])}/config.json",
+        prompts=expand(f"{WORK}/data/{{task}}/rl.jsonl", task=TASKS),
+    output:
+        log=f"{WORK}/sweep/{{run}}/train_log.jsonl",
+    log:
+        f"{LOGS}/sweep/{{run}}.log",
+    wildcard_constraints:
+        run="|".join(SWEEP_RUNS) or "NO_SWEEP",
+    threads: CFG.threads
+    resources:
+        gpu=CFG.launch.gpus,
+    params:
+        key=lambda wc: rule_key(CFG, "train", method=parse_run(wc.run)[0]) + rule_key(CFG, "sweep"),
+        method=lambda wc: parse_run(wc.run)[0],
+        lr=lambda wc: parse_run(wc.run)[1],
+        seed=lambda wc: parse_run(wc.run)[2],
+        start=lambda wc: start_model(parse_run(wc.run)[0]),
+    shell:
+        "agrpo sweep-run --config {RESOLVED} --method {params.method} --lr {params.lr} --seed {params.seed} "
+        "--base {params.start} --out {WORK}/sweep/{wildcards.run} --quiet > {log} 2>&1"
+
+
+rule sweep:
+    input:
+        [f"{WORK}/sweep/{r}/train_log.jsonl" for r in SWEEP_RUNS],
+    output:
+        [f"{RESULTS}/sweep/{f}" for f in ("sweep.md", "sweep.csv", "sweep_curves.csv", "sweep.png")],
+    log:
+        f"{LOGS}/sweep.log",
+    params:
+        key=rule_key(CFG, "sweep"),
+    shell:
+        "agrpo sweep-report --config {RESOLVED} --runs {WORK}/sweep --out {RESULTS}/sweep > {log} 2>&1"

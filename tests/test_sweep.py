@@ -1,0 +1,59 @@
+"""The learning-rate sweep: config checks, one sweep run through the CLI, and the choice of rate."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from agrpo.cli import main
+from tests.test_config import assert_refused
+
+
+@pytest.mark.parametrize("edits, message", [
+    ({("sweep", "learning_rates"): {"grpo": [1e-4]}}, r"sweep.learning_rates.grpo: 'grpo' is not a method"),
+    ({("sweep", "learning_rates"): {"agrpo": [1e-4, -1e-5]}}, r"sweep.learning_rates.agrpo\[1\]: a learning rate must be > 0, got -1e-05"),
+    ({("sweep", "learning_rates"): {"agrpo": []}}, r"sweep.learning_rates.agrpo: give at least one"),
+    ({("sweep", "learning_rates"): {"agrpo": [1e-4, 1e-4]}}, r"listed twice"),
+    ({("sweep", "iterations"): -2}, r"sweep.iterations: must be >= 0"),
+    ({("sweep", "select_window"): 1.5}, r"sweep.select_window: must be <= 1"),
+    ({("rl", "warmup_ratio"): 1.2}, r"rl.warmup_ratio: must be <= 1"),  # warmup longer than the run
+    ({("methods", "agrpo", "learning_rate"): -1e-4}, r"methods.agrpo.learning_rate: must be > 0"),
+])
+def test_bad_sweep_and_schedule_keys_are_refused(tmp_path, edits, message):
+    assert_refused(tmp_path, edits, message)
+
+
+def test_a_sweep_run_trains_at_its_rate_for_the_sweep_budget(tmp_path):
+    from tests.helpers import minute_run
+
+    minute_run(tmp_path, {"iterations": 4, "checkpoint_every": 2}, data={"rl_size": 30},
+               sweep={"learning_rates": {"agrpo": [3e-4, 1e-3]}, "iterations": 2})
+    args = ["sweep-run", "--config", str(tmp_path / "c.yaml"), "--method", "agrpo", "--seed", "0",
+            "--base", str(tmp_path / "base"), "--quiet"]
+    assert main(args + ["--lr", "1e-3", "--out", str(tmp_path / "sw/agrpo-lr1e-03-seed0")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "sw/agrpo-lr1e-03-seed0/train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2] and all(r["lr"] == pytest.approx(1e-3) for r in rows[1:])
+    assert main(args + ["--lr", "2e-3", "--out", str(tmp_path / "x")]) == 2  # not one of the rates
+    assert main(args[:4] + ["diffu_grpo"] + args[5:] + ["--lr", "1e-3", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_the_choice_is_the_best_reward_over_the_last_batches(tmp_path):
+    from agrpo.config import load_config
+    from agrpo.sweep import lr_tag, parse_run, summarise, sweep_markdown
+    from tests.test_config import tiny_dict, write
+
+    d = tiny_dict()
+    d["sweep"] = {"learning_rates": {"agrpo": [1e-5, 1e-4]}, "select_window": 0.5}
+    cfg = load_config(write(tmp_path, d))
+    rows = []
+    for lr, rewards in ((1e-5, [0.1, 0.2, 0.3, 0.4]), (1e-4, [0.5, 0.6, 0.2, 0.1])):  # 1e-4: higher mean, worse end
+        for seed in (0, 1):
+            rows += [{"method": "agrpo", "lr": lr, "run_seed": seed, "iteration": i + 1, "reward_mean": r + 0.1 * seed,
+                      "rollouts": 64 * (i + 1)} for i, r in enumerate(rewards)]
+    table = summarise(cfg, pd.DataFrame(rows))
+    best = table[table["chosen"]].iloc[0]
+    assert best["lr"] == 1e-5 and best["reward_last"] == pytest.approx(0.40)  # seeds' means 0.35 and 0.45
+    assert (best["reward_last_min"], best["reward_last_max"]) == pytest.approx((0.35, 0.45))
+    assert table.set_index("lr")["profile_uses"].to_dict() == {1e-5: False, 1e-4: True}  # tiny.yaml: 1e-4
+    assert "agrpo: the profile's rate 0.0001 is not the sweep's choice 1e-05." in sweep_markdown(table, 100)
+    assert parse_run(f"diffu_grpo-lr{lr_tag(3e-5)}-seed2") == ("diffu_grpo", 3e-5, 2)
