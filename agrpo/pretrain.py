@@ -10,6 +10,8 @@ an upper bound on −log p_θ(o | q) (the 1/t weighting of the masked-diffusion 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import time
 from pathlib import Path
@@ -71,7 +73,7 @@ def lr_at(step: int, total: int, peak: float, warmup: int, floor: float = 0.1) -
 def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_size: int, lr_fn, weight_decay: float, betas,
                            max_grad_norm: float, eps: float, generator: torch.Generator, desc: str,
                            progress: bool = True, truncate: bool = False,
-                           gen_lengths: list[int] | None = None) -> tuple[list[dict], int]:
+                           gen_lengths: list[int] | None = None, autocast: bool = False) -> tuple[list[dict], int]:
     """Minimise the masked-diffusion SFT loss over (prompt, completion) pairs; returns the loss log and how many
     completions were cut to ``gen_length`` (``truncate``). ``gen_lengths``: each batch's canvas drawn uniformly
     from these instead (the completions padded with EOS to it; every completion must fit the shortest)."""
@@ -85,6 +87,8 @@ def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_s
     if truncated:
         print(f"{desc}: {truncated} of {len(pairs)} completions cut to {gen_length} tokens", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr_fn(0), weight_decay=weight_decay, betas=betas)
+    device = next(model.parameters()).device
+    amp = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext
     log = []
     model.train()
     for step in tqdm(range(steps), desc=desc, disable=not progress, mininterval=2):
@@ -92,7 +96,8 @@ def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_s
             g["lr"] = lr_fn(step)
         idx = torch.randint(0, len(pairs), (batch_size,), generator=generator)
         L = lengths[0] if len(lengths) == 1 else lengths[int(torch.randint(len(lengths), (1,), generator=generator))]
-        loss = masked_diffusion_loss(model, prompt_ids[idx], prompt_mask[idx], targets[idx, :L], generator, eps)
+        with amp():
+            loss = masked_diffusion_loss(model, prompt_ids[idx], prompt_mask[idx], targets[idx, :L], generator, eps)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: non-finite loss at step {step}")
         opt.zero_grad(set_to_none=True)
@@ -132,6 +137,7 @@ def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
     pairs = task_pairs(cfg)
     start = time.time()
     log, _ = train_masked_diffusion(model, pairs, gen_length=pc.gen_length, gen_lengths=pc.gen_lengths,
+                                    autocast=pc.autocast == "bfloat16",
                                     steps=pc.steps, batch_size=pc.batch_size,
                                     lr_fn=lambda step: lr_at(step, pc.steps, pc.learning_rate, pc.warmup_steps),
                                     weight_decay=pc.weight_decay, betas=(0.9, 0.95), max_grad_norm=1.0,

@@ -136,7 +136,8 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
                 **({"rl_size": data["rl_size"]} if data["rl_size"] else {}),
                 **({"task_args": data["task_args"][task]} if task in data["task_args"] else {})}
     if rule == "base":  # (gen_lengths only when set: the keys of earlier work dirs stay the same)
-        pretrain = {k: v for k, v in d["pretrain"].items() if k != "gen_lengths" or v}
+        added = {"gen_lengths": [], "autocast": "none"}  # keys added later, left out at their defaults
+        pretrain = {k: v for k, v in d["pretrain"].items() if k not in added or v != added[k]}
         return {"model": d["model"], "pretrain": pretrain, **task_def, **where}
     if rule == "sft":
         return {"model": d["model"], "sft": d["methods"][method]["sft"], **task_def, **where}

@@ -198,6 +198,8 @@ def validate_speed_options(cfg: ProfileConfig) -> None:
 
         if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
             raise ConfigError(f"rl.autocast: this GPU ({torch.cuda.get_device_name()}) does not support bfloat16")
+    if cfg.pretrain.autocast == "bfloat16" and not on_cuda:
+        raise ConfigError(f"pretrain.autocast: bfloat16 autocast is for CUDA devices (device is {cfg.device!r})")
     if cfg.rl.compile and cfg.launch.gpus > 0:
         raise ConfigError("rl.compile: one plain process only (launch.gpus 0); not verified under DDP or DeepSpeed")
     if cfg.rl.compile_mode != "default":

@@ -50,6 +50,7 @@ def test_too_many_rl_prompts_names_both_keys(tmp_path):
     ({("data", "task_args"): {"tiny_arith": 3}}, r"data.task_args.tiny_arith: expected a mapping"),
     ({("data", "rl_size"): -1}, r"data.rl_size: must be >= 0"),
     ({("pretrain", "gen_lengths"): [40, 0]}, r"pretrain.gen_lengths: must be > 0, got 0"),
+    ({("pretrain", "autocast"): "bfloat16"}, r"pretrain.autocast: bfloat16 autocast is for CUDA devices"),
 ])
 def test_bad_task_options_are_refused_naming_the_key(tmp_path, edits, message):
     assert_refused(tmp_path, edits, message)
@@ -143,3 +144,25 @@ def test_headroom_table_in_the_report():
     assert "## What the base model leaves RL to learn" in text
     assert "| tiny_arith | 25.0% [10.0, 40.0] | 12.5% [10.0, 40.0] | agrpo | 0.400 | 30.0% | 75.0% (G 8) | 50.0% |" in text
     assert _headroom_section(None) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_pretraining_under_bf16_autocast_follows_float32():
+    from agrpo.model.tiny import init_tiny
+    from agrpo.model.tokenizer import CharTokenizer
+    from agrpo.pretrain import train_masked_diffusion
+
+    pairs = [(f"has {a}, gets {b}. left?", f"{a}+{b}={a + b}<answer>{a + b}</answer>") for a in range(1, 7)
+             for b in range(1, 7)]
+    losses = {}
+    for autocast in (False, True):
+        torch.manual_seed(0)
+        model = init_tiny(CharTokenizer(), d_model=64, n_layers=2, n_heads=4, d_ff=128).cuda()
+        log, _ = train_masked_diffusion(model, pairs, gen_length=24, steps=60, batch_size=32, lr_fn=lambda s: 3e-3,
+                                        weight_decay=0.0, betas=(0.9, 0.95), max_grad_norm=1.0, eps=1e-3,
+                                        generator=torch.Generator().manual_seed(0), desc="t", progress=False,
+                                        autocast=autocast)
+        assert next(model.parameters()).dtype == torch.float32  # fp32 master weights
+        losses[autocast] = [r["loss"] for r in log]
+    assert losses[True][-1] < 0.5 * losses[True][0]  # it trains
+    assert abs(losses[True][-1] - losses[False][-1]) < 0.25 * losses[False][0]  # and stays near float32
