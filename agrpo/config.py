@@ -322,7 +322,8 @@ def from_dict(cls, data: dict, prefix: str = ""):
 
 def load_config(paths: str | Path | list, overrides: dict | None = None) -> ProfileConfig:
     """Read, validate and resolve a profile: one file (or several, later ones merged over earlier ones, as
-    Snakemake's repeated ``--configfile``), each with its ``extends`` chain, then the dotted ``overrides``."""
+    Snakemake's repeated ``--configfile``), each with its ``extends`` chain, then the dotted ``overrides`` (a None
+    value removes the key, as null does in an extending profile)."""
     from agrpo.profile_yaml import deep_merge, dotted, read_profile
 
     paths = [Path(p) for p in (paths if isinstance(paths, (list, tuple)) else [paths])]
@@ -340,7 +341,10 @@ def load_config(paths: str | Path | list, overrides: dict | None = None) -> Prof
             elif not isinstance(child, dict):
                 raise ConfigError(f"override {key}: '{part}' is not a mapping")
             node = child
-        node[last] = value
+        if value is None:  # as in an extending profile: null removes the key (e.g. a method)
+            node.pop(last, None)
+        else:
+            node[last] = value
     where = " + ".join(str(p) for p in paths)
     if flat:
         where += f" (with overrides of {', '.join(flat)})"

@@ -6,7 +6,13 @@ eval accuracy on the RL prompts and the test items, each method's rollout reward
         --candidate '{"pretrain.steps": 600}' --candidate '{"pretrain.steps": 1200}'
 
 The results file is rewritten after every candidate, so a run cut short (a lease's end) keeps the candidates it
-finished. Each candidate works in its own directory under ``--work`` (data shared when the data keys agree).
+finished. Each candidate works in its own directory under ``--work``.
+
+``--sweep '{"sweep.learning_rates": {…}, "sweep.iterations": 200}'`` then runs the learning-rate sweep
+(agrpo/sweep.py) from the base model of the candidate with the most tasks whose test accuracy lies in
+``--band`` (default 0.15–0.60; ties: the earlier candidate), with those overrides on top of the candidate's, and
+adds every sweep run's log to the results file as it ends. Summarise it where pandas is:
+``python benchmarks/small_headroom.py --summarise results.json --out-dir results/small/sweep``.
 CPU smoke: ``--config workflow/config/tiny.yaml --device cpu --items 8 --candidate '{"pretrain.steps": 20}'``.
 """
 
@@ -43,28 +49,94 @@ def run_candidate(config: str, overrides: dict, work: Path, items: int, device: 
     return {"overrides": overrides, "pretrain": summary, "headroom": result, "seconds": round(time.time() - t0, 1)}
 
 
+def in_band(candidate: dict, band: tuple[float, float]) -> int:
+    """How many tasks of a candidate's base model have test accuracy inside ``band``."""
+    tasks = candidate["headroom"]["tasks"].values()
+    return sum(band[0] <= t["test_accuracy"]["mean"] <= band[1] for t in tasks)
+
+
+def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str | None, out: dict, save,
+              progress: bool) -> None:
+    from agrpo.config import load_config
+    from agrpo.sweep import parse_run, sweep_run, sweep_runs
+
+    model_dir = Path(candidate["headroom"]["model"])
+    base = {"work_dir": str(model_dir.parent.parent), **({"device": device} if device else {})}
+    cfg = load_config(config, {**base, **candidate["overrides"], **extra})
+    out["sweep"] = {"candidate": candidate["overrides"], "overrides": extra, "runs": {}}
+    for run in sweep_runs(cfg):
+        method, lr, seed = parse_run(run)
+        if cfg.methods[method].sft.steps > 0:
+            print(f"{run}: skipped (the sweep here starts from the base model; {method} needs its SFT model)")
+            continue
+        t0 = time.time()
+        run_dir = Path(cfg.work_dir) / "sweep" / run
+        sweep_run(cfg, method, lr, seed, model_dir, run_dir, progress)
+        rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
+        out["sweep"]["runs"][run] = {"seconds": round(time.time() - t0, 1), "log": rows}
+        print(f"{run}: {time.time() - t0:.0f} s, reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f}",
+              flush=True)
+        save()
+
+
+def summarise(results: Path, config: str, out_dir: Path) -> None:
+    """Write the sweep of a results file as agrpo sweep-report does (needs pandas)."""
+    from agrpo.config import load_config
+    from agrpo.sweep import write_sweep_report
+
+    data = json.loads(results.read_text())
+    sweep = data["sweep"]
+    runs = out_dir / "runs"
+    for run, r in sweep["runs"].items():
+        (runs / run).mkdir(parents=True, exist_ok=True)
+        (runs / run / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in r["log"]))
+    cfg = load_config(data["config"] if Path(data["config"]).exists() else config,
+                      {**sweep["candidate"], **sweep["overrides"], "work_dir": str(out_dir / "no_work_dir")})
+    print(write_sweep_report(cfg, runs, out_dir).to_string(index=False))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="workflow/config/small.yaml", help="the profile the candidates edit")
-    ap.add_argument("--candidate", action="append", required=True,
+    ap.add_argument("--candidate", action="append", default=[],
                     help="JSON object of dotted overrides, e.g. '{\"pretrain.steps\": 600}' (repeatable)")
     ap.add_argument("--items", type=int, default=128, help="RL prompts and test items per task")
     ap.add_argument("--device", default=None, help="override the profile's device")
     ap.add_argument("--work", default="/tmp/headroom_sweep", help="where the candidates' work directories go")
-    ap.add_argument("--out", required=True, help="results JSON, rewritten after every candidate")
+    ap.add_argument("--sweep", default=None, help="JSON object of dotted overrides for a learning-rate sweep "
+                    "from the chosen candidate's base model (sweep.learning_rates, sweep.iterations, …)")
+    ap.add_argument("--band", type=float, nargs=2, default=(0.15, 0.60), help="the test-accuracy band of a good base")
+    ap.add_argument("--out", help="results JSON, rewritten after every candidate and sweep run")
+    ap.add_argument("--summarise", default=None, help="a results JSON with a sweep: write its sweep report to --out-dir")
+    ap.add_argument("--out-dir", default=None, help="with --summarise: the report's directory")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
+    if a.summarise:
+        summarise(Path(a.summarise), a.config, Path(a.out_dir or "sweep_report"))
+        return 0
+    if not a.candidate or not a.out:
+        ap.error("give --candidate (one or more) and --out, or --summarise")
     from agrpo.io import atomic_write_json
     from agrpo.provenance import git_sha
 
     candidates = [json.loads(c) for c in a.candidate]
-    for c in candidates:
+    extra = json.loads(a.sweep) if a.sweep else None
+    for c in candidates + ([extra] if a.sweep else []):
         if not isinstance(c, dict):
-            ap.error(f"--candidate must be a JSON object of dotted overrides, got {c!r}")
-    out = {"what": "headroom_sweep", "config": a.config, "git_sha": git_sha(), "candidates": []}
+            ap.error(f"--candidate and --sweep take a JSON object of dotted overrides, got {c!r}")
+    out = {"what": "headroom_sweep", "config": a.config, "git_sha": git_sha(), "band": list(a.band), "candidates": []}
+
+    def save():
+        atomic_write_json(Path(a.out), out)
+
     for c in candidates:
         out["candidates"].append(run_candidate(a.config, c, Path(a.work), a.items, a.device, not a.quiet))
-        atomic_write_json(Path(a.out), out)
+        save()
+    if extra is not None:
+        best = max(range(len(candidates)), key=lambda i: (in_band(out["candidates"][i], a.band), -i))
+        out["chosen_candidate"] = best
+        print(f"sweep from candidate {best}: {json.dumps(candidates[best])}", flush=True)
+        run_sweep(a.config, out["candidates"][best], extra, Path(a.work), a.device, out, save, not a.quiet)
     return 0
 
 

@@ -8,6 +8,7 @@
 #                                                          RL iterations alone, the fastest setting vs 449b441);
 #                                                          "rltests" (the trainer's GPU speed-option tests);
 #                                                          "concurrency" (one job vs N concurrent jobs);
+#                                                          "headroom" (benchmarks/small_headroom.py, HEADROOM_ARGS);
 #                                                          "paper8b" (benchmarks/paper_smoke_gpu.py: needs .smoke8b
 #                                                          and the wheels in /tmp/site; SMOKE_PROTOCOLS=d1 for one))
 #   bash benchmarks/speed_on_device.sh wait <seconds>     wait (at most <seconds>), print the log's tail, copy results
@@ -94,6 +95,11 @@ PY
     PATH=/tmp/bin:$PATH python3 benchmarks/paper_smoke_gpu.py run /tmp/smoke8b_run --out $R/paper_smoke_gpu_$T.json \
       --protocols "${SMOKE_PROTOCOLS:-agrpo,d1}" \
       2>&1 | grep -av "Generating\|it/s\]" | tail -40; echo "paper8b rc=${PIPESTATUS[0]}"; df -h /tmp | tail -1
+  }
+  part_headroom() {  # issue 19: candidates of the small profile's tasks and pretraining (benchmarks/small_headroom.py)
+    # HEADROOM_ARGS: its arguments, e.g. "--candidate '{\"pretrain.steps\": 600}' --candidate '{…}'"
+    eval python3 benchmarks/small_headroom.py --config workflow/config/small.yaml --device cuda --quiet \
+      --out $R/small_headroom_$T.json ${HEADROOM_ARGS:?set HEADROOM_ARGS}; echo "headroom rc=$?"
   }
   PARTS=${PARTS:-tests small accel llada8b}
   for part in $PARTS; do   # every part known before any runs

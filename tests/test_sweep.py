@@ -57,3 +57,33 @@ def test_the_choice_is_the_best_reward_over_the_last_batches(tmp_path):
     assert table.set_index("lr")["profile_uses"].to_dict() == {1e-5: False, 1e-4: True}  # tiny.yaml: 1e-4
     assert "agrpo: the profile's rate 0.0001 is not the sweep's choice 1e-05." in sweep_markdown(table, 100)
     assert parse_run(f"diffu_grpo-lr{lr_tag(3e-5)}-seed2") == ("diffu_grpo", 3e-5, 2)
+
+
+def test_headroom_calibration_then_sweep_script(tmp_path):
+    """benchmarks/small_headroom.py: candidates (data, pretraining, headroom), a sweep from the chosen one, and
+    its summary as the sweep report."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import small_headroom
+
+    small = {"data.tasks": ["tiny_arith"], "data.train_size": 40, "data.rl_size": 40, "data.test_size": 8,
+             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64,
+             "methods.d1": None, "methods.wd1": None, "methods.agrpo.objective_args.mc_samples": 2}
+    out = tmp_path / "hr.json"
+    args = ["--config", str(root / "workflow/config/tiny.yaml"), "--work", str(tmp_path / "w"), "--items", "4",
+            "--out", str(out), "--quiet", "--band", "0.0", "1.0",
+            "--sweep", json.dumps({"sweep.learning_rates": {"agrpo": [1e-4]}, "sweep.iterations": 2,
+                                   "rl.iterations": 2, "rl.checkpoint_every": 2})]
+    for steps in (2, 3):
+        args += ["--candidate", json.dumps({**small, "pretrain.steps": steps})]
+    assert small_headroom.main(args) == 0
+    result = json.loads(out.read_text())
+    assert [c["pretrain"]["steps"] for c in result["candidates"]] == [2, 3]
+    assert result["chosen_candidate"] == 0  # both in the band: the first
+    assert list(result["sweep"]["runs"]) == ["agrpo-lr1e-04-seed0"]
+    assert len(result["sweep"]["runs"]["agrpo-lr1e-04-seed0"]["log"]) == 2
+    assert small_headroom.main(["--summarise", str(out), "--out-dir", str(tmp_path / "rep")]) == 0
+    assert "| agrpo | 0.0001 | 1 | 2 |" in (tmp_path / "rep/sweep.md").read_text()
