@@ -41,8 +41,9 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--quiet", action="store_true", help="no progress bars")
         return s
 
-    s = cmd("data", "write a task's data files", "Write work_dir/data/TASK/{train,test}.jsonl: generated examples "
-            "for the synthetic tasks, the papers' splits for the real ones.")
+    s = cmd("data", "write a task's data files", "Write work_dir/data/TASK/{train,rl,test}.jsonl (pretraining "
+            "examples, RL prompts, test items): generated examples for the synthetic tasks, the papers' splits for "
+            "the real ones.")
     s.add_argument("--task", required=True, help="a task of data.tasks")
     for name, what in (("pretrain", "Pretrain the tiny base model from scratch (masked-diffusion loss)."),
                        ("base", "Provide the base model: pretrain the tiny model, or link LLaDA's checkpoint "

@@ -1,4 +1,5 @@
-"""Task data files: written once per profile (``agrpo data``), then read by every stage by path."""
+"""Task data files: written once per profile (``agrpo data``), then read by every stage by path: ``train.jsonl``
+(pretraining and SFT examples), ``rl.jsonl`` (RL prompts) and ``test.jsonl`` (evaluation items)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from agrpo.resolve import profile_task
 
 def data_path(work_dir: str | Path, task: str, split: str) -> Path:
     return Path(work_dir) / "data" / task / f"{split}.jsonl"
-
-
-SPLITS = ("train", "rl", "test")  # pretraining/SFT examples, RL prompts, evaluation items
 
 
 def write_task_data(cfg, task: str) -> None:

@@ -67,8 +67,11 @@ def load_sweep(runs_dir: Path) -> pd.DataFrame:
     rows = []
     for log in sorted(Path(runs_dir).glob("*-lr*-seed*/train_log.jsonl")):
         method, lr, seed = parse_run(log.parent.name)
-        rows += [{"method": method, "lr": lr, "run_seed": seed, **json.loads(line)}
-                 for line in log.read_text().splitlines() if line.strip()]
+        for line in log.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                row["lr_scheduled"] = row.pop("lr", float("nan"))  # the batch's rate (warmup); "lr": the run's
+                rows.append({"method": method, "lr": lr, "run_seed": seed, **row})
     return pd.DataFrame(rows)
 
 

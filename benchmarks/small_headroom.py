@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def run_candidate(config: str, overrides: dict, work: Path, items: int, device: str | None, progress: bool) -> dict:
+def run_candidate(config: str, overrides: dict, work: Path, items: int, device: str | None, progress: bool,
+                  methods: list[str] | None = None) -> dict:
     from agrpo.config import load_config
     from agrpo.data import write_task_data
     from agrpo.headroom import headroom, headroom_table
@@ -43,7 +44,7 @@ def run_candidate(config: str, overrides: dict, work: Path, items: int, device: 
         write_task_data(cfg, task)
     model_dir = Path(cfg.work_dir) / "models/base"
     summary = pretrain(cfg, model_dir, progress)
-    result = headroom(cfg, model_dir, items)
+    result = headroom(cfg, model_dir, items, methods)
     print(json.dumps(overrides), f"pretrain {summary['seconds']} s, loss {summary['final_loss']}", flush=True)
     print(headroom_table(result), flush=True)
     return {"overrides": overrides, "pretrain": summary, "headroom": result, "seconds": round(time.time() - t0, 1)}
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
                     help="JSON object of dotted overrides, e.g. '{\"pretrain.steps\": 600}' (repeatable)")
     ap.add_argument("--items", type=int, default=128, help="RL prompts and test items per task")
     ap.add_argument("--device", default=None, help="override the profile's device")
+    ap.add_argument("--methods", nargs="+", default=None, help="methods whose rollout samplers the headroom uses "
+                    "(default: all; methods sharing a sampler give the same statistics)")
     ap.add_argument("--work", default="/tmp/headroom_sweep", help="where the candidates' work directories go")
     ap.add_argument("--sweep", default=None, help="JSON object of dotted overrides for a learning-rate sweep "
                     "from the chosen candidate's base model (sweep.learning_rates, sweep.iterations, …)")
@@ -130,7 +133,7 @@ def main(argv=None) -> int:
         atomic_write_json(Path(a.out), out)
 
     for c in candidates:
-        out["candidates"].append(run_candidate(a.config, c, Path(a.work), a.items, a.device, not a.quiet))
+        out["candidates"].append(run_candidate(a.config, c, Path(a.work), a.items, a.device, not a.quiet, a.methods))
         save()
     if extra is not None:
         best = max(range(len(candidates)), key=lambda i: (in_band(out["candidates"][i], a.band), -i))

@@ -26,13 +26,17 @@ def test_bad_sweep_and_schedule_keys_are_refused(tmp_path, edits, message):
 def test_a_sweep_run_trains_at_its_rate_for_the_sweep_budget(tmp_path):
     from tests.helpers import minute_run
 
-    minute_run(tmp_path, {"iterations": 4, "checkpoint_every": 2}, data={"rl_size": 30},
+    minute_run(tmp_path, {"iterations": 4, "checkpoint_every": 2, "lr_schedule": "constant_with_warmup",
+                          "warmup_ratio": 0.5}, data={"rl_size": 30},
                sweep={"learning_rates": {"agrpo": [3e-4, 1e-3]}, "iterations": 2})
     args = ["sweep-run", "--config", str(tmp_path / "c.yaml"), "--method", "agrpo", "--seed", "0",
             "--base", str(tmp_path / "base"), "--quiet"]
     assert main(args + ["--lr", "1e-3", "--out", str(tmp_path / "sw/agrpo-lr1e-03-seed0")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "sw/agrpo-lr1e-03-seed0/train_log.jsonl").read_text().splitlines()]
-    assert [r["iteration"] for r in rows] == [1, 2] and all(r["lr"] == pytest.approx(1e-3) for r in rows[1:])
+    assert [r["iteration"] for r in rows] == [1, 2] and rows[1]["lr"] == pytest.approx(1e-3)  # after 1 warmup step
+    from agrpo.sweep import load_sweep  # the run's rate, not the batch's scheduled one, names the row
+    logs = load_sweep(tmp_path / "sw")
+    assert set(logs["lr"]) == {1e-3} and logs["lr_scheduled"].tolist() == [r["lr"] for r in rows]
     assert main(args + ["--lr", "2e-3", "--out", str(tmp_path / "x")]) == 2  # not one of the rates
     assert main(args[:4] + ["diffu_grpo"] + args[5:] + ["--lr", "1e-3", "--out", str(tmp_path / "x")]) == 2
 
@@ -74,7 +78,7 @@ def test_headroom_calibration_then_sweep_script(tmp_path):
              "methods.d1": None, "methods.wd1": None, "methods.agrpo.objective_args.mc_samples": 2}
     out = tmp_path / "hr.json"
     args = ["--config", str(root / "workflow/config/tiny.yaml"), "--work", str(tmp_path / "w"), "--items", "4",
-            "--out", str(out), "--quiet", "--band", "0.0", "1.0",
+            "--out", str(out), "--quiet", "--band", "0.0", "1.0", "--methods", "agrpo",
             "--sweep", json.dumps({"sweep.learning_rates": {"agrpo": [1e-4]}, "sweep.iterations": 2,
                                    "rl.iterations": 2, "rl.checkpoint_every": 2})]
     for steps in (2, 3):
@@ -82,6 +86,7 @@ def test_headroom_calibration_then_sweep_script(tmp_path):
     assert small_headroom.main(args) == 0
     result = json.loads(out.read_text())
     assert [c["pretrain"]["steps"] for c in result["candidates"]] == [2, 3]
+    assert [r["method"] for r in result["candidates"][0]["headroom"]["tasks"]["tiny_arith"]["rollouts"]] == ["agrpo"]
     assert result["chosen_candidate"] == 0  # both in the band: the first
     assert list(result["sweep"]["runs"]) == ["agrpo-lr1e-04-seed0"]
     assert len(result["sweep"]["runs"]["agrpo-lr1e-04-seed0"]["log"]) == 2
