@@ -106,6 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=None, help="methods whose rollout samplers the headroom uses "
                     "(default: all; methods sharing a sampler give the same statistics)")
     ap.add_argument("--work", default="/tmp/headroom_sweep", help="where the candidates' work directories go")
+    ap.add_argument("--plan", default=None, help="a JSON file with `candidates` (a list), and optionally `sweep` "
+                    "and `methods`: the same as the flags (e.g. benchmarks/configs/small_headroom_plan.json)")
     ap.add_argument("--sweep", default=None, help="JSON object of dotted overrides for a learning-rate sweep "
                     "from the chosen candidate's base model (sweep.learning_rates, sweep.iterations, …)")
     ap.add_argument("--band", type=float, nargs=2, default=(0.15, 0.60), help="the test-accuracy band of a good base")
@@ -117,6 +119,11 @@ def main(argv=None) -> int:
     if a.summarise:
         summarise(Path(a.summarise), a.config, Path(a.out_dir or "sweep_report"))
         return 0
+    if a.plan:
+        plan = json.loads(Path(a.plan).read_text())
+        a.candidate += [json.dumps(c) for c in plan.get("candidates", [])]
+        a.sweep = a.sweep or (json.dumps(plan["sweep"]) if "sweep" in plan else None)
+        a.methods = a.methods or plan.get("methods")
     if not a.candidate or not a.out:
         ap.error("give --candidate (one or more) and --out, or --summarise")
     from agrpo.io import atomic_write_json

@@ -92,3 +92,29 @@ def test_headroom_calibration_then_sweep_script(tmp_path):
     assert len(result["sweep"]["runs"]["agrpo-lr1e-04-seed0"]["log"]) == 2
     assert small_headroom.main(["--summarise", str(out), "--out-dir", str(tmp_path / "rep")]) == 0
     assert "| agrpo | 0.0001 | 1 | 2 |" in (tmp_path / "rep/sweep.md").read_text()
+
+
+def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
+    import sys
+    from pathlib import Path
+
+    from agrpo.config import load_config
+    from agrpo.sweep import sweep_runs
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import small_headroom
+
+    plan = json.loads((root / "benchmarks/configs/small_headroom_plan.json").read_text())
+    for c in plan["candidates"]:  # every candidate of the next lease's plan is a valid small profile
+        cfg = load_config(root / "workflow/config/small.yaml", {**c, **plan["sweep"]})
+        assert len(sweep_runs(cfg)) == 8 and cfg.data.rl_size == 2000
+    mine = {"candidates": [{"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.test_size": 4,
+                            "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64,
+                            "pretrain.steps": 1}], "methods": ["agrpo"]}
+    (tmp_path / "plan.json").write_text(json.dumps(mine))
+    out = tmp_path / "r.json"
+    assert small_headroom.main(["--config", str(root / "workflow/config/tiny.yaml"), "--plan", str(tmp_path / "plan.json"),
+                                "--work", str(tmp_path / "w"), "--items", "2", "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["candidates"]) == 1 and "sweep" not in result
