@@ -21,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from agrpo.config import ProfileConfig
+
+if TYPE_CHECKING:  # pandas only where the sweep is summarised (the GPU machines lack it; Snakemake loads this)
+    import pandas as pd
 
 
 def lr_tag(lr: float) -> str:
@@ -64,6 +66,8 @@ def sweep_run(cfg: ProfileConfig, method: str, lr: float, seed: int, base_dir, o
 
 def load_sweep(runs_dir: Path) -> pd.DataFrame:
     """Every sweep run's log as rows: method, lr, run_seed and the trainer's columns."""
+    import pandas as pd
+
     rows = []
     for log in sorted(Path(runs_dir).glob("*-lr*-seed*/train_log.jsonl")):
         method, lr, seed = parse_run(log.parent.name)
@@ -78,6 +82,8 @@ def load_sweep(runs_dir: Path) -> pd.DataFrame:
 def summarise(cfg: ProfileConfig, logs: pd.DataFrame) -> pd.DataFrame:
     """Per (method, lr): batches run, reward over the first and the last ``select_window`` of batches (mean over
     seeds, and the seeds' range), whether it is the method's choice and the profile's rate."""
+    import pandas as pd
+
     from agrpo.resolve import batch_prompts
 
     out = []

@@ -118,3 +118,29 @@ def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
                                 "--work", str(tmp_path / "w"), "--items", "2", "--out", str(out), "--quiet"]) == 0
     result = json.loads(out.read_text())
     assert len(result["candidates"]) == 1 and "sweep" not in result
+
+
+def test_calibration_and_sweep_runs_need_no_pandas(tmp_path):
+    """The GPU machines lack pandas: calibration candidates and sweep runs must not import it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    small = {"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.rl_size": 20, "data.test_size": 4,
+             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64, "pretrain.steps": 1,
+             "methods.d1": None, "methods.wd1": None, "methods.agrpo.objective_args.mc_samples": 2}
+    sweep = {"sweep.learning_rates": {"agrpo": [1e-4]}, "sweep.iterations": 1, "rl.iterations": 2,
+             "rl.checkpoint_every": 1}
+    code = f"""
+import sys
+sys.modules["pandas"] = None  # `import pandas` raises ImportError, as where it is not installed
+sys.path.insert(0, {str(root / 'benchmarks')!r})
+import small_headroom
+sys.exit(small_headroom.main({["--config", str(root / "workflow/config/tiny.yaml"), "--work", str(tmp_path / "w"),
+                               "--items", "2", "--out", str(tmp_path / "r.json"), "--quiet", "--methods", "agrpo",
+                               "--band", "0", "1", "--candidate", json.dumps(small), "--sweep", json.dumps(sweep)]!r}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(json.loads((tmp_path / "r.json").read_text())["sweep"]["runs"]) == ["agrpo-lr1e-04-seed0"]
