@@ -108,7 +108,7 @@ def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
     plan = json.loads((root / "benchmarks/configs/small_headroom_plan.json").read_text())
     for c in plan["candidates"]:  # every candidate of the next lease's plan is a valid small profile
         cfg = load_config(root / "workflow/config/small.yaml", {**c, **plan["sweep"]})
-        assert len(sweep_runs(cfg)) == 8 and cfg.data.rl_size == 2000
+        assert len(sweep_runs(cfg)) == 9 and cfg.data.rl_size == 2000
     mine = {"candidates": [{"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.test_size": 4,
                             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64,
                             "pretrain.steps": 1}], "methods": ["agrpo"]}

@@ -16,7 +16,7 @@ from agrpo.io import atomic_write_text
 from agrpo.provenance import config_hash
 from agrpo.resolve import cli_overrides, rule_key, trained_tasks
 from agrpo.rl.trainer import checkpoint_steps
-from agrpo.sweep import parse_run, sweep_runs
+from agrpo.sweep import parse_run, sweep_iterations, sweep_runs
 
 PROFILE_FILES = [str(p) for p in workflow.overwrite_configfiles] or [
     str(Path(workflow.basedir) / "workflow" / "config" / "tiny.yaml")]

@@ -72,7 +72,8 @@ rule sweep_run:
     resources:
         gpu=CFG.launch.gpus,
     params:
-        key=lambda wc: rule_key(CFG, "train", method=parse_run(wc.run)[0]) + rule_key(CFG, "sweep"),
+        # the method's training config and the sweep's budget (not the other methods' rates)
+        key=lambda wc: f"{rule_key(CFG, 'train', method=parse_run(wc.run)[0])}-{sweep_iterations(CFG)}",
         method=lambda wc: parse_run(wc.run)[0],
         lr=lambda wc: parse_run(wc.run)[1],
         seed=lambda wc: parse_run(wc.run)[2],
