@@ -70,6 +70,9 @@ def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str
         if cfg.methods[method].sft.steps > 0:
             print(f"{run}: skipped (the sweep here starts from the base model; {method} needs its SFT model)")
             continue
+        import torch._dynamo
+
+        torch._dynamo.reset()  # each run compiles afresh (not against the last run's guards and recompile limit)
         t0 = time.time()
         run_dir = Path(cfg.work_dir) / "sweep" / run
         sweep_run(cfg, method, lr, seed, model_dir, run_dir, progress)
