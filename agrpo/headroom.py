@@ -28,7 +28,7 @@ from agrpo.evaluate import load_eval_model, prompt_batch, run_cell
 from agrpo.io import atomic_write_json
 from agrpo.provenance import config_hash, device_name, git_sha, seed_everything, versions
 from agrpo.resolve import batch_group_size, eval_sampler, eval_steps, profile_task, rollout_for
-from agrpo.sampling import generate_grouped
+from agrpo.sampling import generate
 from agrpo.stats import mean_ci
 
 
@@ -51,7 +51,7 @@ def rollout_stats(model, cfg, method: str, task_name: str, examples: list[dict],
         chunk = [ex for ex in examples[lo:lo + batch] for _ in range(group)]
         ids, mask = prompt_batch(model, task, chunk, device)
         with torch.no_grad():
-            out, _ = generate_grouped(model, ids, mask, [sampler] * len(chunk), generator)
+            out = generate(model, ids, mask, sampler, generator, record=False)
         for c, ex in zip(out.completion_ids.cpu(), chunk):
             text = model.decode_completion(c, skip_special_tokens=True)
             rewards.append(task.reward(text, ex))
@@ -64,11 +64,13 @@ def rollout_stats(model, cfg, method: str, task_name: str, examples: list[dict],
 def group_stats(rewards: list[float], correct: list[bool], group: int) -> dict:
     """Statistics of consecutive groups of ``group`` rollouts: mean reward, pass@1, pass@G (a group with at least
     one fully correct rollout) and the fraction of groups whose rewards are all equal (zero variance)."""
-    r = torch.tensor(rewards, dtype=torch.float64).view(-1, group)
+    from agrpo.rl.trainer import zero_variance_groups
+
+    r = torch.tensor(rewards, dtype=torch.float64)
     ok = torch.tensor(correct).view(-1, group)
-    return {"group_size": group, "prompts": r.shape[0], "reward_mean": r.mean().item(),
+    return {"group_size": group, "prompts": ok.shape[0], "reward_mean": r.mean().item(),
             "pass_at_1": ok.double().mean().item(), "pass_at_group": ok.any(1).double().mean().item(),
-            "zero_variance_groups": ((r.max(1).values - r.min(1).values) < 1e-9).double().mean().item()}
+            "zero_variance_groups": zero_variance_groups(r, group).double().mean().item()}
 
 
 def headroom(cfg, model_dir: str | Path, n: int = 128, methods: list[str] | None = None, seed: int = 0) -> dict:

@@ -121,6 +121,15 @@ def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
     return [gen_length // d for d in cfg.eval.steps_divisors]
 
 
+# Keys added after work directories existed, with the value that reproduces the earlier behaviour: a rule's key
+# leaves them out at that value, so an earlier work directory's outputs keep their keys and are not rerun.
+ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "none"}
+
+
+def _set_only(section: dict) -> dict:
+    return {k: v for k, v in section.items() if k not in ADDED_KEYS or v != ADDED_KEYS[k]}
+
+
 def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: str | None = None) -> dict:
     """The part of the config a pipeline rule's outputs depend on beyond its input files: the Snakemake rules
     pass its hash as a param, so a config edit reruns exactly the rules it invalidates (and, through their
@@ -130,15 +139,13 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
     d = to_dict(cfg)
     data, where = d["data"], {"device": d["device"], "threads": d["threads"]}
     task_def = {"tasks": data["tasks"], "protocol": data["protocol"], "sources": data["sources"]}
-    if rule == "data":  # (rl_size and task_args only when set: the keys of earlier work dirs stay the same)
-        return {"task": task, "protocol": data["protocol"], **{k: data[k] for k in ("train_size", "test_size", "seed")},
-                "sources": {k: v for k, v in data["sources"].items() if k.startswith(f"{task}/")},
-                **({"rl_size": data["rl_size"]} if data["rl_size"] else {}),
-                **({"task_args": data["task_args"][task]} if task in data["task_args"] else {})}
-    if rule == "base":  # (gen_lengths only when set: the keys of earlier work dirs stay the same)
-        added = {"gen_lengths": [], "autocast": "none"}  # keys added later, left out at their defaults
-        pretrain = {k: v for k, v in d["pretrain"].items() if k not in added or v != added[k]}
-        return {"model": d["model"], "pretrain": pretrain, **task_def, **where}
+    if rule == "data":
+        return _set_only({"task": task, "protocol": data["protocol"],
+                          **{k: data[k] for k in ("train_size", "test_size", "seed", "rl_size")},
+                          "sources": {k: v for k, v in data["sources"].items() if k.startswith(f"{task}/")},
+                          "task_args": data["task_args"].get(task, {})})
+    if rule == "base":
+        return {"model": d["model"], "pretrain": _set_only(d["pretrain"]), **task_def, **where}
     if rule == "sft":
         return {"model": d["model"], "sft": d["methods"][method]["sft"], **task_def, **where}
     if rule == "train":

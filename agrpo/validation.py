@@ -122,7 +122,7 @@ def validate_task_args(cfg: ProfileConfig) -> None:
     ``data.rl_size`` only where every task is synthetic."""
     import inspect
 
-    from agrpo.tasks import get_task
+    from agrpo.tasks import TASKS, get_task
     from agrpo.tasks.real import REAL_TASKS
 
     for task, args in cfg.data.task_args.items():
@@ -133,7 +133,7 @@ def validate_task_args(cfg: ProfileConfig) -> None:
             raise ConfigError(f"{key}: real tasks take no options here (data.protocol and data.sources set them)")
         if not isinstance(args, dict):
             raise ConfigError(f"{key}: expected a mapping of option: value, got {args!r}")
-        known = [p for p in inspect.signature(get_task(task).__class__.__init__).parameters if p != "self"]
+        known = [p for p in inspect.signature(TASKS[task].__init__).parameters if p != "self"]
         for option in args:
             if option not in known:
                 raise ConfigError(f"{key}.{option}: unknown option of {task} (known: {', '.join(known)})")

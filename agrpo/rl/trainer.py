@@ -43,6 +43,11 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: bool = False
     return adv.reshape(-1)
 
 
+def zero_variance_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(groups,) bool: groups whose G rewards are all equal — every advantage 0, no gradient."""
+    return rewards.view(-1, group_size).std(1) < 1e-6
+
+
 def lr_lambda(schedule: str, warmup_ratio: float, total: int, convention: str = "hf"):
     """LR factor of optimizer step s (0-based) of ``total``: linear warmup over W steps, then constant or cosine to 0.
 
@@ -206,8 +211,7 @@ def update(rt: Runtime, engine, policy, ref_model, objective, batch: RolloutBatc
 def per_task_rewards(rewards: torch.Tensor, group_tasks: list[str], group: int) -> dict:
     """``reward_mean/<task>`` and ``zero_std_groups/<task>`` (the fraction of that task's groups whose G rewards
     are all equal: no advantage, no gradient) of one rollout batch; ``rewards`` in group order."""
-    by_group = rewards.view(-1, group)
-    zero = by_group.std(1) < 1e-6
+    by_group, zero = rewards.view(-1, group), zero_variance_groups(rewards, group)
     out = {}
     for task in dict.fromkeys(group_tasks):
         rows = torch.tensor([t == task for t in group_tasks], device=rewards.device)
@@ -328,7 +332,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         agg = all_mean(local, rt.device)  # mean over ranks = the global batch's loss (see agrpo.distributed)
         row = {"iteration": it, "reward_mean": all_rewards.mean().item(), "reward_std": all_rewards.std().item(),
                "loss": agg.pop("loss"), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0],
-               "zero_std_groups": (all_rewards.view(-1, group).std(1) < 1e-6).float().mean().item(),
+               "zero_std_groups": zero_variance_groups(all_rewards, group).float().mean().item(),
                **per_task_rewards(all_rewards, [name for name, _ in taken], group),
                "nfe_rollout": agg.pop("nfe_rollout"), **agg, "optimizer_steps": prev_steps + opt_steps,
                "rollouts": it * n_prompts * group, "seconds": round(time.time() - start, 2),
