@@ -70,7 +70,7 @@ class PretrainConfig:
     gen_length: int = doc("completion canvas length; completions are padded to it with EOS (LLaDA SFT)", 40, gt=0)
     gen_lengths: list[int] = doc("canvas lengths, one drawn uniformly per batch in place of `gen_length` (every completion must fit the shortest): a spread teaches the model to end its answer with EOS at every length it is evaluated at; empty = `gen_length` alone", default_factory=list, gt=0)
     mask_eps: float = doc("p_mask = (1 − eps)·t + eps, as LLaDA", 1e-3, ge=0, lt=1)
-    autocast: str = doc("`none` (float32, the committed runs) or `bfloat16`: each step's forward and loss under torch.autocast (bf16 matmuls, fp32 weights and AdamW state; CUDA only): several times faster for the small profile, not the same numbers", "none", choices=('none', 'bfloat16'))
+    autocast: str = doc("`none` (float32, the committed runs) or `bfloat16`: each step's forward and loss under torch.autocast (bf16 matmuls, fp32 weights and AdamW state; CUDA only): meant to speed up the small profile's pretraining (not yet timed), not the same numbers", "none", choices=('none', 'bfloat16'))
     threads: int = doc("torch CPU threads of the pretraining job (it runs alone; fixed for reproducibility)", 2, ge=1)
 
 
