@@ -11,7 +11,9 @@ finished. Each candidate works in its own directory under ``--work``.
 ``--sweep '{"sweep.learning_rates": {…}, "sweep.iterations": 200}'`` then runs the learning-rate sweep
 (agrpo/sweep.py) from the base model of the candidate with the most tasks whose test accuracy lies in
 ``--band`` (default 0.15–0.60; ties: the earlier candidate), with those overrides on top of the candidate's, and
-adds every sweep run's log to the results file as it ends. Summarise it where pandas is:
+adds every sweep run's log to the results file as it ends, with its final checkpoint's per-item test scores (and the
+base model's) at each eval length, at L/2 and L/8 steps (``test_scores``: the held-out check of the sweep's choice by
+training reward, and a first look at the 4×-fewer-steps drop). Summarise it where pandas is:
 ``python benchmarks/small_headroom.py --summarise results.json --out-dir results/small/sweep``.
 CPU smoke: ``--config workflow/config/tiny.yaml --device cpu --items 8 --candidate '{"pretrain.steps": 20}'``.
 """
@@ -56,15 +58,37 @@ def in_band(candidate: dict, band: tuple[float, float]) -> int:
     return sum(band[0] <= t["test_accuracy"]["mean"] <= band[1] for t in tasks)
 
 
+def test_cells(cfg) -> list[tuple[str, int, int]]:
+    """(task, L, steps) of the sweep's test check: every task and eval length at L/2 and L/8 steps (greedy, the
+    profile's eval sampler otherwise)."""
+    return [(t, L, L // d) for t in cfg.data.tasks for L in cfg.eval.gen_lengths for d in (2, 8)]
+
+
+def test_scores(cfg, model_dir: Path) -> dict:
+    """``{"<task> L<L> S<steps>": {item id: score}}`` of one checkpoint over the whole test split."""
+    from agrpo.data import load_split
+    from agrpo.evaluate import load_eval_model, run_cell
+    from agrpo.resolve import eval_sampler, profile_task
+
+    model, out = load_eval_model(cfg, model_dir), {}
+    for task, L, steps in test_cells(cfg):
+        rows, _ = run_cell(model, profile_task(cfg, task), load_split(cfg.work_dir, task, "test"),
+                           eval_sampler(cfg, L, steps), 0, cfg.eval.batch_size)
+        out[f"{task} L{L} S{steps}"] = {r["id"]: r["score"] for r in rows}
+    return out
+
+
 def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str | None, out: dict, save,
               progress: bool) -> None:
     from agrpo.config import load_config
-    from agrpo.sweep import parse_run, sweep_run, sweep_runs
+    from agrpo.sweep import parse_run, sweep_iterations, sweep_run, sweep_runs
 
     model_dir = Path(candidate["headroom"]["model"])
     base = {"work_dir": str(model_dir.parent.parent), **({"device": device} if device else {})}
     cfg = load_config(config, {**base, **candidate["overrides"], **extra})
     out["sweep"] = {"candidate": candidate["overrides"], "overrides": extra, "runs": {}}
+    out["sweep"]["base_test_scores"] = test_scores(cfg, model_dir)
+    save()
     for run in sweep_runs(cfg):
         method, lr, seed = parse_run(run)
         if cfg.methods[method].sft.steps > 0:
@@ -77,7 +101,9 @@ def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str
         run_dir = Path(cfg.work_dir) / "sweep" / run
         sweep_run(cfg, method, lr, seed, model_dir, run_dir, progress)
         rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
-        out["sweep"]["runs"][run] = {"seconds": round(time.time() - t0, 1), "log": rows}
+        seconds = round(time.time() - t0, 1)
+        scores = test_scores(cfg, run_dir / f"step{sweep_iterations(cfg)}")
+        out["sweep"]["runs"][run] = {"seconds": seconds, "log": rows, "test_scores": scores}
         print(f"{run}: {time.time() - t0:.0f} s, reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f}",
               flush=True)
         save()
@@ -97,6 +123,42 @@ def summarise(results: Path, config: str, out_dir: Path) -> None:
     cfg = load_config(data["config"] if Path(data["config"]).exists() else config,
                       {**sweep["candidate"], **sweep["overrides"], "work_dir": str(out_dir / "no_work_dir")})
     print(write_sweep_report(cfg, runs, out_dir).to_string(index=False))
+    if "base_test_scores" in sweep:
+        text = test_markdown(sweep["base_test_scores"], {r: v["test_scores"] for r, v in sweep["runs"].items()
+                                                         if "test_scores" in v})
+        (out_dir / "sweep_test.md").write_text(text)
+        print(text)
+
+
+def test_markdown(base: dict, runs: dict) -> str:
+    """Each sweep run's test accuracy per cell with its paired difference from the base model [95% CI], and each
+    model's drop from L/2 to L/8 steps (paired over items)."""
+    from agrpo.stats import paired_diff_ci
+
+    def pct(d):
+        return f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
+
+    models = {"base": base, **runs}
+    lines = ["# Sweep checkpoints on the test set", "",
+             "Greedy eval sampler; every run's last checkpoint against the base model, paired over test items.", "",
+             "| cell | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for cell, b in base.items():
+        ids = sorted(b)
+        row = [f"{100 * sum(b.values()) / len(b):.1f}%"]
+        for name, scores in runs.items():
+            s = scores[cell]
+            row.append(f"{100 * sum(s.values()) / len(s):.1f}% ({pct(paired_diff_ci([s[i] for i in ids], [b[i] for i in ids]))})")
+        lines.append(f"| {cell} | " + " | ".join(row) + " |")
+    lines += ["", "Drop from L/2 to L/8 steps (accuracy at L/2 minus at L/8, paired over items):", "",
+              "| task, L | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    halves = [c for c in base if int(c.split(" S")[1]) * 2 == int(c.split(" L")[1].split(" ")[0])]
+    for cell in halves:
+        L = int(cell.split(" L")[1].split(" ")[0])
+        eighth = cell.replace(f" S{L // 2}", f" S{L // 8}")
+        ids = sorted(base[cell])
+        row = [pct(paired_diff_ci([m[cell][i] for i in ids], [m[eighth][i] for i in ids])) for m in models.values()]
+        lines.append(f"| {cell.split(' S')[0]} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@
 #                                                          also "profile" (benchmarks/profile_rl.py) and "rl" (the
 #                                                          RL iterations alone, the fastest setting vs 449b441);
 #                                                          "rltests" (the trainer's GPU speed-option tests);
+#                                                          "pytests" (any tests: PYTEST_ARGS);
 #                                                          "concurrency" (one job vs N concurrent jobs);
 #                                                          "headroom" (benchmarks/small_headroom.py, HEADROOM_ARGS);
 #                                                          "paper8b" (benchmarks/paper_smoke_gpu.py: needs .smoke8b
@@ -38,6 +39,10 @@ all)
   part_tests() {
     python3 -m pytest -q --maxfail=5 -p no:cacheprovider tests/test_cuda_graphs.py > $R/gpu_tests.txt 2>&1
     echo "gpu tests rc=$?"; tail -3 $R/gpu_tests.txt
+  }
+  part_pytests() {  # PYTEST_ARGS: any tests, e.g. "tests/test_rl_prompts.py -k bf16" (GPU-only tests run here)
+    python3 -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:?set PYTEST_ARGS} > $R/gpu_pytests.txt 2>&1
+    echo "pytests rc=$?"; tail -3 $R/gpu_pytests.txt
   }
   part_rltests() {  # the trainer-with-every-speed-option GPU tests alone
     python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py -k every_speed_option > $R/gpu_rltests.txt 2>&1

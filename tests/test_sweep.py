@@ -69,6 +69,8 @@ def test_headroom_calibration_then_sweep_script(tmp_path):
     import sys
     from pathlib import Path
 
+    from agrpo.config import load_config
+
     root = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(root / "benchmarks"))
     import small_headroom
@@ -89,9 +91,31 @@ def test_headroom_calibration_then_sweep_script(tmp_path):
     assert [r["method"] for r in result["candidates"][0]["headroom"]["tasks"]["tiny_arith"]["rollouts"]] == ["agrpo"]
     assert result["chosen_candidate"] == 0  # both in the band: the first
     assert list(result["sweep"]["runs"]) == ["agrpo-lr1e-04-seed0"]
-    assert len(result["sweep"]["runs"]["agrpo-lr1e-04-seed0"]["log"]) == 2
+    run = result["sweep"]["runs"]["agrpo-lr1e-04-seed0"]
+    assert len(run["log"]) == 2
+    base = result["sweep"]["base_test_scores"]  # every test item, each eval length at L/2 and L/8 steps
+    L = load_config(root / "workflow/config/tiny.yaml").eval.gen_lengths
+    assert list(base) == [f"tiny_arith L{n} S{n // d}" for n in L for d in (2, 8)]
+    assert list(run["test_scores"]) == list(base) and all(len(v) == 8 for v in base.values())
     assert small_headroom.main(["--summarise", str(out), "--out-dir", str(tmp_path / "rep")]) == 0
     assert "| agrpo | 0.0001 | 1 | 2 |" in (tmp_path / "rep/sweep.md").read_text()
+    test_md = (tmp_path / "rep/sweep_test.md").read_text()
+    assert f"| tiny_arith L{L[0]} S{L[0] // 2} | " in test_md and f"| tiny_arith L{L[0]} | " in test_md
+
+
+def test_sweep_test_table_pairs_each_run_with_the_base():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from small_headroom import test_markdown
+
+    base = {"t L8 S4": {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0}, "t L8 S1": {"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0}}
+    run = {"t L8 S4": {"a": 1.0, "b": 1.0, "c": 1.0, "d": 0.0}, "t L8 S1": {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}}
+    md = test_markdown(base, {"r": run})
+    assert "| t L8 S4 | 25.0% | 75.0% (+50.0 [" in md  # (1-0) + 0 + (1-0) + 0 over 4 items
+    assert "| t L8 S1 | 0.0% | 50.0% (+50.0 [" in md
+    assert "| t L8 | +25.0 [" in md and "| +25.0 [" in md.split("| t L8 | ")[1]  # drops: base 1/4, run 1/4
 
 
 def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
