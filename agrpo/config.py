@@ -72,6 +72,7 @@ class PretrainConfig:
     mask_eps: float = doc("p_mask = (1 − eps)·t + eps, as LLaDA", 1e-3, ge=0, lt=1)
     autocast: str = doc("`none` (float32, the committed runs) or `bfloat16`: each step's forward and loss under torch.autocast (bf16 matmuls, fp32 weights and AdamW state; CUDA only): meant to speed up the small profile's pretraining (not yet timed), not the same numbers", "none", choices=('none', 'bfloat16'))
     threads: int = doc("torch CPU threads of the pretraining job (it runs alone; fixed for reproducibility)", 2, ge=1)
+    deterministic: bool = doc("pretrain under torch.use_deterministic_algorithms (on CUDA with CUBLAS_WORKSPACE_CONFIG=:4096:8, set here unless already set; set it before the process's first matmul where pretraining is not its first CUDA work): the same base model from every run on one GPU type and software stack, so a later session's machine can rebuild the model an earlier one's RL started from; slower. CPU pretraining is deterministic without it", False)
 
 
 @dataclass

@@ -11,6 +11,7 @@ an upper bound on −log p_θ(o | q) (the 1/t weighting of the masked-diffusion 
 from __future__ import annotations
 
 import contextlib
+import os
 import functools
 import math
 import time
@@ -129,7 +130,29 @@ def task_pairs(cfg) -> list[tuple[str, str]]:
     return pairs
 
 
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool):
+    """torch.use_deterministic_algorithms(True) inside (and cuBLAS's fixed workspace, which it needs on CUDA);
+    the process's earlier setting after."""
+    if not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
 def pretrain(cfg, out_dir: str | Path, progress: bool = True) -> dict:
+    pc = cfg.pretrain
+    with deterministic_algorithms(pc.deterministic):
+        return _pretrain(cfg, out_dir, progress)
+
+
+def _pretrain(cfg, out_dir: str | Path, progress: bool) -> dict:
     pc = cfg.pretrain
     generator = seed_everything(pc.seed, pc.threads)
     model = init_tiny(CharTokenizer(), d_model=cfg.model.d_model, n_layers=cfg.model.n_layers,

@@ -123,7 +123,7 @@ def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
 
 # Keys added after work directories existed, with the value that reproduces the earlier behaviour: a rule's key
 # leaves them out at that value, so an earlier work directory's outputs keep their keys and are not rerun.
-ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "none"}
+ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "none", "deterministic": False}
 
 
 def _set_only(section: dict) -> dict:

@@ -10,8 +10,9 @@ finished. Each candidate works in its own directory under ``--work``.
 
 ``--sweep '{"sweep.learning_rates": {…}, "sweep.iterations": 200}'`` then runs the learning-rate sweep
 (agrpo/sweep.py) from the base model of the candidate with the most tasks whose test accuracy lies in
-``--band`` (default 0.15–0.60; ties: the earlier candidate), with those overrides on top of the candidate's, and
-adds every sweep run's log to the results file as it ends, with its final checkpoint's per-item test scores (and the
+``--band`` (default 0.15–0.60; ties: the smaller summed distance of the other tasks from the band, then the earlier
+candidate; ``--sweep-candidate i`` picks one), with those overrides on top of the candidate's, runs them method by
+method or (``--order rate``) each rate across every method before the next, and adds every sweep run's log to the results file as it ends, with its final checkpoint's per-item test scores (and the
 base model's) at each eval length, at L/2 and L/8 steps (``test_scores``: the held-out check of the sweep's choice by
 training reward, and a first look at the 4×-fewer-steps drop). Summarise it where pandas is:
 ``python benchmarks/small_headroom.py --summarise results.json --out-dir results/small/sweep``.
@@ -52,10 +53,27 @@ def run_candidate(config: str, overrides: dict, work: Path, items: int, device: 
     return {"overrides": overrides, "pretrain": summary, "headroom": result, "seconds": round(time.time() - t0, 1)}
 
 
-def in_band(candidate: dict, band: tuple[float, float]) -> int:
-    """How many tasks of a candidate's base model have test accuracy inside ``band``."""
-    tasks = candidate["headroom"]["tasks"].values()
-    return sum(band[0] <= t["test_accuracy"]["mean"] <= band[1] for t in tasks)
+def band_score(candidate: dict, band: tuple[float, float]) -> tuple[int, float]:
+    """(tasks whose base test accuracy lies inside ``band``, minus the summed distance of the others from it): the
+    candidate with the highest score is swept. The distance breaks ties, so of two candidates with one task in the
+    band each, the one whose other tasks lie nearer the band wins (not simply the earlier one)."""
+    accs = [t["test_accuracy"]["mean"] for t in candidate["headroom"]["tasks"].values()]
+    return (sum(band[0] <= a <= band[1] for a in accs),
+            -sum(max(band[0] - a, a - band[1], 0.0) for a in accs))
+
+
+def ordered_runs(runs: list[str], order: str) -> list[str]:
+    """The sweep's runs method by method (``method``) or rate by rate, each rate across every method before the
+    next (``rate``: a lease that ends early leaves every method with the same rates run)."""
+    if order == "method":
+        return runs
+    from agrpo.sweep import parse_run
+
+    rank = {}
+    for r in runs:
+        m, lr, seed = parse_run(r)
+        rank[r] = (sorted({parse_run(x)[1] for x in runs if parse_run(x)[0] == m}).index(lr), seed)
+    return sorted(runs, key=lambda r: rank[r])  # stable: methods keep their order within a rate
 
 
 def test_cells(cfg) -> list[tuple[str, int, int]]:
@@ -79,7 +97,7 @@ def test_scores(cfg, model_dir: Path) -> dict:
 
 
 def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str | None, out: dict, save,
-              progress: bool) -> None:
+              progress: bool, order: str = "method") -> None:
     from agrpo.config import load_config
     from agrpo.sweep import parse_run, sweep_iterations, sweep_run, sweep_runs
 
@@ -89,7 +107,7 @@ def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str
     out["sweep"] = {"candidate": candidate["overrides"], "overrides": extra, "runs": {}}
     out["sweep"]["base_test_scores"] = test_scores(cfg, model_dir)
     save()
-    for run in sweep_runs(cfg):
+    for run in ordered_runs(sweep_runs(cfg), order):
         method, lr, seed = parse_run(run)
         if cfg.methods[method].sft.steps > 0:
             print(f"{run}: skipped (the sweep here starts from the base model; {method} needs its SFT model)")
@@ -176,6 +194,10 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep", default=None, help="JSON object of dotted overrides for a learning-rate sweep "
                     "from the chosen candidate's base model (sweep.learning_rates, sweep.iterations, …)")
     ap.add_argument("--band", type=float, nargs=2, default=(0.15, 0.60), help="the test-accuracy band of a good base")
+    ap.add_argument("--order", choices=("method", "rate"), default="method", help="sweep runs method by method, or "
+                    "rate by rate across every method (the lowest rates first), so a cut-short lease leaves equal effort")
+    ap.add_argument("--sweep-candidate", type=int, default=None, help="sweep from this candidate (0-based) "
+                    "whatever the band says")
     ap.add_argument("--out", help="results JSON, rewritten after every candidate and sweep run")
     ap.add_argument("--summarise", default=None, help="a results JSON with a sweep: write its sweep report to --out-dir")
     ap.add_argument("--out-dir", default=None, help="with --summarise: the report's directory")
@@ -189,6 +211,7 @@ def main(argv=None) -> int:
         a.candidate += [json.dumps(c) for c in plan.get("candidates", [])]
         a.sweep = a.sweep or (json.dumps(plan["sweep"]) if "sweep" in plan else None)
         a.methods = a.methods or plan.get("methods")
+        a.order = plan.get("order", a.order)
     if not a.candidate or not a.out:
         ap.error("give --candidate (one or more) and --out, or --summarise")
     from agrpo.io import atomic_write_json
@@ -196,6 +219,8 @@ def main(argv=None) -> int:
 
     candidates = [json.loads(c) for c in a.candidate]
     extra = json.loads(a.sweep) if a.sweep else None
+    if a.sweep_candidate is not None and not 0 <= a.sweep_candidate < len(candidates):
+        ap.error(f"--sweep-candidate {a.sweep_candidate}: there are {len(candidates)} candidates (0-based)")
     for c in candidates + ([extra] if a.sweep else []):
         if not isinstance(c, dict):
             ap.error(f"--candidate and --sweep take a JSON object of dotted overrides, got {c!r}")
@@ -208,10 +233,11 @@ def main(argv=None) -> int:
         out["candidates"].append(run_candidate(a.config, c, Path(a.work), a.items, a.device, not a.quiet, a.methods))
         save()
     if extra is not None:
-        best = max(range(len(candidates)), key=lambda i: (in_band(out["candidates"][i], a.band), -i))
+        best = a.sweep_candidate if a.sweep_candidate is not None else max(
+            range(len(candidates)), key=lambda i: (band_score(out["candidates"][i], a.band), -i))
         out["chosen_candidate"] = best
         print(f"sweep from candidate {best}: {json.dumps(candidates[best])}", flush=True)
-        run_sweep(a.config, out["candidates"][best], extra, Path(a.work), a.device, out, save, not a.quiet)
+        run_sweep(a.config, out["candidates"][best], extra, Path(a.work), a.device, out, save, not a.quiet, a.order)
     return 0
 
 

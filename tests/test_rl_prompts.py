@@ -166,3 +166,39 @@ def test_pretraining_under_bf16_autocast_follows_float32():
         losses[autocast] = [r["loss"] for r in log]
     assert losses[True][-1] < 0.5 * losses[True][0]  # it trains
     assert abs(losses[True][-1] - losses[False][-1]) < 0.25 * losses[False][0]  # and stays near float32
+
+
+def test_deterministic_pretraining_restores_the_process_setting():
+    from agrpo.pretrain import deterministic_algorithms
+
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms(True):
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_algorithms(False):
+        assert not torch.are_deterministic_algorithms_enabled()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_deterministic_pretraining_repeats_bit_for_bit_on_cuda(tmp_path):
+    """`pretrain.deterministic`: two pretraining runs of one config on one GPU give the same weights (bf16 autocast,
+    two canvas lengths, padded batches: the small profile's path), so a later session can rebuild a base model."""
+    from pathlib import Path
+
+    from agrpo.model import load_model
+    from agrpo.pretrain import pretrain
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / "workflow/config/small.yaml", {
+        "work_dir": str(tmp_path / "w"), "data.train_size": 64, "data.rl_size": 16, "data.test_size": 8,
+        "model.d_model": 128, "model.n_layers": 2, "model.n_heads": 4, "model.d_ff": 256, "pretrain.steps": 30,
+        "pretrain.batch_size": 32, "pretrain.warmup_steps": 5, "pretrain.gen_lengths": [64, 128],
+        "pretrain.autocast": "bfloat16", "pretrain.deterministic": True})
+    for task in cfg.data.tasks:
+        write_task_data(cfg, task)
+    weights = []
+    for run in range(2):
+        pretrain(cfg, tmp_path / f"m{run}", progress=False)
+        weights.append(load_model(tmp_path / f"m{run}", device="cpu").state_dict())
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -168,3 +168,23 @@ sys.exit(small_headroom.main({["--config", str(root / "workflow/config/tiny.yaml
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(json.loads((tmp_path / "r.json").read_text())["sweep"]["runs"]) == ["agrpo-lr1e-04-seed0"]
+
+
+def test_band_score_breaks_ties_by_distance_and_rate_order_spreads_methods():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from small_headroom import band_score, ordered_runs
+
+    def cand(*accs):
+        return {"headroom": {"tasks": {f"t{i}": {"test_accuracy": {"mean": a}} for i, a in enumerate(accs)}}}
+
+    # the H200 lease of issue 19: one task in the band each; the second's others lie nearer the band
+    first, second = cand(0.055, 0.0, 0.318), cand(0.211, 0.141, 0.707)
+    assert band_score(first, (0.15, 0.6))[0] == band_score(second, (0.15, 0.6))[0] == 1
+    assert band_score(second, (0.15, 0.6)) > band_score(first, (0.15, 0.6))
+    assert band_score(cand(0.2, 0.3), (0.15, 0.6)) == (2, 0.0)
+    runs = ["agrpo-lr1e-05-seed0", "agrpo-lr3e-05-seed0", "diffu_grpo-lr1e-05-seed0", "diffu_grpo-lr3e-05-seed0"]
+    assert ordered_runs(runs, "method") == runs
+    assert ordered_runs(runs, "rate") == [runs[0], runs[2], runs[1], runs[3]]
