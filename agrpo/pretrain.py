@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import functools
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -110,6 +111,16 @@ def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_s
     return log, truncated
 
 
+def weights_digest(model) -> str:
+    """The first 16 hex digits of a SHA-256 over every tensor of the state dict (names in sorted order, raw bytes):
+    two base models are the same bits iff their digests agree (`pretrain.deterministic` across machines)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def save_trained(model, out_dir: str | Path, log: list[dict], summary: dict, log_name: str) -> dict:
     """Write model + log + summary.json to ``out_dir`` atomically (a temp dir renamed into place)."""
     out_dir = Path(out_dir)
@@ -166,5 +177,6 @@ def _pretrain(cfg, out_dir: str | Path, progress: bool) -> dict:
                                     weight_decay=pc.weight_decay, betas=(0.9, 0.95), max_grad_norm=1.0,
                                     eps=pc.mask_eps, generator=generator, desc="pretrain", progress=progress)
     summary = {"steps": pc.steps, "final_loss": log[-1]["loss"], "seconds": round(time.time() - start, 1),
-               "params": model.num_parameters(), "examples": len(pairs)}
+               "params": model.num_parameters(), "examples": len(pairs), "weights_sha256": weights_digest(model),
+               "deterministic": pc.deterministic}
     return save_trained(model, out_dir, log, summary, "pretrain_log.jsonl")

@@ -3,8 +3,11 @@
 A sweep run is the profile's RL run of one method with ``methods.<m>.learning_rate`` replaced by one rate of
 ``sweep.learning_rates.<m>`` and ``rl.iterations`` by ``sweep.iterations`` (every method the same), from the
 method's usual start model (the base, or its SFT model), with the profile's schedule, warmup and seeds
-``sweep.seeds``; it saves its log and its last checkpoint. The chosen rate of a method maximises the mean training
-reward over the last ``sweep.select_window`` of the batches (mean over seeds). The RL prompts are drawn in a
+``sweep.seeds``; it saves its log and its last checkpoint. The chosen rate of a method maximises the training reward
+over the last ``sweep.select_window`` of the batches (mean over seeds), **task-balanced** where the log has
+per-task rewards: R̄ = (1/|tasks|) Σ_task mean_{batches in the window}(reward_mean/<task>), so that a window whose
+batches happened to draw more of an easy task's prompts does not win (with 16 prompts a batch over three tasks the
+mix moves the plain batch mean more than 200 batches of learning do); one task: the plain mean. The RL prompts are drawn in a
 fresh order each pass over ``rl.jsonl``; while a run takes fewer rollouts than there are RL prompts, each batch's
 prompts are ones the policy has not trained on, so that reward measures generalisation, not memory; the summary
 says whether that held.
@@ -79,6 +82,20 @@ def load_sweep(runs_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def task_columns(logs: pd.DataFrame) -> list[str]:
+    """The per-task reward columns of a sweep's logs (``reward_mean/<task>``)."""
+    return [c for c in logs.columns if c.startswith("reward_mean/")]
+
+
+def window_reward(rows: pd.DataFrame, tasks: list[str]) -> float:
+    """The task-balanced reward of a window of batches: the mean over tasks of each task's mean over the batches
+    that drew it; without per-task columns, the mean batch reward."""
+    if not tasks:
+        return float(rows["reward_mean"].mean())
+    per_task = rows[tasks].mean()  # NaN-skipping: a batch that drew no prompt of a task leaves it out
+    return float(per_task.dropna().mean())
+
+
 def summarise(cfg: ProfileConfig, logs: pd.DataFrame) -> pd.DataFrame:
     """Per (method, lr): batches run, reward over the first and the last ``select_window`` of batches (mean over
     seeds, and the seeds' range), whether it is the method's choice and the profile's rate."""
@@ -87,11 +104,12 @@ def summarise(cfg: ProfileConfig, logs: pd.DataFrame) -> pd.DataFrame:
     from agrpo.resolve import batch_prompts
 
     out = []
+    tasks = task_columns(logs)
     for (method, lr), d in logs.groupby(["method", "lr"], sort=True):
         n = int(d["iteration"].max())
         w = max(1, round(cfg.sweep.select_window * n))
-        last = d[d["iteration"] > n - w].groupby("run_seed")["reward_mean"].mean()
-        first = d[d["iteration"] <= w].groupby("run_seed")["reward_mean"].mean()
+        last = d[d["iteration"] > n - w].groupby("run_seed").apply(window_reward, tasks, include_groups=False)
+        first = d[d["iteration"] <= w].groupby("run_seed").apply(window_reward, tasks, include_groups=False)
         out.append({"method": method, "lr": lr, "seeds": d["run_seed"].nunique(), "rollout_batches": n,
                     "rollouts": int(d["rollouts"].max()), "prompts_drawn": n * batch_prompts(cfg, method),
                     "reward_first": first.mean(), "reward_last": last.mean(),
@@ -109,9 +127,9 @@ def summarise(cfg: ProfileConfig, logs: pd.DataFrame) -> pd.DataFrame:
 
 def sweep_markdown(table: pd.DataFrame, rl_prompts: int | None) -> str:
     lines = ["# Learning-rate sweep", "",
-             "Every method at each rate for the same rollout batches; the choice maximises the mean training reward "
-             "over the last batches (mean over seeds; range in brackets). The final runs use the profile's "
-             "`methods.<m>.learning_rate`.", ""]
+             "Every method at each rate for the same rollout batches; the choice maximises the training reward over "
+             "the last batches, task-balanced (the mean over tasks of each task's mean reward; mean over seeds; range "
+             "in brackets). The final runs use the profile's `methods.<m>.learning_rate`.", ""]
     if rl_prompts is not None and not table.empty:
         drawn = int(table["prompts_drawn"].max())
         lines += [f"RL prompts: {rl_prompts}; the longest run drew {drawn} prompts" + (
@@ -131,7 +149,8 @@ def sweep_markdown(table: pd.DataFrame, rl_prompts: int | None) -> str:
 
 
 def plot_sweep(logs: pd.DataFrame) -> bytes:
-    """Reward vs rollout batch, a panel per method, a line per rate (mean over seeds)."""
+    """Reward vs rollout batch, a column per method, a line per rate (mean over seeds): the batch reward in the top
+    row, then a row per task (``reward_mean/<task>``) where the logs have them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,15 +159,21 @@ def plot_sweep(logs: pd.DataFrame) -> bytes:
     from agrpo.report.plots import png
 
     methods = list(dict.fromkeys(logs["method"])) or ["(none)"]
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.8 * len(methods), 3.2), squeeze=False)
-    for ax, method in zip(axes[0], methods):
+    tasks = task_columns(logs)
+    rows = ["reward_mean"] + (tasks if len(tasks) > 1 else [])
+    fig, axes = plt.subplots(len(rows), len(methods), figsize=(3.8 * len(methods), 2.9 * len(rows)), squeeze=False)
+    for j, method in enumerate(methods):
         d = logs[logs["method"] == method]
-        for lr, g in d.groupby("lr"):
-            mean = g.groupby("iteration")["reward_mean"].mean()
-            ax.plot(mean.index, mean.rolling(5, min_periods=1).mean().values, label=f"lr {lr:g}", lw=1.2)
-        ax.set(title=method, xlabel="rollout batch", ylabel="reward (5-batch mean)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        for i, col in enumerate(rows):
+            ax = axes[i][j]
+            for lr, g in d.groupby("lr"):
+                mean = g.groupby("iteration")[col].mean().dropna()
+                ax.plot(mean.index, mean.rolling(10 if i else 5, min_periods=1).mean().values, label=f"lr {lr:g}",
+                        lw=1.2)
+            label = "reward (5-batch mean)" if not i else f"{col.split('/', 1)[1]} (10-batch mean)"
+            ax.set(title=method if not i else "", xlabel="rollout batch", ylabel=label)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return png(fig)
 

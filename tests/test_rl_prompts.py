@@ -179,6 +179,21 @@ def test_deterministic_pretraining_restores_the_process_setting():
         assert not torch.are_deterministic_algorithms_enabled()
 
 
+def test_weights_digest_tells_models_apart():
+    from agrpo.model.tiny import init_tiny
+    from agrpo.model.tokenizer import CharTokenizer
+    from agrpo.pretrain import weights_digest
+
+    torch.manual_seed(0)
+    a = init_tiny(CharTokenizer(), d_model=32, n_layers=1, n_heads=2, d_ff=64)
+    torch.manual_seed(0)
+    b = init_tiny(CharTokenizer(), d_model=32, n_layers=1, n_heads=2, d_ff=64)
+    assert weights_digest(a) == weights_digest(b) and len(weights_digest(a)) == 16
+    with torch.no_grad():
+        b.lm_head.weight[0, 0] += 1e-6
+    assert weights_digest(a) != weights_digest(b)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_deterministic_pretraining_repeats_bit_for_bit_on_cuda(tmp_path):
     """`pretrain.deterministic`: two pretraining runs of one config on one GPU give the same weights (bf16 autocast,
@@ -196,9 +211,10 @@ def test_deterministic_pretraining_repeats_bit_for_bit_on_cuda(tmp_path):
         "pretrain.autocast": "bfloat16", "pretrain.deterministic": True})
     for task in cfg.data.tasks:
         write_task_data(cfg, task)
-    weights = []
+    weights, digests = [], []
     for run in range(2):
-        pretrain(cfg, tmp_path / f"m{run}", progress=False)
+        digests.append(pretrain(cfg, tmp_path / f"m{run}", progress=False)["weights_sha256"])
         weights.append(load_model(tmp_path / f"m{run}", device="cpu").state_dict())
+    assert digests[0] == digests[1]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -132,7 +132,7 @@ def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
     plan = json.loads((root / "benchmarks/configs/small_headroom_plan.json").read_text())
     for c in plan["candidates"]:  # every candidate of the next lease's plan is a valid small profile
         cfg = load_config(root / "workflow/config/small.yaml", {**c, **plan["sweep"]})
-        assert len(sweep_runs(cfg)) == 9 and cfg.data.rl_size == 2000
+        assert len(sweep_runs(cfg)) == 12 and cfg.data.rl_size == 2000 and cfg.pretrain.deterministic
     mine = {"candidates": [{"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.test_size": 4,
                             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64,
                             "pretrain.steps": 1}], "methods": ["agrpo"]}
@@ -188,3 +188,30 @@ def test_band_score_breaks_ties_by_distance_and_rate_order_spreads_methods():
     runs = ["agrpo-lr1e-05-seed0", "agrpo-lr3e-05-seed0", "diffu_grpo-lr1e-05-seed0", "diffu_grpo-lr3e-05-seed0"]
     assert ordered_runs(runs, "method") == runs
     assert ordered_runs(runs, "rate") == [runs[0], runs[2], runs[1], runs[3]]
+
+
+def test_the_choice_is_task_balanced_not_swayed_by_the_batches_task_mix(tmp_path):
+    """Two rates, the same per-task rewards; the second's last batches drew more of the easy task (plain batch mean
+    higher). Task-balanced, the first wins: it is better on the hard task."""
+    from agrpo.config import load_config
+    from agrpo.sweep import summarise
+    from tests.test_config import tiny_dict, write
+
+    d = tiny_dict()
+    d["sweep"] = {"learning_rates": {"agrpo": [1e-5, 1e-4]}, "select_window": 0.5}
+    cfg = load_config(write(tmp_path, d))
+    rows = []
+    for lr, hard, easy_share in ((1e-5, 0.3, 0.25), (1e-4, 0.2, 0.75)):
+        for i in range(4):
+            share = 0.5 if i < 2 else easy_share  # the first half: an even mix
+            rows.append({"method": "agrpo", "lr": lr, "run_seed": 0, "iteration": i + 1, "rollouts": 64 * (i + 1),
+                         "reward_mean": share * 0.9 + (1 - share) * hard,
+                         "reward_mean/easy": 0.9, "reward_mean/hard": hard})
+    rows.append({**rows[-1], "iteration": 4, "reward_mean/hard": float("nan")})  # a batch without the hard task
+    rows.pop(-2)
+    table = summarise(cfg, pd.DataFrame(rows)).set_index("lr")
+    assert table.loc[1e-4, "reward_last"] == pytest.approx((0.9 + 0.2) / 2)  # the NaN batch skipped, not zero
+    assert table.loc[1e-5, "reward_last"] == pytest.approx((0.9 + 0.3) / 2)
+    assert table["chosen"].to_dict() == {1e-5: True, 1e-4: False}
+    plain_last = pd.DataFrame(rows).query("lr == 1e-4 and iteration > 2")["reward_mean"].mean()
+    assert plain_last > 0.6  # the plain mean would have chosen 1e-4
