@@ -147,7 +147,7 @@ def test_headroom_table_in_the_report():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_pretraining_under_bf16_autocast_follows_float32():
+def test_pretraining_under_bf16_autocast_follows_float32_on_cuda():
     from agrpo.model.tiny import init_tiny
     from agrpo.model.tokenizer import CharTokenizer
     from agrpo.pretrain import train_masked_diffusion
