@@ -111,6 +111,12 @@ class DiffuGRPO(Objective):
                 batch.extras["ref_logp"] = [one_step_logprobs(ref_model, s, a.p_mask_prompt, sd, batch.shard,
                                                               a.released_numerics) for sd in seeds]
 
+    def sequence_passes(self, rows, inner_iterations):
+        """One one-step pass per row per inner iteration with gradients; before them, without, the old log-probs
+        under each of the μ mask seeds (μ > 1) and the reference's (β > 0)."""
+        mu = inner_iterations
+        return {"forward": mu * rows * ((mu > 1) + (self.args.beta > 0)), "forward_backward": mu * rows}
+
     def losses(self, policy, ref_model, batch, inner_iteration):
         a, s = self.args, batch.sample
         seed = batch.extras["mask_seeds"][inner_iteration]

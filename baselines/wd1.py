@@ -37,6 +37,10 @@ class WD1(Objective):
     def prepare(self, policy, ref_model, batch, inner_iterations):
         batch.extras["mask_seeds"] = draw_mask_seeds(self.generator, inner_iterations, self.args.random_masking)
 
+    def sequence_passes(self, rows, inner_iterations):
+        """One one-step pass per row per inner iteration, with gradients; no old or reference log-probs."""
+        return {"forward": 0, "forward_backward": inner_iterations * rows}
+
     def losses(self, policy, ref_model, batch, inner_iteration):
         seed = batch.extras["mask_seeds"][inner_iteration]
         logp = one_step_logprobs(policy, batch.sample, self.args.p_mask_prompt, seed, batch.shard,

@@ -19,7 +19,9 @@ from agrpo.report.plots import png  # noqa: E402
 METRICS = [("reward_mean", "reward (batch mean)"), ("kl", "KL to the reference (k3)"),
            ("clip_ratio", "clip fraction"), ("grad_norm", "grad norm (before clipping)"),
            ("zero_std_groups", "groups with zero reward variance")]
-COLUMNS = ["method", "run_seed", "iteration", "rollouts", "optimizer_steps"] + [m for m, _ in METRICS]
+PASSES = ["passes_rollout", "passes_forward", "passes_forward_backward"]  # per batch, in sequences (the trainer's)
+COLUMNS = (["method", "run_seed", "iteration", "rollouts", "optimizer_steps"] + [m for m, _ in METRICS]
+           + PASSES + ["seconds"])
 
 
 def load_train_logs(runs_dir: Path) -> pd.DataFrame:
@@ -44,6 +46,31 @@ def per_task_columns(curves: pd.DataFrame) -> list[str]:
     """The trainer's per-task columns (``reward_mean/<task>``, ``zero_std_groups/<task>``), by task."""
     tasks = sorted({c.split("/", 1)[1] for c in curves.columns if c.startswith("reward_mean/")})
     return [f"{m}/{t}" for t in tasks for m in ("reward_mean", "zero_std_groups") if f"{m}/{t}" in curves]
+
+
+def budget_table(curves: pd.DataFrame) -> list[str]:
+    """Markdown: each method's training budget per run (mean over run seeds): rollouts; network passes in
+    sequences (a row through the network once) — the rollouts', the objective's without gradients (old and
+    reference log-probs) and with (forward + backward); their sum in forward-equivalents, a forward/backward
+    counted as 3 forwards (so sequences of one length compare as FLOPs do); and the run's wall seconds. Runs
+    logged before the trainer counted passes show "—"."""
+    if curves.empty:
+        return []
+    lines = ["| method | run seeds | rollout batches | rollouts | rollout passes | forward (no grad) | "
+             "forward + backward | forward-equivalents | wall seconds |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(x, fmt="{:,.0f}"):
+        return "—" if pd.isna(x) else fmt.format(x)
+
+    for m, d in curves.groupby("method", sort=False):
+        runs = d.groupby("run_seed")
+        sums = runs[PASSES].sum(min_count=1).mean()
+        equivalents = sums["passes_rollout"] + sums["passes_forward"] + 3 * sums["passes_forward_backward"]
+        lines.append(f"| {m} | {d['run_seed'].nunique()} | {cell(runs['iteration'].max().mean())} | "
+                     f"{cell(runs['rollouts'].max().mean())} | {cell(sums['passes_rollout'])} | "
+                     f"{cell(sums['passes_forward'])} | {cell(sums['passes_forward_backward'])} | "
+                     f"{cell(equivalents)} | {cell(runs['seconds'].max().mean(), '{:,.1f}')} |")
+    return lines + [""]
 
 
 def curves_table(curves: pd.DataFrame, window: float = 0.2) -> list[str]:

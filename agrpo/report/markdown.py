@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from agrpo.report.curves import curves_table
+from agrpo.report.curves import budget_table, curves_table
 from agrpo.report.reproduction import reproduction_lines
 from agrpo.report.cells import _methods, ItemScores
 from agrpo.report.tables import (_acc_ci, _pct, _suffix, _threshold_part, acceleration_rows, is_sudoku,
@@ -126,7 +126,12 @@ def _curves_section(curves: pd.DataFrame | None) -> list[str]:
             "Each run's `train_log.jsonl` (one row per rollout batch): `training_curves.csv`, and the plot below "
             "(reward, KL, clip fraction, gradient norm, zero-variance groups; mean over run seeds, band: their "
             "range). Reward at the start and the end of each run:", "", *curves_table(curves),
-            "![training curves](plots/training_curves.png)", ""]
+            "![training curves](plots/training_curves.png)", "",
+            "### Training budget per method", "",
+            "Equal rollouts per method; the passes and seconds each method spent on them (per run, mean over run "
+            "seeds). Passes are counted in sequences (one row through the network once; a rollout row takes one "
+            "per denoising step). Forward-equivalents count a forward + backward as 3. Wall seconds are the run's, "
+            "as its device recorded them (jobs that shared a device are slower).", "", *budget_table(curves)]
 
 
 def _paper_sections(paper: PaperTables | None) -> list[str]:

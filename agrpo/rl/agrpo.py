@@ -242,6 +242,12 @@ class AGRPO(Objective):
     def chunks_per_iteration(self) -> int:
         return len(self.passes()) * max(1, self.args.released_launcher_steps)
 
+    def sequence_passes(self, rows, inner_iterations):
+        """k draws of every row per inner iteration, each a forward/backward (stacked or not, in micro-batches or
+        not); with β > 0 the reference scores each draw too. Old log-probs: recorded by the sampler, or θ itself."""
+        draws = inner_iterations * self.args.mc_samples * rows
+        return {"forward": draws if self.args.beta > 0 else 0, "forward_backward": draws}
+
     def step_after(self) -> list[int]:
         """Off: after the last draw. The released launcher (A micro-batches): after every draw of the last one."""
         k, a = self.args.mc_samples, self.args.released_launcher_steps

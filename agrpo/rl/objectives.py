@@ -76,6 +76,13 @@ class Objective:
         """How many losses ``losses`` yields."""
         return 1
 
+    def sequence_passes(self, rows: int, inner_iterations: int) -> dict[str, int]:
+        """The network passes one rollout batch of ``rows`` completions costs this objective over μ =
+        ``inner_iterations``, in sequences (one row through the network once): ``forward`` without gradients
+        (old and reference log-probs) and ``forward_backward`` (a pass whose backward runs too). The training
+        budget of the report sums them (tests/test_budget.py counts the real calls)."""
+        raise NotImplementedError
+
     def step_after(self) -> list[int]:
         """The chunks after whose backward the optimizer steps (gradients sync there): the last, by default."""
         return [self.chunks_per_iteration() - 1]

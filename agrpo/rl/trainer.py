@@ -328,14 +328,21 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         t_update = time.perf_counter()
         all_rewards = all_gather_rows(rewards)
         local = {"loss": sum(losses) / len(losses), "nfe_rollout": sample.nfe,
+                 "passes_rollout": float(sample.row_nfe.sum().item()) if sample.row_nfe is not None
+                 else float(sample.nfe * sample.completion_ids.shape[0]),
                  **{k: v / max(n_chunks, 1) for k, v in stats_sum.items()}}
         agg = all_mean(local, rt.device)  # mean over ranks = the global batch's loss (see agrpo.distributed)
+        rollout_passes = round(agg.pop("passes_rollout") * rt.world_size)  # the sum over ranks
         row = {"iteration": it, "reward_mean": all_rewards.mean().item(), "reward_std": all_rewards.std().item(),
                "loss": agg.pop("loss"), "grad_norm": grad_norm, "lr": sched.get_last_lr()[0],
                "zero_std_groups": zero_variance_groups(all_rewards, group).float().mean().item(),
                **per_task_rewards(all_rewards, [name for name, _ in taken], group),
                "nfe_rollout": agg.pop("nfe_rollout"), **agg, "optimizer_steps": prev_steps + opt_steps,
                "rollouts": it * n_prompts * group, "seconds": round(time.time() - start, 2),
+               # the batch's network passes in sequences (a row through the network once): the rollout's (rows
+               # that finished early skip the passes after), then the objective's
+               "passes_rollout": rollout_passes,
+               **{f"passes_{k}": v for k, v in objective.sequence_passes(n_prompts * group, mu).items()},
                # this batch's wall time by phase: sampling + decoding, rewards, prepare + updates
                "seconds_rollout": round(t_rollout - t_start, 4), "seconds_reward": round(t_reward - t_rollout, 4),
                "seconds_update": round(t_update - t_reward, 4)}
