@@ -130,6 +130,7 @@ class DiffuGRPO(Objective):
             per_tok = per_tok + a.beta * kl
             stats["kl"] = (kl * c).sum().item() / c.sum().item()
         loss = token_mean(per_tok, c, batch.group_size, a.loss_normalization)
+        r = ratio.detach()
         stats.update(clip_ratio=(clipped * c).sum().item() / c.sum().item(),
-                     ratio_mean=(ratio.detach() * c).sum().item() / c.sum().item())
+                     ratio_mean=(r * c).sum().item() / c.sum().item(), ratio_max=(r * c).max().item())
         yield loss, stats

@@ -2,6 +2,7 @@
 trainer logs them with the rollout's, and the report sums them per method."""
 
 import copy
+import json
 
 import pandas as pd
 import pytest
@@ -74,6 +75,12 @@ def test_trainer_logs_the_passes_and_the_report_sums_them(tmp_path):
             assert (d["passes_forward_backward"] == mu * k * rows).all()
         else:
             assert (d["passes_forward_backward"] == mu * rows).all()
+    logs = {m: [json.loads(x) for x in (tmp_path / "runs" / f"{m}-seed0/train_log.jsonl").read_text().splitlines()]
+            for m in ("agrpo", "diffu_grpo")}
+    for row in logs["diffu_grpo"]:  # μ = 2: the first inner iteration scores θ_old itself, the same way
+        assert row["ratio_mean_first_iteration"] == pytest.approx(1.0, abs=1e-6)
+        assert row["ratio_max"] >= row["ratio_mean"] > 0
+    assert all(row["ratio_max"] >= 1.0 - 1e-6 for row in logs["agrpo"])
     table = "\n".join(budget_table(curves))
     agrpo = curves[curves["method"] == "agrpo"]
     fb = agrpo["passes_forward_backward"].sum()

@@ -231,7 +231,8 @@ class AGRPO(Objective):
         r = ratio.detach()
         low, high = (r < 1 - a.clip_epsilon) & (adv < 0), (r > 1 + a.clip_epsilon) & (adv > 0)
         stats.update(clip_ratio_low=low.sum().item() / n_tok, clip_ratio_high=high.sum().item() / n_tok,
-                     clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=r.sum().item() / n_tok)
+                     clip_ratio=(low | high).sum().item() / n_tok, ratio_mean=r.sum().item() / n_tok,
+                     ratio_max=r.max().item() if r.numel() else 1.0)
         return loss, stats
 
     def passes(self) -> list[slice]:

@@ -311,7 +311,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         policy.train()
         with amp():
             objective.prepare(preparer, ref_scorer, batch, mu)
-        stats_sum, n_chunks, losses = {}, 0, []
+        stats_sum, n_chunks, losses, first_ratio = {}, 0, [], None
         prev_steps = log[-1].get("optimizer_steps", (it - 1) * mu) if log else 0
         opt_steps = 0
         for n in range(mu):
@@ -321,6 +321,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
             except FloatingPointError as e:
                 raise FloatingPointError(f"{method}: rollout batch {it}: {e}") from None
             losses.append(loss)
+            if n == 0 and "ratio_mean" in stats:  # θ = θ_old here: 1 up to numerics (a gap is a scoring mismatch)
+                first_ratio = stats["ratio_mean"] / max(chunks, 1)
             n_chunks += chunks
             opt_steps += steps
             for k, v in stats.items():
@@ -330,7 +332,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
         local = {"loss": sum(losses) / len(losses), "nfe_rollout": sample.nfe,
                  "passes_rollout": float(sample.row_nfe.sum().item()) if sample.row_nfe is not None
                  else float(sample.nfe * sample.completion_ids.shape[0]),
-                 **{k: v / max(n_chunks, 1) for k, v in stats_sum.items()}}
+                 **{k: v / max(n_chunks, 1) for k, v in stats_sum.items()},
+                 **({"ratio_mean_first_iteration": first_ratio} if first_ratio is not None else {})}
         agg = all_mean(local, rt.device)  # mean over ranks = the global batch's loss (see agrpo.distributed)
         rollout_passes = round(agg.pop("passes_rollout") * rt.world_size)  # the sum over ranks
         row = {"iteration": it, "reward_mean": all_rewards.mean().item(), "reward_std": all_rewards.std().item(),
