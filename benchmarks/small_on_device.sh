@@ -10,6 +10,10 @@
 #   bash benchmarks/small_on_device.sh dtype <git sha>   eval.dtype float32 vs bfloat16 on a freshly pretrained base
 # Here, after the last command: tar xzf each eval_*.tgz / small_logs.tgz into the repo root, then
 #   agrpo report --config workflow/config/small.yaml --cells work/small/eval --out results/small  (or snakemake)
+# In parts, one lease each (a profile too large for one 30-minute lease): SNAKE_ARGS="--config set=rl.seeds=[1]"
+# PART=seed1 runs the runs of one RL seed (and the base and SFT models they start from) and tags the packed files
+# with PART; with pretrain.deterministic every part rebuilds the same base (its summary's weights_sha256 says so).
+# Unpack every part's files here, then `agrpo report` as above checks that the merged cells are the whole grid.
 set -uo pipefail
 P=/tmp/proj
 CFG=workflow/config/small.yaml
@@ -21,12 +25,12 @@ export PYTHONPATH=/tmp/site:$P PATH=/tmp/site/bin:/tmp/bin:$PATH PYTHONUNBUFFERE
 gpu_tag() { nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o 'H[0-9]*' | tr 'H' 'h'; }
 
 pack() {
-  (cd $P && tar czf "$OUT/small_logs.tgz" logs/small /tmp/smk.log work/small/config \
+  (cd $P && tar czf "$OUT/small_logs${PART:+_$PART}.tgz" logs/small /tmp/smk.log work/small/config \
      $(ls work/small/runs/*/train_log.jsonl work/small/models/*/config.json work/small/models/*/*.json 2>/dev/null) \
      2>/dev/null)
   for t in tiny_arith tiny_countdown tiny_sudoku; do
     (cd $P && find work/small/eval -path "*/$t/*" \( -name metrics.json -o -name generations.jsonl \) -print0 \
-       | tar czf "$OUT/eval_$t.tgz" --null -T -)
+       | tar czf "$OUT/eval_$t${PART:+_$PART}.tgz" --null -T -)
   done
   ls -la "$OUT"
 }
@@ -55,7 +59,7 @@ start)
   fi
   rm -rf $P && mkdir -p $P && tar --exclude=./.whl --exclude=./.git --exclude=./work -cf - . | tar -xf - -C $P
   cd $P && AGRPO_GIT_SHA=${2:?git sha} setsid nohup snakemake --cores 16 --configfile $CFG --omit-from report \
-    --keep-going > /tmp/smk.log 2>&1 < /dev/null &
+    --keep-going ${SNAKE_ARGS:-} > /tmp/smk.log 2>&1 < /dev/null &
   sleep 20; progress
   ;;
 wait)
