@@ -114,7 +114,8 @@ class SFTConfig:
     weight_decay: float = doc("AdamW weight decay (d1: 0.1)", 0.1, ge=0)
     max_grad_norm: float = doc("gradient clipping norm (d1: 1.0)", 1.0, gt=0)
     mask_eps: float = doc("p_mask = (1 − eps)·t + eps (d1, LLaDA: 1e-3)", 1e-3, ge=0, lt=1)
-    completion_length: int = doc("response canvas, padded with EOS; 0 = `pretrain.gen_length` (d1: sequences up to 4,096 tokens)", 0, ge=0)
+    completion_length: int = doc("response canvas, padded with EOS; 0 = the pretraining canvases (`pretrain.gen_lengths`, one drawn per batch, else `pretrain.gen_length`), so the SFT model writes answers at the lengths the base was taught (d1: sequences up to 4,096 tokens)", 0, ge=0)
+    deterministic: bool = doc("SFT under torch.use_deterministic_algorithms, as `pretrain.deterministic`: the same SFT model on every run of one GPU type and software stack", False)
     seed: int = doc("seed of batch order and masking", 0, ge=0)
     lora: LoRAConfig = doc("LoRA for the SFT stage (r 0 = full fine-tuning; d1: r 128, α 256, dropout 0.05 on q/k/v_proj); the saved SFT model has the adapter merged", default_factory=lambda: LoRAConfig(r=0))
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from agrpo.model import load_model
-from agrpo.pretrain import save_trained, task_pairs, train_masked_diffusion
+from agrpo.pretrain import deterministic_algorithms, save_trained, task_pairs, train_masked_diffusion
 from agrpo.provenance import seed_everything
 
 D1_SYSTEM_PROMPT = """
@@ -109,14 +109,16 @@ def sft(cfg, method: str, base_dir: str | Path, out_dir: str | Path, progress: b
             return sc.learning_rate
         return sc.learning_rate * max(0.0, (sc.steps - step) / max(1, sc.steps - sc.warmup_steps))
 
-    log, truncated = train_masked_diffusion(model, pairs, gen_length=sc.completion_length or cfg.pretrain.gen_length,
-                                            steps=sc.steps, batch_size=sc.batch_size, lr_fn=lr_fn,
-                                            weight_decay=sc.weight_decay, betas=(0.9, 0.999),
-                                            max_grad_norm=sc.max_grad_norm, eps=sc.mask_eps, generator=generator,
-                                            desc=f"sft {method}", progress=progress, truncate=True)
+    with deterministic_algorithms(sc.deterministic):
+        log, truncated = train_masked_diffusion(
+            model, pairs, gen_length=sc.completion_length or cfg.pretrain.gen_length,
+            gen_lengths=[] if sc.completion_length else cfg.pretrain.gen_lengths, steps=sc.steps,
+            batch_size=sc.batch_size, lr_fn=lr_fn, weight_decay=sc.weight_decay, betas=(0.9, 0.999),
+            max_grad_norm=sc.max_grad_norm, eps=sc.mask_eps, generator=generator, desc=f"sft {method}",
+            progress=progress, truncate=True)
     summary = {"method": method, "steps": sc.steps, "dataset": sc.dataset, "final_loss": log[-1]["loss"],
                "first_loss": log[0]["loss"], "seconds": round(time.time() - start, 1), "examples": len(pairs),
-               "truncated_completions": truncated, "base": str(base_dir)}
+               "truncated_completions": truncated, "base": str(base_dir), "deterministic": sc.deterministic}
     if sc.lora.r > 0:
         model = model.merge_and_unload()
     return save_trained(model, out_dir, log, summary, "sft_log.jsonl")

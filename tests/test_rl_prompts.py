@@ -218,3 +218,33 @@ def test_deterministic_pretraining_repeats_bit_for_bit_on_cuda(tmp_path):
     assert digests[0] == digests[1]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_sft_takes_the_pretraining_canvases_and_its_own_determinism(tmp_path, monkeypatch):
+    """d1's SFT stage (completion_length 0) pads to the canvases the base was pretrained at, one drawn per batch,
+    not to `pretrain.gen_length` alone; `sft.deterministic` turns torch's deterministic algorithms on for it."""
+    import agrpo.sft as sft_module
+    from agrpo.model.tiny import init_tiny
+    from agrpo.model.tokenizer import CharTokenizer
+
+    d = tiny_dict()
+    d["work_dir"] = str(tmp_path / "w")
+    d["pretrain"].update(gen_length=40, gen_lengths=[40, 64])
+    d["methods"]["d1"]["sft"].update(steps=2, deterministic=True)
+    cfg = load_config(write(tmp_path, d))
+    for task in cfg.data.tasks:
+        write_task_data(cfg, task)
+    init_tiny(CharTokenizer(), d_model=32, n_layers=1, n_heads=2, d_ff=64).save_pretrained(tmp_path / "base")
+    seen = {}
+
+    def spy(model, pairs, **kw):
+        seen.update(kw, deterministic=torch.are_deterministic_algorithms_enabled())
+        return [{"step": 0, "loss": 1.0}], 0
+
+    monkeypatch.setattr(sft_module, "train_masked_diffusion", spy)
+    sft_module.sft(cfg, "d1", tmp_path / "base", tmp_path / "sft", progress=False)
+    assert seen["gen_lengths"] == [40, 64] and seen["deterministic"]
+    assert not torch.are_deterministic_algorithms_enabled()
+    d["methods"]["d1"]["sft"].update(completion_length=48, deterministic=False)
+    sft_module.sft(load_config(write(tmp_path, d)), "d1", tmp_path / "base", tmp_path / "sft2", progress=False)
+    assert seen["gen_lengths"] == [] and seen["gen_length"] == 48 and not seen["deterministic"]
