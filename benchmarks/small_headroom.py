@@ -133,6 +133,11 @@ def summarise(results: Path, config: str, out_dir: Path) -> None:
     from agrpo.sweep import write_sweep_report
 
     data = json.loads(results.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "calibration.md").write_text(calibration_markdown(data))
+    if "sweep" not in data:
+        print(f"{results}: no sweep; wrote {out_dir / 'calibration.md'}")
+        return
     sweep = data["sweep"]
     runs = out_dir / "runs"
     for run, r in sweep["runs"].items():
@@ -146,6 +151,21 @@ def summarise(results: Path, config: str, out_dir: Path) -> None:
                                                          if "test_scores" in v})
         (out_dir / "sweep_test.md").write_text(text)
         print(text)
+
+
+def calibration_markdown(data: dict) -> str:
+    """Each candidate's overrides, pretraining summary and headroom table; which one the sweep started from."""
+    from agrpo.headroom import headroom_table
+
+    lines = ["# Calibration candidates", "", f"git {data.get('git_sha', '?')}; band {data.get('band')}; the sweep "
+             f"started from candidate {data.get('chosen_candidate', '(none)')}.", ""]
+    for i, c in enumerate(data["candidates"]):
+        pt = c["pretrain"]
+        lines += [f"## Candidate {i}", "", "`" + json.dumps(c["overrides"], sort_keys=True) + "`", "",
+                  f"Pretraining: {pt['steps']} steps, {pt['seconds']} s, final loss {pt['final_loss']}, "
+                  f"{pt['examples']} examples, weights {pt.get('weights_sha256', 'not recorded')}; headroom "
+                  f"{c['headroom']['seconds']} s on {c['headroom']['device']}.", "", headroom_table(c["headroom"]), ""]
+    return "\n".join(lines)
 
 
 def test_markdown(base: dict, runs: dict) -> str:

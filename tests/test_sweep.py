@@ -99,6 +99,7 @@ def test_headroom_calibration_then_sweep_script(tmp_path):
     assert list(run["test_scores"]) == list(base) and all(len(v) == 8 for v in base.values())
     assert small_headroom.main(["--summarise", str(out), "--out-dir", str(tmp_path / "rep")]) == 0
     assert "| agrpo | 0.0001 | 1 | 2 |" in (tmp_path / "rep/sweep.md").read_text()
+    assert "## Candidate 1" in (tmp_path / "rep/calibration.md").read_text()
     test_md = (tmp_path / "rep/sweep_test.md").read_text()
     assert f"| tiny_arith L{L[0]} S{L[0] // 2} | " in test_md and f"| tiny_arith L{L[0]} | " in test_md
 
