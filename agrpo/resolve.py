@@ -146,16 +146,17 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
                           "task_args": data["task_args"].get(task, {})})
     if rule == "base":
         return {"model": d["model"], "pretrain": _set_only(d["pretrain"]), **task_def, **where}
+    methods = {m: {**v, "sft": _set_only(v["sft"])} for m, v in d["methods"].items()}
     if rule == "sft":
-        return {"model": d["model"], "sft": d["methods"][method]["sft"], **task_def, **where}
+        return {"model": d["model"], "sft": methods[method]["sft"], **task_def, **where}
     if rule == "train":
-        return {"model": d["model"], "rl": d["rl"], "method": d["methods"][method], "launch": d["launch"], **task_def,
+        return {"model": d["model"], "rl": d["rl"], "method": methods[method], "launch": d["launch"], **task_def,
                 **where}
     if rule == "eval":  # (the headroom check is not an eval cell's business)
         cells = {k: v for k, v in d["eval"].items() if k != "headroom_items"}
         return {"model": d["model"], "eval": cells, "protocol": data["protocol"], **where}
     if rule == "headroom":
-        return {"model": d["model"], "eval": d["eval"], "rl": d["rl"], "methods": d["methods"], **task_def, **where}
+        return {"model": d["model"], "eval": d["eval"], "rl": d["rl"], "methods": methods, **task_def, **where}
     if rule == "sweep":
         return {"sweep": d["sweep"]}
     if rule == "report":

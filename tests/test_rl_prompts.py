@@ -248,3 +248,29 @@ def test_sft_takes_the_pretraining_canvases_and_its_own_determinism(tmp_path, mo
     d["methods"]["d1"]["sft"].update(completion_length=48, deterministic=False)
     sft_module.sft(load_config(write(tmp_path, d)), "d1", tmp_path / "base", tmp_path / "sft2", progress=False)
     assert seen["gen_lengths"] == [] and seen["gen_length"] == 48 and not seen["deterministic"]
+
+
+@pytest.mark.parametrize("profile", ["tiny", "small", "paper_d1"])
+def test_keys_added_later_stay_out_of_every_rule_key_at_their_defaults(profile):
+    """A key added after work directories existed (resolve.ADDED_KEYS), at its default, must not appear in any
+    rule's key config, wherever its section sits (`pretrain`; a method's `sft`, inside the train and headroom keys
+    too; the data rule's own keys): else every earlier work directory reruns those rules."""
+    from pathlib import Path
+
+    from agrpo.resolve import ADDED_KEYS, rule_config
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / f"workflow/config/{profile}.yaml")
+    found = []
+
+    def walk(x, path):
+        if isinstance(x, dict):
+            if path[-1:] in (("pretrain",), ("sft",)) or path == ("data rule",):
+                found.extend((path, k) for k, v in x.items() if k in ADDED_KEYS and v == ADDED_KEYS[k])
+            for k, v in x.items():
+                walk(v, path + (k,))
+
+    for rule in ("data", "base", "sft", "train", "eval", "headroom", "report", "sweep"):
+        for m in cfg.methods:
+            walk(rule_config(cfg, rule, m, cfg.data.tasks[0]), ("data rule",) if rule == "data" else (rule,))
+    assert not found
