@@ -11,10 +11,10 @@ an upper bound on −log p_θ(o | q) (the 1/t weighting of the masked-diffusion 
 from __future__ import annotations
 
 import contextlib
-import os
 import functools
 import hashlib
 import math
+import os
 import time
 from pathlib import Path
 

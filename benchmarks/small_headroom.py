@@ -11,10 +11,12 @@ finished. Each candidate works in its own directory under ``--work``.
 ``--sweep '{"sweep.learning_rates": {…}, "sweep.iterations": 200}'`` then runs the learning-rate sweep
 (agrpo/sweep.py) from the base model of the candidate with the most tasks whose test accuracy lies in
 ``--band`` (default 0.15–0.60; ties: the smaller summed distance of the other tasks from the band, then the earlier
-candidate; ``--sweep-candidate i`` picks one), with those overrides on top of the candidate's, runs them method by
-method or (``--order rate``) each rate across every method before the next, and adds every sweep run's log to the results file as it ends, with its final checkpoint's per-item test scores (and the
-base model's) at each eval length, at L/2 and L/8 steps (``test_scores``: the held-out check of the sweep's choice by
-training reward, and a first look at the 4×-fewer-steps drop). Summarise it where pandas is:
+candidate; ``--sweep-candidate i`` picks one), with those overrides on top of the candidate's. It runs them
+method by method or (``--order rate``) each rate across every method before the next, and adds every sweep run's
+log to the results file as it ends, with its final checkpoint's per-item test scores (and the base model's) at
+each eval length, at L/2 and L/8 steps (``test_scores``: the held-out check of the sweep's choice by training
+reward, and a first look at the 4×-fewer-steps drop). Summarise it where pandas is (sweep.md, sweep_test.md,
+calibration.md, curves and plot):
 ``python benchmarks/small_headroom.py --summarise results.json --out-dir results/small/sweep``.
 CPU smoke: ``--config workflow/config/tiny.yaml --device cpu --items 8 --candidate '{"pretrain.steps": 20}'``.
 """
@@ -76,20 +78,20 @@ def ordered_runs(runs: list[str], order: str) -> list[str]:
     return sorted(runs, key=lambda r: rank[r])  # stable: methods keep their order within a rate
 
 
-def test_cells(cfg) -> list[tuple[str, int, int]]:
+def heldout_cells(cfg) -> list[tuple[str, int, int]]:
     """(task, L, steps) of the sweep's test check: every task and eval length at L/2 and L/8 steps (greedy, the
     profile's eval sampler otherwise)."""
     return [(t, L, L // d) for t in cfg.data.tasks for L in cfg.eval.gen_lengths for d in (2, 8)]
 
 
-def test_scores(cfg, model_dir: Path) -> dict:
+def heldout_scores(cfg, model_dir: Path) -> dict:
     """``{"<task> L<L> S<steps>": {item id: score}}`` of one checkpoint over the whole test split."""
     from agrpo.data import load_split
     from agrpo.evaluate import load_eval_model, run_cell
     from agrpo.resolve import eval_sampler, profile_task
 
     model, out = load_eval_model(cfg, model_dir), {}
-    for task, L, steps in test_cells(cfg):
+    for task, L, steps in heldout_cells(cfg):
         rows, _ = run_cell(model, profile_task(cfg, task), load_split(cfg.work_dir, task, "test"),
                            eval_sampler(cfg, L, steps), 0, cfg.eval.batch_size)
         out[f"{task} L{L} S{steps}"] = {r["id"]: r["score"] for r in rows}
@@ -105,7 +107,7 @@ def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str
     base = {"work_dir": str(model_dir.parent.parent), **({"device": device} if device else {})}
     cfg = load_config(config, {**base, **candidate["overrides"], **extra})
     out["sweep"] = {"candidate": candidate["overrides"], "overrides": extra, "runs": {}}
-    out["sweep"]["base_test_scores"] = test_scores(cfg, model_dir)
+    out["sweep"]["base_test_scores"] = heldout_scores(cfg, model_dir)
     save()
     for run in ordered_runs(sweep_runs(cfg), order):
         method, lr, seed = parse_run(run)
@@ -120,7 +122,7 @@ def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str
         sweep_run(cfg, method, lr, seed, model_dir, run_dir, progress)
         rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
         seconds = round(time.time() - t0, 1)
-        scores = test_scores(cfg, run_dir / f"step{sweep_iterations(cfg)}")
+        scores = heldout_scores(cfg, run_dir / f"step{sweep_iterations(cfg)}")
         out["sweep"]["runs"][run] = {"seconds": seconds, "log": rows, "test_scores": scores}
         print(f"{run}: {time.time() - t0:.0f} s, reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f}",
               flush=True)
@@ -147,7 +149,7 @@ def summarise(results: Path, config: str, out_dir: Path) -> None:
                       {**sweep["candidate"], **sweep["overrides"], "work_dir": str(out_dir / "no_work_dir")})
     print(write_sweep_report(cfg, runs, out_dir).to_string(index=False))
     if "base_test_scores" in sweep:
-        text = test_markdown(sweep["base_test_scores"], {r: v["test_scores"] for r, v in sweep["runs"].items()
+        text = heldout_markdown(sweep["base_test_scores"], {r: v["test_scores"] for r, v in sweep["runs"].items()
                                                          if "test_scores" in v})
         (out_dir / "sweep_test.md").write_text(text)
         print(text)
@@ -168,7 +170,7 @@ def calibration_markdown(data: dict) -> str:
     return "\n".join(lines)
 
 
-def test_markdown(base: dict, runs: dict) -> str:
+def heldout_markdown(base: dict, runs: dict) -> str:
     """Each sweep run's test accuracy per cell with its paired difference from the base model [95% CI], and each
     model's drop from L/2 to L/8 steps (paired over items)."""
     from agrpo.stats import paired_diff_ci
@@ -185,7 +187,8 @@ def test_markdown(base: dict, runs: dict) -> str:
         row = [f"{100 * sum(b.values()) / len(b):.1f}%"]
         for name, scores in runs.items():
             s = scores[cell]
-            row.append(f"{100 * sum(s.values()) / len(s):.1f}% ({pct(paired_diff_ci([s[i] for i in ids], [b[i] for i in ids]))})")
+            d = paired_diff_ci([s[i] for i in ids], [b[i] for i in ids])
+            row.append(f"{100 * sum(s.values()) / len(s):.1f}% ({pct(d)})")
         lines.append(f"| {cell} | " + " | ".join(row) + " |")
     lines += ["", "Drop from L/2 to L/8 steps (accuracy at L/2 minus at L/8, paired over items):", "",
               "| task, L | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
@@ -214,12 +217,14 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep", default=None, help="JSON object of dotted overrides for a learning-rate sweep "
                     "from the chosen candidate's base model (sweep.learning_rates, sweep.iterations, …)")
     ap.add_argument("--band", type=float, nargs=2, default=(0.15, 0.60), help="the test-accuracy band of a good base")
-    ap.add_argument("--order", choices=("method", "rate"), default="method", help="sweep runs method by method, or "
-                    "rate by rate across every method (the lowest rates first), so a cut-short lease leaves equal effort")
+    ap.add_argument("--order", choices=("method", "rate"), default="method",
+                    help="sweep runs method by method, or rate by rate across every method (the lowest rates "
+                    "first), so a cut-short lease leaves equal effort")
     ap.add_argument("--sweep-candidate", type=int, default=None, help="sweep from this candidate (0-based) "
                     "whatever the band says")
     ap.add_argument("--out", help="results JSON, rewritten after every candidate and sweep run")
-    ap.add_argument("--summarise", default=None, help="a results JSON with a sweep: write its sweep report to --out-dir")
+    ap.add_argument("--summarise", default=None,
+                    help="a results JSON: write its calibration (and sweep, if any) report to --out-dir")
     ap.add_argument("--out-dir", default=None, help="with --summarise: the report's directory")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)

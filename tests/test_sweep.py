@@ -109,11 +109,11 @@ def test_sweep_test_table_pairs_each_run_with_the_base():
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from small_headroom import test_markdown
+    from small_headroom import heldout_markdown
 
     base = {"t L8 S4": {"a": 0.0, "b": 1.0, "c": 0.0, "d": 0.0}, "t L8 S1": {"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0}}
     run = {"t L8 S4": {"a": 1.0, "b": 1.0, "c": 1.0, "d": 0.0}, "t L8 S1": {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}}
-    md = test_markdown(base, {"r": run})
+    md = heldout_markdown(base, {"r": run})
     assert "| t L8 S4 | 25.0% | 75.0% (+50.0 [" in md  # (1-0) + 0 + (1-0) + 0 over 4 items
     assert "| t L8 S1 | 0.0% | 50.0% (+50.0 [" in md
     assert "| t L8 | +25.0 [" in md and "| +25.0 [" in md.split("| t L8 | ")[1]  # drops: base 1/4, run 1/4
