@@ -216,3 +216,31 @@ def test_the_choice_is_task_balanced_not_swayed_by_the_batches_task_mix(tmp_path
     assert table["chosen"].to_dict() == {1e-5: True, 1e-4: False}
     plain_last = pd.DataFrame(rows).query("lr == 1e-4 and iteration > 2")["reward_mean"].mean()
     assert plain_last > 0.6  # the plain mean would have chosen 1e-4
+
+
+def test_a_candidate_whose_deterministic_pretraining_fails_is_pretrained_without(tmp_path, monkeypatch):
+    """On a device where an op has no deterministic kernel, the calibration goes on without it and says so."""
+    import sys
+    from pathlib import Path
+
+    import agrpo.pretrain
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import small_headroom
+
+    real = agrpo.pretrain.pretrain
+
+    def strict_fails(cfg, out_dir, progress=True):
+        if cfg.pretrain.deterministic:
+            raise RuntimeError("some_op does not have a deterministic implementation")
+        return real(cfg, out_dir, progress)
+
+    monkeypatch.setattr(agrpo.pretrain, "pretrain", strict_fails)
+    small = {"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.rl_size": 8, "data.test_size": 4,
+             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64, "pretrain.steps": 2,
+             "pretrain.deterministic": True}
+    c = small_headroom.run_candidate(str(root / "workflow/config/tiny.yaml"), small, tmp_path, 2, "cpu", False,
+                                     ["agrpo"])
+    assert "deterministic implementation" in c["pretrain"]["deterministic_error"]
+    assert c["pretrain"]["deterministic"] is False and c["overrides"] == small
