@@ -77,7 +77,7 @@ def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_s
                            progress: bool = True, truncate: bool = False,
                            gen_lengths: list[int] | None = None, autocast: bool = False) -> tuple[list[dict], int]:
     """Minimise the masked-diffusion SFT loss over (prompt, completion) pairs; returns the loss log and how many
-    completions were cut to ``gen_length`` (``truncate``). ``gen_lengths``: each batch's canvas drawn uniformly
+    completions were cut to the longest canvas (``truncate``). ``gen_lengths``: each batch's canvas drawn uniformly
     from these instead (the completions padded with EOS to it; every completion must fit the shortest)."""
     lengths = sorted(set(gen_lengths or [])) or [gen_length]
     prompt_ids, prompt_mask, targets, truncated = encode_pairs(model, pairs, lengths[-1], truncate)
@@ -87,7 +87,7 @@ def train_masked_diffusion(model, pairs, *, gen_length: int, steps: int, batch_s
             raise ValueError(f"{desc}: a completion of {longest} tokens does not fit the shortest canvas of "
                              f"pretrain.gen_lengths ({lengths[0]})")
     if truncated:
-        print(f"{desc}: {truncated} of {len(pairs)} completions cut to {gen_length} tokens", flush=True)
+        print(f"{desc}: {truncated} of {len(pairs)} completions cut to {lengths[-1]} tokens", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=lr_fn(0), weight_decay=weight_decay, betas=betas)
     device = next(model.parameters()).device
     amp = functools.partial(torch.autocast, device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext
