@@ -7,10 +7,10 @@ method's usual start model (the base, or its SFT model), with the profile's sche
 over the last ``sweep.select_window`` of the batches (mean over seeds), **task-balanced** where the log has
 per-task rewards: R̄ = (1/|tasks|) Σ_task mean_{batches in the window}(reward_mean/<task>), so that a window whose
 batches happened to draw more of an easy task's prompts does not win (with 16 prompts a batch over three tasks the
-mix moves the plain batch mean more than 200 batches of learning do); one task: the plain mean. The RL prompts are drawn in a
-fresh order each pass over ``rl.jsonl``; while a run takes fewer rollouts than there are RL prompts, each batch's
-prompts are ones the policy has not trained on, so that reward measures generalisation, not memory; the summary
-says whether that held.
+mix moves the plain batch mean more than 200 batches of learning do); one task: the plain mean. The RL prompts are
+drawn in a fresh order each pass over ``rl.jsonl``; while a run takes fewer rollouts than there are RL prompts,
+each batch's prompts are ones the policy has not trained on, so that reward measures generalisation, not memory;
+the summary says whether that held.
 
 The final runs use ``methods.<m>.learning_rate`` as the profile sets it; the summary says, per method, whether
 that is the sweep's choice (set it by hand from the sweep: a profile is a record, not a side effect).

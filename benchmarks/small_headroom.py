@@ -78,17 +78,26 @@ def ordered_runs(runs: list[str], order: str) -> list[str]:
         return runs
     from agrpo.sweep import parse_run
 
-    rank = {}
-    for r in runs:
-        m, lr, seed = parse_run(r)
-        rank[r] = (sorted({parse_run(x)[1] for x in runs if parse_run(x)[0] == m}).index(lr), seed)
-    return sorted(runs, key=lambda r: rank[r])  # stable: methods keep their order within a rate
+    parsed = {r: parse_run(r) for r in runs}
+    rates = {m: sorted({lr for mm, lr, _ in parsed.values() if mm == m}) for m, _, _ in parsed.values()}
+    # stable: methods keep their order within a rate
+    return sorted(runs, key=lambda r: (rates[parsed[r][0]].index(parsed[r][1]), parsed[r][2]))
 
 
 def heldout_cells(cfg) -> list[tuple[str, int, int]]:
     """(task, L, steps) of the sweep's test check: every task and eval length at L/2 and L/8 steps (greedy, the
     profile's eval sampler otherwise)."""
     return [(t, L, L // d) for t in cfg.data.tasks for L in cfg.eval.gen_lengths for d in (2, 8)]
+
+
+def heldout_name(task: str, L: int, steps: int) -> str:
+    """A held-out cell's key in the results file, ``"<task> L<L> S<steps>"``; ``heldout_cell`` reads it back."""
+    return f"{task} L{L} S{steps}"
+
+
+def heldout_cell(name: str) -> tuple[str, int, int]:
+    task, L, steps = name.rsplit(" ", 2)
+    return task, int(L[1:]), int(steps[1:])
 
 
 def heldout_scores(cfg, model_dir: Path) -> dict:
@@ -101,7 +110,7 @@ def heldout_scores(cfg, model_dir: Path) -> dict:
     for task, L, steps in heldout_cells(cfg):
         rows, _ = run_cell(model, profile_task(cfg, task), load_split(cfg.work_dir, task, "test"),
                            eval_sampler(cfg, L, steps), 0, cfg.eval.batch_size)
-        out[f"{task} L{L} S{steps}"] = {r["id"]: r["score"] for r in rows}
+        out[heldout_name(task, L, steps)] = {r["id"]: r["score"] for r in rows}
     return out
 
 
@@ -180,10 +189,11 @@ def calibration_markdown(data: dict) -> str:
 def heldout_markdown(base: dict, runs: dict) -> str:
     """Each sweep run's test accuracy per cell with its paired difference from the base model [95% CI], and each
     model's drop from L/2 to L/8 steps (paired over items)."""
+    from agrpo.report.claims import _pts
     from agrpo.stats import paired_diff_ci
 
     def pct(d):
-        return f"{100 * d.diff:+.1f} [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
+        return f"{_pts(d.diff)} [{_pts(d.low)}, {_pts(d.high)}]"
 
     models = {"base": base, **runs}
     lines = ["# Sweep checkpoints on the test set", "",
@@ -199,13 +209,14 @@ def heldout_markdown(base: dict, runs: dict) -> str:
         lines.append(f"| {cell} | " + " | ".join(row) + " |")
     lines += ["", "Drop from L/2 to L/8 steps (accuracy at L/2 minus at L/8, paired over items):", "",
               "| task, L | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    halves = [c for c in base if int(c.split(" S")[1]) * 2 == int(c.split(" L")[1].split(" ")[0])]
-    for cell in halves:
-        L = int(cell.split(" L")[1].split(" ")[0])
-        eighth = cell.replace(f" S{L // 2}", f" S{L // 8}")
+    for cell in base:
+        task, L, steps = heldout_cell(cell)
+        if steps != L // 2:
+            continue
+        eighth = heldout_name(task, L, L // 8)
         ids = sorted(base[cell])
         row = [pct(paired_diff_ci([m[cell][i] for i in ids], [m[eighth][i] for i in ids])) for m in models.values()]
-        lines.append(f"| {cell.split(' S')[0]} | " + " | ".join(row) + " |")
+        lines.append(f"| {task} L{L} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -41,7 +41,8 @@ all)
     echo "gpu tests rc=$?"; tail -3 $R/gpu_tests.txt
   }
   part_pytests() {  # PYTEST_ARGS: any tests, e.g. "tests/test_rl_prompts.py -k bf16" (GPU-only tests run here)
-    CUBLAS_WORKSPACE_CONFIG=:4096:8 python3 -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:?set PYTEST_ARGS} > $R/gpu_pytests.txt 2>&1
+    CUBLAS_WORKSPACE_CONFIG=:4096:8 python3 -m pytest -q -p no:cacheprovider ${PYTEST_ARGS:?set PYTEST_ARGS} \
+      > $R/gpu_pytests.txt 2>&1
     echo "pytests rc=$?"; tail -3 $R/gpu_pytests.txt
   }
   part_rltests() {  # the trainer-with-every-speed-option GPU tests alone
@@ -104,8 +105,8 @@ PY
   part_headroom() {  # issue 19: candidates of the small profile's tasks and pretraining (benchmarks/small_headroom.py)
     # HEADROOM_ARGS: its arguments, e.g. "--candidate '{\"pretrain.steps\": 600}' --candidate '{…}'"
     # cuBLAS's fixed workspace from the process's start, for pretrain.deterministic
-    eval CUBLAS_WORKSPACE_CONFIG=:4096:8 python3 benchmarks/small_headroom.py --config workflow/config/small.yaml --device cuda --quiet \
-      --out $R/small_headroom_$T.json ${HEADROOM_ARGS:?set HEADROOM_ARGS}; echo "headroom rc=$?"
+    eval CUBLAS_WORKSPACE_CONFIG=:4096:8 python3 benchmarks/small_headroom.py --config workflow/config/small.yaml \
+      --device cuda --quiet --out $R/small_headroom_$T.json ${HEADROOM_ARGS:?set HEADROOM_ARGS}; echo "headroom rc=$?"
   }
   PARTS=${PARTS:-tests small accel llada8b}
   for part in $PARTS; do   # every part known before any runs
