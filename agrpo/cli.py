@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output directory (default: the profile's results_dir)")
     s.add_argument("--runs", help="the runs' directory for the training curves (default: <work_dir>/runs)")
     s.add_argument("--headroom", help="the base model's headroom JSON (agrpo headroom), reported first")
+    s.add_argument("--sweep", help="a learning-rate sweep's summary directory to include (default: "
+                   "sweep.report_dir; sweep.md and sweep.png from agrpo sweep-report)")
     s = cmd("headroom", "what a model leaves RL to learn, per task", "Accuracy at the eval sampler on the RL "
             "prompts and the test items, and each method's rollout reward, pass@G and zero-variance groups "
             "(agrpo/headroom.py); writes --out as JSON and prints a table.")
@@ -218,8 +220,10 @@ def run(args) -> int:
 
         print(write_sweep_report(cfg, Path(args.runs), Path(args.out)).to_string(index=False))
     elif args.command == "report":
-        from agrpo.report import check_complete, load_cells, write_report
+        from agrpo.report import check_complete, load_cells, load_sweep_summary, write_report
 
+        where = args.sweep or cfg.sweep.report_dir
+        sweep = load_sweep_summary(where, "--sweep" if args.sweep else "sweep.report_dir") if where else None
         df = load_cells([Path(c) for c in args.cells])
         check_complete(df)
         out = Path(args.out or cfg.results_dir)
@@ -227,7 +231,8 @@ def run(args) -> int:
         write_report(df, out, Path(cfg.reference_csv) if cfg.reference_csv else None, cfg.profile,
                      published_dir=Path(cfg.published_dir) if cfg.published_dir else None,
                      runs_dir=runs if runs.is_dir() else None,
-                     headroom=json.loads(Path(args.headroom).read_text()) if args.headroom else None)
+                     headroom=json.loads(Path(args.headroom).read_text()) if args.headroom else None,
+                     sweep=sweep)
         print(f"report written to {out}")
     return 0
 

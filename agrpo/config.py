@@ -213,6 +213,7 @@ class SweepConfig:
     iterations: int = doc("rollout batches per sweep run, the same for every method (0 = rl.iterations)", 0, ge=0)
     seeds: list[int] = doc("RL seeds of each sweep run", default_factory=lambda: [0])
     select_window: float = doc("the chosen rate maximises the mean training reward over this last fraction of a sweep run's batches (its prompts are fresh RL prompts while a run takes fewer than one pass over rl.jsonl)", 0.2, gt=0, le=1)
+    report_dir: str = doc("a sweep's summary directory (`sweep.md` and `sweep.png`, as `agrpo sweep-report` or `benchmarks/small_headroom.py --summarise` write them; `sweep_test.md` too if present), relative to the checkout, that `agrpo report` includes as its 'Learning-rate sweep' section: the sweep the profile's rates were chosen from, e.g. a committed one; empty = no section", "")
 
 
 @dataclass

@@ -123,7 +123,8 @@ def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
 
 # Keys added after work directories existed, with the value that reproduces the earlier behaviour: a rule's key
 # leaves them out at that value, so an earlier work directory's outputs keep their keys and are not rerun.
-ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "none", "deterministic": False}
+ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "none", "deterministic": False,
+              "report_dir": ""}
 
 
 def _set_only(section: dict) -> dict:
@@ -157,10 +158,11 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
         return {"model": d["model"], "eval": cells, "protocol": data["protocol"], **where}
     if rule == "headroom":
         return {"model": d["model"], "eval": d["eval"], "rl": d["rl"], "methods": methods, **task_def, **where}
-    if rule == "sweep":
-        return {"sweep": d["sweep"]}
+    if rule == "sweep":  # (which summary the report includes is the report's business)
+        return {"sweep": {k: v for k, v in d["sweep"].items() if k != "report_dir"}}
     if rule == "report":
-        return {k: d[k] for k in ("profile", "reference_csv", "published_dir")}
+        return {**{k: d[k] for k in ("profile", "reference_csv", "published_dir")},
+                **_set_only({"report_dir": d["sweep"]["report_dir"]})}
     raise ValueError(f"unknown rule {rule!r}")
 
 

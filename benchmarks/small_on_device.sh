@@ -26,7 +26,8 @@ gpu_tag() { nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -
 
 pack() {
   (cd $P && tar czf "$OUT/small_logs${PART:+_$PART}.tgz" logs/small /tmp/smk.log work/small/config \
-     $(ls work/small/runs/*/train_log.jsonl work/small/models/*/config.json work/small/models/*/*.json 2>/dev/null) \
+     $(ls work/small/runs/*/train_log.jsonl work/small/models/*/config.json work/small/models/*/*.json \
+       work/small/headroom/*.json 2>/dev/null) \
      2>/dev/null)
   for t in tiny_arith tiny_countdown tiny_sudoku; do
     (cd $P && find work/small/eval -path "*/$t/*" \( -name metrics.json -o -name generations.jsonl \) -print0 \

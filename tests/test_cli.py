@@ -134,18 +134,27 @@ def test_snakemake_rejects_unknown_config_key(tmp_path):
 
 
 def test_snakemake_dry_run_plans_the_small_pipeline(tmp_path):
-    """The small profile (one GPU) plans: 4 methods x 2 seeds, every checkpoint evaluated with the cache and
-    threshold axes in each eval job's cells."""
+    """The small profile (one GPU) plans: 4 methods x 3 seeds, every checkpoint evaluated with the cache and
+    threshold axes in each eval job's cells, the base model's headroom check first; one seed's part plans a third."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "16", "--configfile", "workflow/config/small.yaml",
                            "--config", f"work_dir={tmp_path}/w", f"results_dir={tmp_path}/r"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    # (base + d1's SFT model x 2 seeds + 4 methods x 2 seeds x 2 checkpoints) x 3 tasks
-    for rule, count in (("data", 3), ("pretrain", 1), ("sft", 1), ("train", 8), ("eval", (1 + 2 + 16) * 3)):
+    # (base + d1's SFT model x 3 seeds + 4 methods x 3 seeds x 2 checkpoints) x 3 tasks
+    for rule, count in (("data", 3), ("pretrain", 1), ("headroom", 1), ("sft", 1), ("train", 12),
+                        ("eval", (1 + 3 + 24) * 3)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
-    assert "_pcache_th0.9_seed0/metrics.json" in out and "L64_B8_S8_low_confidence_T0_eosx_seed0" in out
+    assert "_pcache_th0.9_seed0/metrics.json" in out and "L128_B8_S16_low_confidence_T0_eosx_seed0" in out
+    part = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "16", "--configfile",
+                           "workflow/config/small.yaml", "--config", f"work_dir={tmp_path}/w",
+                           f"results_dir={tmp_path}/r", "set=rl.seeds=[1]"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    lines = (part.stdout + part.stderr).splitlines()
+    assert part.returncode == 0, lines[-30:]
+    for rule, count in (("train", 4), ("eval", (1 + 1 + 8) * 3)):
+        assert any(line.split()[:2] == [rule, str(count)] for line in lines), (rule, lines[-30:])
 
 
 def test_cli_every_subcommand_and_argument_has_help():

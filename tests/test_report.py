@@ -513,6 +513,31 @@ def test_reproduction_check_against_a_published_copy(cells, tmp_path):
     assert "Reproduction check" not in (tmp_path / "none/report.md").read_text()
 
 
+def test_report_includes_the_learning_rate_sweep_it_is_given(cells, tmp_path):
+    """sweep.report_dir / --sweep: the sweep's table (title dropped, headings one level down), its test-set table
+    and plots/sweep.png in the report; a directory without the summary is one error naming the key."""
+    from agrpo.report import load_sweep_summary
+
+    sw = tmp_path / "sw"
+    sw.mkdir()
+    (sw / "sweep.md").write_text("# Learning-rate sweep\n\n| method | lr |\n|---|---|\n| agrpo | 1e-05 |\n")
+    (sw / "sweep_test.md").write_text("# Sweep checkpoints on the test set\n\n## Drops\n\n| cell | base |\n")
+    (sw / "sweep.png").write_bytes(b"\x89PNG fake")
+    df = load_cells([cells])
+    write_report(df, tmp_path / "out", REF, "tiny", sweep=load_sweep_summary(sw))
+    md = (tmp_path / "out/report.md").read_text()
+    section = md[md.index("## Learning-rate sweep"):md.index("## Plots")]
+    assert "| agrpo | 1e-05 |" in section and "# Learning-rate sweep\n" not in section.replace("## Learning", "")
+    assert "### The sweep's checkpoints on the test set" in section and "### Drops" in section
+    assert "![reward per rollout batch in the sweep, by method and rate](plots/sweep.png)" in section
+    assert (tmp_path / "out/plots/sweep.png").read_bytes() == b"\x89PNG fake"
+    write_report(df, tmp_path / "plain", REF, "tiny")
+    assert "Learning-rate sweep" not in (tmp_path / "plain/report.md").read_text()
+    (sw / "sweep.png").unlink()
+    with pytest.raises(FileNotFoundError, match=r"^sweep.report_dir: .*sw has no sweep.png"):
+        load_sweep_summary(sw)
+
+
 def test_claims_csv_training_curves_and_metric_labels(cells, tmp_path):
     """claims.csv holds Table 4; the runs' train_log.jsonl become training_curves.csv, a plot and a table; Sudoku
     reports blank-cell accuracy with the share of puzzles solved beside it, labelled."""

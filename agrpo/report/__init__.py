@@ -28,14 +28,16 @@ from agrpo.report.markdown import render_markdown
 from agrpo.report.paper_tables import paper_tables
 from agrpo.report.plots import _plot_train, _plot_vs
 from agrpo.report.reproduction import compare_with_published
+from agrpo.report.sweep import SweepSummary, load_sweep_summary
 from agrpo.report.tables import acceleration_rows, last_checkpoints, standard_sampler, training_curves
 
-__all__ = ["FIRST_COLUMNS", "IncompleteCellError", "acceleration_rows", "check_complete", "load_cells", "write_report"]
+__all__ = ["FIRST_COLUMNS", "IncompleteCellError", "acceleration_rows", "check_complete", "load_cells",
+           "load_sweep_summary", "write_report"]
 
 
 def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
                  title: str | None = None, published_dir: Path | None = None, runs_dir: Path | None = None,
-                 headroom: dict | None = None) -> None:
+                 headroom: dict | None = None, sweep: SweepSummary | None = None) -> None:
     """Write summary.csv, report.md, claims.csv (Table 4), plots/acc_vs_{steps,flops,train_step}.png and
     item_scores.csv.gz (the per-item scores of cells with generations; gzip without a timestamp: identical cells,
     identical bytes with the same zlib) under `out_dir`, atomically; with `runs_dir`, also training_curves.csv and
@@ -45,7 +47,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     `df` comes from load_cells (run check_complete first). A given reference_csv must exist; None omits the
     papers' numbers from the claims table. With `published_dir` (a committed copy of this profile's results)
     report.md opens with the reproduction check against it; with `headroom` (agrpo.headroom's result for the base
-    model) its table follows the claims.
+    model) its table follows the claims; with `sweep` (report.sweep.load_sweep_summary) the learning-rate sweep's
+    table and curves (plots/sweep.png) follow the training curves.
     """
     if df.empty:
         raise ValueError("no cells to report")
@@ -58,7 +61,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     curves = load_train_logs(runs_dir) if runs_dir is not None else None
     comps = claim_comparisons(standard_sampler(df), scores)
     paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
-    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom)
+    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom, sweep)
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),
@@ -69,6 +72,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     if curves is not None:
         plots["training_curves"] = plot_curves(curves, profile)
         atomic_write_bytes(out_dir / "training_curves.csv", curves.to_csv(index=False, lineterminator="\n").encode())
+    if sweep is not None:
+        plots["sweep"] = sweep.png
     for name, png in plots.items():
         atomic_write_bytes(out_dir / "plots" / f"{name}.png", png)
     atomic_write_bytes(out_dir / "claims.csv", claims_csv.encode("utf-8"))

@@ -6,6 +6,7 @@ import pandas as pd
 
 from agrpo.report.curves import budget_table, curves_table
 from agrpo.report.reproduction import reproduction_lines
+from agrpo.report.sweep import SweepSummary, sweep_section
 from agrpo.report.cells import _methods, ItemScores
 from agrpo.report.tables import (_acc_ci, _pct, _suffix, _threshold_part, acceleration_rows, is_sudoku,
                                  last_checkpoints, standard_sampler, step_robustness, training_curves)
@@ -178,7 +179,8 @@ def _headroom_section(headroom: dict | None) -> list[str]:
 def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None,
                     scores: ItemScores | None = None, published: dict | None = None,
                     curves: pd.DataFrame | None = None, comps: list | None = None,
-                    paper: PaperTables | None = None, headroom: dict | None = None) -> str:
+                    paper: PaperTables | None = None, headroom: dict | None = None,
+                    sweep: SweepSummary | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
     the comparison with a published copy, when there is one). `paper`: Tables P1 and P2, computed here when None
     and the cells are in the papers' layout (paper_tables)."""
@@ -231,6 +233,7 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
               "pairs, so it counts item-level variation over these models, not run-to-run variation.", "",
               *_table5(acceleration_rows(df, scores)),
               *_curves_section(curves),
+              *sweep_section(sweep),
               "## Plots", "",
               "![accuracy vs sampling steps](plots/acc_vs_steps.png)", "",
               "![accuracy vs estimated FLOPs per item](plots/acc_vs_flops.png)", "",

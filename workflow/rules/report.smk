@@ -3,6 +3,7 @@ rule report:
         ALL_CELLS,
         TRAIN_LOGS,
         HEADROOM,
+        SWEEP_SUMMARY,
     output:
         REPORT_FILES,
     log:
