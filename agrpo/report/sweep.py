@@ -42,8 +42,9 @@ def sweep_section(sweep: SweepSummary | None) -> list[str]:
         return []
     out = ["## Learning-rate sweep", "",
            f"From `{sweep.where}`: every swept method at each rate for the same rollout batches, from the same "
-           "start model. The rates of the runs above are the profile's `methods.<m>.learning_rate`; the last "
-           "column says whether each is the one the sweep chose.", "", sweep.table, "",
+           "start model. The rates of the runs above are the profile's `methods.<m>.learning_rate`: `chosen` "
+           "marks the sweep's choice per method, and the last column whether the profile used that rate when the "
+           "summary was written.", "", sweep.table, "",
            "![reward per rollout batch in the sweep, by method and rate](plots/sweep.png)", ""]
     if sweep.test:
         out += ["### The sweep's checkpoints on the test set", "", sweep.test, ""]
