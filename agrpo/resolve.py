@@ -124,7 +124,7 @@ def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
 # Keys added after work directories existed, with the value that reproduces the earlier behaviour: a rule's key
 # leaves them out at that value, so an earlier work directory's outputs keep their keys and are not rerun.
 ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "none", "deterministic": False,
-              "report_dir": ""}
+              "report_dir": "", "claims_steps_divisor": 1}
 
 
 def _set_only(section: dict) -> dict:
@@ -153,16 +153,18 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
     if rule == "train":
         return {"model": d["model"], "rl": d["rl"], "method": methods[method], "launch": d["launch"], **task_def,
                 **where}
-    if rule == "eval":  # (the headroom check is not an eval cell's business)
-        cells = {k: v for k, v in d["eval"].items() if k != "headroom_items"}
+    if rule == "eval":  # (the headroom check and the claims' steps are not an eval cell's business)
+        cells = {k: v for k, v in d["eval"].items() if k not in ("headroom_items", "claims_steps_divisor")}
         return {"model": d["model"], "eval": cells, "protocol": data["protocol"], **where}
     if rule == "headroom":
-        return {"model": d["model"], "eval": d["eval"], "rl": d["rl"], "methods": methods, **task_def, **where}
+        return {"model": d["model"], "eval": {k: v for k, v in d["eval"].items() if k != "claims_steps_divisor"},
+                "rl": d["rl"], "methods": methods, **task_def, **where}
     if rule == "sweep":  # (which summary the report includes is the report's business)
         return {"sweep": {k: v for k, v in d["sweep"].items() if k != "report_dir"}}
     if rule == "report":
         return {**{k: d[k] for k in ("profile", "reference_csv", "published_dir")},
-                **_set_only({"report_dir": d["sweep"]["report_dir"]})}
+                **_set_only({"report_dir": d["sweep"]["report_dir"],
+                             "claims_steps_divisor": d["eval"]["claims_steps_divisor"]})}
     raise ValueError(f"unknown rule {rule!r}")
 
 

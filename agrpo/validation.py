@@ -101,6 +101,9 @@ def validate(cfg: ProfileConfig) -> None:
     validate_runs(cfg)
     if not cfg.eval.caches or not cfg.eval.thresholds:
         raise ConfigError("eval.caches and eval.thresholds need at least one value each (['none'] and [0.0]: exact)")
+    if cfg.eval.claims_steps_divisor not in cfg.eval.steps_divisors:
+        raise ConfigError(f"eval.claims_steps_divisor: {cfg.eval.claims_steps_divisor} is not one of "
+                          f"eval.steps_divisors {cfg.eval.steps_divisors}: the claims compare evaluated cells")
     for L in cfg.eval.gen_lengths:
         for cache in cfg.eval.caches:
             for th in cfg.eval.thresholds:

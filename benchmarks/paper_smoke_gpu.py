@@ -37,7 +37,7 @@ PROTOCOL_TASK = {"agrpo": "gsm8k_platinum", "d1": "gsm8k"}
 # What differs from paper.yaml: 2 rollout batches per run of one prompt group (AGRPO: two, one per micro-batch of
 # its released launcher, `released_launcher_steps: 2`), 32 rollout steps instead of 128 (AGRPO's 384 tokens: one
 # step per block of 12; d1's 256: 4 steps per block of 32), 8 training and 4 test problems, eval at
-# L/8 steps only, eval.compile off (compiling per eval job would take most of the session), d1's SFT for 2 steps
+# L/8 steps only (the claims too), eval.compile off (compiling per eval job would take most of the session), d1's SFT for 2 steps
 # at 256 completion tokens. k = 24, μ = 12, LoRA ranks and targets, 4-bit bases, ZeRO-2 and bf16 are as released.
 SMOKE = {"iterations": 2, "prompts_per_batch": 1, "rollout_steps": {"agrpo": 32, "d1": 32}, "train_size": 8,
          "test_size": 4, "steps_divisors": [8], "sft_steps": 2, "sft_completion_length": 256}
@@ -107,7 +107,8 @@ def profiles(d: Path, model: Path, device: str) -> dict[str, Path]:
                      "sources": sources},
             "rl": {"iterations": SMOKE["iterations"], "checkpoint_every": SMOKE["iterations"],
                    "prompts_per_batch": SMOKE["prompts_per_batch"], "rollout": rollout},
-            "eval": {"steps_divisors": SMOKE["steps_divisors"], "compile": False, "batch_size": SMOKE["test_size"]},
+            "eval": {"steps_divisors": SMOKE["steps_divisors"], "claims_steps_divisor": SMOKE["steps_divisors"][0],
+                     "compile": False, "batch_size": SMOKE["test_size"]},
             "methods": methods,
             "launch": {"gpus": 1, "eval_gpus": 1 if on_gpu else 0,
                        **({} if on_gpu else {"strategy": "ddp", "mixed_precision": "no"})},

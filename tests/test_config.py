@@ -235,6 +235,8 @@ def test_config_yaml_errors_and_duplicate_keys_name_file_and_line(tmp_path):
     (("methods", "agrpo", "learning_rate"), -1e-4, r"methods\.agrpo\.learning_rate: must be > 0"),
     (("rl", "warmup_ratio"), 1.5, r"rl\.warmup_ratio: must be <= 1"),
     (("eval", "steps_divisors"), [1, 0], r"eval\.steps_divisors: must be >= 1, got 0"),
+    (("eval", "claims_steps_divisor"), 3, r"eval\.claims_steps_divisor: 3 is not one of eval\.steps_divisors"),
+    (("eval", "claims_steps_divisor"), 0, r"eval\.claims_steps_divisor: must be >= 1, got 0"),
     (("rl", "rollout", "top_p"), 0.0, r"rl\.rollout\.top_p: must be > 0"),
     (("launch", "gpus"), -1, r"launch\.gpus: must be >= 0"),
     (("pretrain", "batch_size"), 0, r"pretrain\.batch_size: must be > 0"),

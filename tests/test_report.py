@@ -310,7 +310,10 @@ def test_claims_ci_from_generations(tmp_path):
             "difference in 0.\n") in summary
     assert ("- accuracy drop at 4x fewer sampling steps, AGRPO's minus base's: of 2 task × length settings, AGRPO "
             "drops more (CI excludes 0) in 0, AGRPO drops less in 0, no detectable difference in 2.\n") in summary
-    assert summary.count("\n- ") == 3
+    # one line per RL method's gain over base (agrpo, diffu_grpo here), then AGRPO vs each baseline and the drops
+    assert ("- AGRPO vs base, full sampling steps: of 2 task × length settings, AGRPO higher (CI excludes 0) in 2 "
+            "(tiny_arith +30.0, tiny_countdown +30.0), AGRPO lower in 0, no detectable difference in 0.\n") in summary
+    assert summary.count("\n- ") == 5
     assert "paired over the same test items" in md and "item-level variation only" in md
 
 
@@ -445,12 +448,34 @@ def test_claims_and_step_robustness_use_the_papers_sampler(tmp_path):
     # difference, so check the drop: plain 35 → 33 is +4.0; a mix with the cache cells would not be)
     rows = _claim_rows(md, "tiny_arith")
     assert rows[0].startswith("| base → AGRPO gain | tiny_arith |") and "| +30.0 [" in rows[0]
-    assert rows[2].startswith("| accuracy drop at 4x fewer steps: AGRPO | tiny_arith |") and "| +4.0 [" in rows[2]
+    drop = [r for r in rows if r.startswith("| accuracy drop at 4x fewer steps: AGRPO | tiny_arith |")]
+    assert len(drop) == 1 and "| +4.0 [" in drop[0]
     t3 = md.split("Table 3.")[1].split("Table 4.")[0]
     assert "threshold" not in t3 and "nan" not in t3 and "cache=prefix" not in t3
     assert "| agrpo | tiny_arith | 16 | 70.0 | 4 | 66.0 | -4.0 |" in t3
     t5 = md.split("Table 5.")[1].split("## Plots")[0]
     assert "| threshold 0.9 | plain, steps L/2 | 16 | 2 | 2.67× |" in t5
+
+
+def test_claims_at_the_papers_sampler_steps_with_claims_steps_divisor(tmp_path):
+    """eval.claims_steps_divisor 2: Tables 3 and 4 at steps L/2 and the drop L/2 → L/8 (L 16: 8 → 2); at 1 (the
+    default) they are at L = 16 steps, and without 4 steps in the grid the drop is not run."""
+    root = tmp_path / "c"
+    for m, ks in (("base", {16: 22, 8: 20, 2: 15}), ("agrpo", {16: 34, 8: 30, 2: 20})):
+        for steps, k in ks.items():
+            write_cell(root, m, 0, 0 if m == "base" else 40, "tiny_arith", steps, k=k, generations=True)
+    df = load_cells([root])
+    write_report(df, tmp_path / "half", REF, "tiny", claims_divisor=2)
+    write_report(df, tmp_path / "full", REF, "tiny")
+    half, full = ((tmp_path / d / "report.md").read_text() for d in ("half", "full"))
+    rows = _claim_rows(half, "tiny_arith")
+    assert rows[0].startswith("| base → AGRPO gain |") and "| +20.0 [" in rows[0]  # 30 − 20 of 50 at 8 steps
+    assert "accuracy drop at 4x fewer steps: AGRPO |" in rows[1] and "| +20.0 [" in rows[1]  # 30 → 20
+    assert "| agrpo | tiny_arith | 8 | 60.0 | 2 | 40.0 | -20.0 |" in half.split("Table 3.")[1]
+    assert "AGRPO vs base, steps L/2 (the papers' sampler): of 1 task × length settings" in half
+    assert "differences at steps L/2 (the papers' sampler), and drops = accuracy at L/2 − at L/8" in half
+    rows = _claim_rows(full, "tiny_arith")
+    assert "| +24.0 [" in rows[0] and rows[1].split(" | ")[5] == "not run"  # 34 − 22 at 16 steps; no 4 steps
 
 
 def test_head_to_head_with_every_baseline_and_identical_scores(tmp_path):
@@ -461,11 +486,12 @@ def test_head_to_head_with_every_baseline_and_identical_scores(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     rows = _claim_rows(md, "tiny_arith")
     assert [r.split(" | ")[0] for r in rows] == ["| base → AGRPO gain", "| base → diffu-GRPO gain",
-                                                 "| AGRPO − diffu-GRPO", "| AGRPO − d1",
+                                                 "| base → d1 gain", "| AGRPO − diffu-GRPO", "| AGRPO − d1",
                                                  "| accuracy drop at 4x fewer steps: AGRPO"]
-    assert rows[2].endswith("| +0.0 [+0.0, +0.0] | seed0 +0.0 | no difference: identical per-item scores |")
+    assert "| +10.0 [+1.6, +18.4] | seed0 +10.0 | d1 higher (CI excludes 0) |" in rows[2]  # 15 vs 10 of 50 items
+    assert rows[3].endswith("| +0.0 [+0.0, +0.0] | seed0 +0.0 | no difference: identical per-item scores |")
     # d1 paper number beside AGRPO − d1: 86.3 (AGRPO, GSM8K) − 81.1 (d1-LLaDA, L 256)
-    assert "86.3 − 81.1 (d1, L = 256) = +5.2" in rows[3] and "| +10.0 [" in rows[3]
+    assert "86.3 − 81.1 (d1, L = 256) = +5.2" in rows[4] and "| +10.0 [" in rows[4]
     assert ("AGRPO vs diffu-GRPO at equal rollouts, full sampling steps: of 1 task × length settings, AGRPO higher "
             "(CI excludes 0) in 0, AGRPO lower in 0, no detectable difference in 0, identical per-item scores in 1 "
             "(tiny_arith +0.0).") in md

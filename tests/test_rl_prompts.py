@@ -274,3 +274,22 @@ def test_keys_added_later_stay_out_of_every_rule_key_at_their_defaults(profile):
         for m in cfg.methods:
             walk(rule_config(cfg, rule, m, cfg.data.tasks[0]), ("data rule",) if rule == "data" else (rule,))
     assert not found
+
+
+def test_the_claims_steps_are_the_reports_business_alone():
+    """eval.claims_steps_divisor changes the report rule's key and no eval cell's or headroom check's: setting it
+    reruns the report only (and at its default 1 it stays out of the report key too: ADDED_KEYS)."""
+    from pathlib import Path
+
+    from agrpo.config import build_config, to_dict
+    from agrpo.resolve import rule_config, rule_key
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / "workflow/config/small.yaml")
+    d = to_dict(cfg)
+    d["eval"]["claims_steps_divisor"] = 1
+    at_one = build_config(d, "test")
+    for rule in ("eval", "headroom", "train"):
+        assert rule_key(cfg, rule, "agrpo", "tiny_arith") == rule_key(at_one, rule, "agrpo", "tiny_arith")
+    assert rule_key(cfg, "report") != rule_key(at_one, "report")
+    assert "claims_steps_divisor" not in rule_config(at_one, "report")

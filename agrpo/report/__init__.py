@@ -37,7 +37,8 @@ __all__ = ["FIRST_COLUMNS", "IncompleteCellError", "acceleration_rows", "check_c
 
 def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
                  title: str | None = None, published_dir: Path | None = None, runs_dir: Path | None = None,
-                 headroom: dict | None = None, sweep: SweepSummary | None = None) -> None:
+                 headroom: dict | None = None, sweep: SweepSummary | None = None,
+                 claims_divisor: int = 1) -> None:
     """Write summary.csv, report.md, claims.csv (Table 4), plots/acc_vs_{steps,flops,train_step}.png and
     item_scores.csv.gz (the per-item scores of cells with generations; gzip without a timestamp: identical cells,
     identical bytes with the same zlib) under `out_dir`, atomically; with `runs_dir`, also training_curves.csv and
@@ -48,7 +49,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     papers' numbers from the claims table. With `published_dir` (a committed copy of this profile's results)
     report.md opens with the reproduction check against it; with `headroom` (agrpo.headroom's result for the base
     model) its table follows the claims; with `sweep` (report.sweep.load_sweep_summary) the learning-rate sweep's
-    table and curves (plots/sweep.png) follow the training curves.
+    table and curves (plots/sweep.png) follow the training curves. `claims_divisor` (eval.claims_steps_divisor):
+    Tables 3 and 4 answer the claims at steps L/d and compare them with L/4d.
     """
     if df.empty:
         raise ValueError("no cells to report")
@@ -59,9 +61,10 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     scores = ItemScores()  # Tables 4 and 5 and item_scores.csv.gz read each generations.jsonl once between them
     published = compare_with_published(summary_table(df), published_dir) if published_dir else None
     curves = load_train_logs(runs_dir) if runs_dir is not None else None
-    comps = claim_comparisons(standard_sampler(df), scores)
+    comps = claim_comparisons(standard_sampler(df), scores, claims_divisor)
     paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
-    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom, sweep)
+    md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom, sweep,
+                              claims_divisor)
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),

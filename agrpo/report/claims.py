@@ -196,7 +196,7 @@ def paired_ci(groups: list[pd.DataFrame], names: list[str], scores: ItemScores) 
     return paired_diff_ci(*cols) if len(cols) == 2 else diff_in_diff_ci(*cols)
 
 
-def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None) -> list[Comparison]:
+def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None, divisor: int = 1) -> list[Comparison]:
     """Our side of Table 4, per task and variant, at each method's last checkpoint:
 
     * gain / h2h: a − b at full sampling steps;
@@ -211,10 +211,10 @@ def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None) -> lis
     """
     last = last_checkpoints(df)
     acc = last.set_index(["method", "task", "variant", "steps"])["accuracy"]
-    rob = step_robustness(last).set_index(["method", "task", "variant"])
+    rob = step_robustness(last, divisor).set_index(["method", "task", "variant"])
     d = _with_variant(df)
     d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
-    full_steps = _full_steps(last).groupby([last["task"], last["variant"]]).first()
+    full_steps = _full_steps(last, divisor).groupby([last["task"], last["variant"]]).first()
     cell_scores = scores or ItemScores()
 
     def cells(m, key, steps) -> pd.DataFrame:
@@ -246,7 +246,7 @@ def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None) -> lis
     out = []
     for key in sorted(set(zip(last["task"], last["variant"]))):
         full = int(full_steps[key])
-        pairs = [("gain", "agrpo", "base"), ("gain", "diffu_grpo", "base")]
+        pairs = [("gain", m, "base") for m in _methods(last["method"]) if m != "base"]
         pairs += [("h2h", "agrpo", m) for m in _methods(last["method"]) if m not in ("base", "agrpo")]
         for kind, a, b in pairs:
             out.append(compare(Comparison(kind, a, b, *key, (full, None)), [(a, full), (b, full)]))
@@ -297,29 +297,45 @@ def claim_answers(comps: list[Comparison]) -> list[str]:
     return out
 
 
-def claim_summary(comps: list[Comparison]) -> list[str]:
+def steps_phrase(divisor: int) -> str:
+    """The sampling steps the claims are answered at (eval.claims_steps_divisor), in words."""
+    if divisor == 1:
+        return "full sampling steps"
+    return f"steps L/{divisor}" + (" (the papers' sampler)" if divisor == 2 else "")
+
+
+def claim_summary(comps: list[Comparison], divisor: int = 1) -> list[str]:
     """The issue's two questions, counted over (task, gen length) settings from claim_comparisons: does AGRPO
     beat each baseline at equal rollouts (h2h), and does it lose less than each when steps drop 4x (did)."""
     out = []
+    for a in dict.fromkeys(c.a for c in comps if c.kind == "gain"):
+        gains = [c for c in comps if c.kind == "gain" and c.a == a]
+        out += _counted([c for c in gains if c.point is not None],
+                        f"{_name(a)} vs base, {steps_phrase(divisor)}", (f"{_name(a)} higher", f"{_name(a)} lower"))
     for kind, question, words in (
-            ("h2h", "AGRPO vs {b} at equal rollouts, full sampling steps", ("AGRPO higher", "AGRPO lower")),
+            ("h2h", "AGRPO vs {b} at equal rollouts, " + steps_phrase(divisor), ("AGRPO higher", "AGRPO lower")),
             ("did", "accuracy drop at 4x fewer sampling steps, AGRPO's minus {b}'s",
              ("AGRPO drops more", "AGRPO drops less"))):
         for b in dict.fromkeys(c.b for c in comps if c.kind == kind):
             cs = [c for c in comps if c.kind == kind and c.b == b and c.point is not None]
-            with_ci = [c for c in cs if c.ci is not None]
-            if not cs:
-                continue
-            same = [c for c in with_ci if c.ci.low == c.ci.high == 0]
-            up = [c for c in with_ci if c.ci.sign > 0]
-            down = [c for c in with_ci if c.ci.sign < 0]
-            where = lambda xs: " (" + ", ".join(f"{c.task}{_suffix(c.variant)} {_pts(c.point)}" for c in xs) + ")" if xs else ""  # noqa: E731
-            text = (f"{question.format(b=_name(b))}: of {len(cs)} task × length settings, {words[0]} (CI excludes 0) "
-                    f"in {len(up)}{where(up)}, {words[1]} in {len(down)}{where(down)}, no detectable difference in "
-                    f"{len(with_ci) - len(up) - len(down) - len(same)}")
-            if same:
-                text += f", identical per-item scores in {len(same)}{where(same)}"
-            if len(with_ci) < len(cs):
-                text += f", no per-item scores in {len(cs) - len(with_ci)}"
-            out.append(text + ".")
+            out += _counted(cs, question.format(b=_name(b)), words)
     return out
+
+
+def _counted(cs: list[Comparison], question: str, words: tuple[str, str]) -> list[str]:
+    """One summary sentence: of the settings in cs, how many CIs exclude 0 upwards, downwards, neither."""
+    if not cs:
+        return []
+    with_ci = [c for c in cs if c.ci is not None]
+    same = [c for c in with_ci if c.ci.low == c.ci.high == 0]
+    up = [c for c in with_ci if c.ci.sign > 0]
+    down = [c for c in with_ci if c.ci.sign < 0]
+    where = lambda xs: " (" + ", ".join(f"{c.task}{_suffix(c.variant)} {_pts(c.point)}" for c in xs) + ")" if xs else ""  # noqa: E731
+    text = (f"{question}: of {len(cs)} task × length settings, {words[0]} (CI excludes 0) "
+            f"in {len(up)}{where(up)}, {words[1]} in {len(down)}{where(down)}, no detectable difference in "
+            f"{len(with_ci) - len(up) - len(down) - len(same)}")
+    if same:
+        text += f", identical per-item scores in {len(same)}{where(same)}"
+    if len(with_ci) < len(cs):
+        text += f", no per-item scores in {len(cs) - len(with_ci)}"
+    return [text + "."]

@@ -86,8 +86,11 @@ def curves_table(curves: pd.DataFrame, window: float = 0.2) -> list[str]:
     return lines + [""]
 
 
-def plot_curves(curves: pd.DataFrame, profile: str) -> bytes:
-    """A panel per metric, a line per method (mean over run seeds), a band over the seeds' range."""
+def plot_curves(curves: pd.DataFrame, profile: str, smooth: float = 0.05) -> bytes:
+    """A panel per metric, a line per method (mean over run seeds), a band over the seeds' range; each run's
+    series first a trailing mean over W = max(1, round(smooth · batches)) rollout batches (training_curves.csv
+    keeps the raw values)."""
+    w = max(1, round(smooth * curves["iteration"].nunique())) if not curves.empty else 1
     present = [(m, label) for m, label in METRICS if curves[m].notna().any()] or METRICS[:1]
     present += [(c, f"reward: {c.split('/', 1)[1]}") for c in per_task_columns(curves) if c.startswith("reward_mean/")]
     ncols = min(5, len(present))
@@ -99,7 +102,8 @@ def plot_curves(curves: pd.DataFrame, profile: str) -> bytes:
     for i, method in enumerate(_methods(curves["method"])):
         d = curves[curves["method"] == method]
         for ax, (metric, label) in zip(axes.flat, present):
-            g = d.groupby("iteration")[metric]
+            run = d.groupby("run_seed")[metric].transform(lambda x: x.rolling(w, min_periods=1).mean())
+            g = run.groupby(d["iteration"])
             mean, lo, hi = g.mean(), g.min(), g.max()
             if mean.notna().any():
                 ax.plot(mean.index, mean.values, color=palette[i % len(palette)], label=method, lw=1.3)
@@ -111,7 +115,8 @@ def plot_curves(curves: pd.DataFrame, profile: str) -> bytes:
         axes[0][0].text(0.5, 0.5, "no training runs", ha="center", va="center", transform=axes[0][0].transAxes)
     else:
         axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{profile}: training curves (line: mean over run seeds; band: their range)", fontsize=10, x=0.02,
-                 ha="left")
+    smoothed = f"each run a trailing mean over {w} batches; " if w > 1 else ""
+    fig.suptitle(f"{profile}: training curves ({smoothed}line: mean over run seeds; band: their range)", fontsize=10,
+                 x=0.02, ha="left")
     fig.tight_layout()
     return png(fig)

@@ -10,7 +10,7 @@ from agrpo.report.sweep import SweepSummary, sweep_section
 from agrpo.report.cells import _methods, ItemScores
 from agrpo.report.tables import (_acc_ci, _pct, _suffix, _threshold_part, acceleration_rows, is_sudoku,
                                  last_checkpoints, standard_sampler, step_robustness, training_curves)
-from agrpo.report.claims import _pts, claim_answers, claim_comparisons, claim_summary, claims_table
+from agrpo.report.claims import _pts, claim_answers, claim_comparisons, claim_summary, claims_table, steps_phrase
 from agrpo.report.paper_tables import PaperTables, paper_tables
 
 
@@ -180,21 +180,22 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
                     scores: ItemScores | None = None, published: dict | None = None,
                     curves: pd.DataFrame | None = None, comps: list | None = None,
                     paper: PaperTables | None = None, headroom: dict | None = None,
-                    sweep: SweepSummary | None = None) -> str:
+                    sweep: SweepSummary | None = None, divisor: int = 1) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
     the comparison with a published copy, when there is one). `paper`: Tables P1 and P2, computed here when None
-    and the cells are in the papers' layout (paper_tables)."""
+    and the cells are in the papers' layout (paper_tables). `divisor`: eval.claims_steps_divisor, the steps L/d at
+    which Tables 3 and 4 answer the claims."""
     scores = scores or ItemScores()
     last = last_checkpoints(df)
     std = standard_sampler(df)
-    comps = claim_comparisons(std, scores) if comps is None else comps
+    comps = claim_comparisons(std, scores, divisor) if comps is None else comps
     paper = paper_tables(df, ref, scores) if paper is None else paper
     lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
              *reproduction_lines(published),
              "## The claims, answered at this scale", "",
              "Generated from Table 4 (95% CIs paired over test items; about 1 in 20 comparisons without a real "
              "difference still excludes 0); every row of it is also in `claims.csv`.", "",
-             *[f"- {a}" for a in claim_summary(comps)], "",
+             *[f"- {a}" for a in claim_summary(comps, divisor)], "",
              *_headroom_section(headroom),
              *_metrics_note(df),
              "All checkpoints are reported, no best-of selection: every cell is a row of `summary.csv`. Tables 1, 3 "
@@ -207,14 +208,15 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
     lines += ["## Table 2. Accuracy (%) vs RL training step, at full sampling steps", ""]
     lines += _table2(training_curves(df))
     lines += ["## Table 3. Step robustness (AGRPO v2: \"4x faster with minimal performance sacrifices\")", "",
-              _table3(step_robustness(last_checkpoints(std))), "",
+              _table3(step_robustness(last_checkpoints(std), divisor)), "",
               "## Table 4. The paper's claims beside ours", "", scale_note(df["task"].unique()), "",
               "Paper numbers come from `results/reference/paper_numbers.csv` (flags as in its README); 'derived' "
               "marks arithmetic done here on those numbers." + ("" if ref is not None else
                                                                 " No reference CSV was given."), "",
               "Ours: the papers' sampler (no cache, no threshold decoding; Table 5 has those); last checkpoints, "
-              "accuracy points; differences at full sampling steps, and drops = accuracy at "
-              "full steps − at full/4 (> 0: a loss). The 95% CI is paired over the same test items: each method's "
+              f"accuracy points; differences at {steps_phrase(divisor)}, and drops = accuracy at "
+              f"{'full steps' if divisor == 1 else f'L/{divisor}'} − at {'full/4' if divisor == 1 else f'L/{4 * divisor}'}"
+              " (> 0: a loss; `eval.claims_steps_divisor` sets the steps). The 95% CI is paired over the same test items: each method's "
               "per-item scores (`generations.jsonl`) are averaged over its run seeds and eval seeds, then "
               "d̄ ± 1.96·s_d/√n over the per-item differences dᵢ (for 'A − B' drops, dᵢ = (A_full − A_fast) − "
               "(B_full − B_fast)). It counts item-level variation only, holding the trained runs fixed; the "

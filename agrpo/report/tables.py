@@ -39,11 +39,13 @@ def last_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
     return _aggregate(d, ["method", "task", "variant", "gen_length", "steps", "threshold"])
 
 
-def _full_steps(d: pd.DataFrame) -> pd.Series:
-    """Per row: the full steps value of its (task, variant) — steps = gen_length if evaluated, else the largest."""
+def _full_steps(d: pd.DataFrame, divisor: int = 1) -> pd.Series:
+    """Per row: the full steps value of its (task, variant) — steps = gen_length / divisor if evaluated, else
+    the largest."""
     full = d.groupby(["task", "variant"])["steps"].transform("max")
-    has_l = (d["steps"] == d["gen_length"]).groupby([d["task"], d["variant"]]).transform("any")
-    return full.where(~has_l, d["gen_length"])
+    target = d["gen_length"] // divisor
+    has_l = (d["steps"] == target).groupby([d["task"], d["variant"]]).transform("any")
+    return full.where(~has_l, target)
 
 
 def training_curves(df: pd.DataFrame) -> pd.DataFrame:
@@ -67,12 +69,13 @@ def training_curves(df: pd.DataFrame) -> pd.DataFrame:
             .drop(columns="_rank").reset_index(drop=True))
 
 
-def step_robustness(last: pd.DataFrame) -> pd.DataFrame:
-    """Per method, task and variant: accuracy at full steps, at full/4 steps, and the change (fractions)."""
+def step_robustness(last: pd.DataFrame, divisor: int = 1) -> pd.DataFrame:
+    """Per method, task and variant: accuracy at full steps (gen_length / divisor where evaluated, else the
+    largest: eval.claims_steps_divisor), at full/4 steps, and the change (fractions)."""
     rows = []
     for (m, task, var, L), d in last.groupby(["method", "task", "variant", "gen_length"], sort=True):
         acc = d.set_index("steps")["accuracy"]
-        full = L if L in acc.index else acc.index.max()
+        full = L // divisor if L // divisor in acc.index else acc.index.max()
         quarter = full // 4 if full % 4 == 0 and full // 4 in acc.index else None
         q_acc = acc[quarter] if quarter else float("nan")
         rows.append({"method": m, "task": task, "variant": var, "full_steps": full, "acc_full": acc[full],
