@@ -29,7 +29,9 @@ export PYTHONPATH=/tmp/site:$P PATH=/tmp/site/bin:/tmp/bin:$PATH PYTHONUNBUFFERE
 gpu_tag() { nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o 'H[0-9]*' | tr 'H' 'h'; }
 
 pack() {
-  (cd $P && tar czf "$OUT/small_logs${PART:+_$PART}.tgz" logs/small /tmp/smk.log work/small/config \
+  # Snakemake's own log inside logs/small (a /tmp path would unpack into ./tmp here)
+  mkdir -p $P/logs/small && cp /tmp/smk.log "$P/logs/small/snakemake${PART:+_$PART}.log" 2>/dev/null
+  (cd $P && tar czf "$OUT/small_logs${PART:+_$PART}.tgz" logs/small work/small/config \
      $(ls work/small/runs/*/train_log.jsonl work/small/models/*/config.json work/small/models/*/*.json \
        work/small/headroom/*.json 2>/dev/null) \
      2>/dev/null)
