@@ -112,7 +112,7 @@ def test_default_data_unchanged():
 def test_knobs_are_validated_and_used():
     for name, knobs in [("tiny_arith", {"max_number": 10}), ("tiny_arith", {"ops": "+/"}),
                         ("tiny_countdown", {"ops": "+^"}), ("tiny_countdown", {"max_target": 100}),
-                        ("tiny_sudoku", {"min_blanks": 5, "max_blanks": 4}), ("tiny_sudoku", {"max_blanks": 11}),
+                        ("tiny_sudoku", {"min_blanks": 5, "max_blanks": 4}), ("tiny_sudoku", {"max_blanks": 13}),
                         ("tiny_arith", {"min_steps": 3, "max_steps": 2}), ("tiny_arith", {"max_steps": 7})]:
         with pytest.raises(ValueError):
             get_task(name, **knobs)
@@ -139,9 +139,12 @@ def test_longer_arith_chains_and_more_sudoku_blanks():
     assert arith.examples("train", 20, 0) == train[:20]  # deterministic in the seed
     with pytest.raises(ValueError, match="drawn, not enumerated"):
         arith.split_size("train")
-    sudoku = get_task("tiny_sudoku", min_blanks=10, max_blanks=10)
-    e = sudoku.examples("train", 5, 0)[0]
-    assert e["puzzle"].count("0") == 10 and sudoku.judge(sudoku.reference_completion(e), e).correct
+    for n in (10, 12):  # 12 blanks = 4 givens, the fewest with a unique completion; 53 completion tokens
+        sudoku = get_task("tiny_sudoku", min_blanks=n, max_blanks=n)
+        for e in sudoku.examples("train", 5, 0):
+            ref = sudoku.reference_completion(e)
+            assert e["puzzle"].count("0") == n and sudoku.judge(ref, e).correct and len(completions(e["puzzle"])) == 1
+        assert len(TOK.encode(ref)) == 3 * n + 17
 
 
 def test_arith_judge():
