@@ -131,6 +131,14 @@ def _set_only(section: dict) -> dict:
     return {k: v for k, v in section.items() if k not in ADDED_KEYS or v != ADDED_KEYS[k]}
 
 
+# rl keys added later (the rl section was keyed whole before them, so only these leave it at their defaults)
+ADDED_RL_KEYS = {"monitor_every": 0, "monitor_items": 64}
+
+
+def _rl_key(rl: dict) -> dict:
+    return {k: v for k, v in rl.items() if k not in ADDED_RL_KEYS or v != ADDED_RL_KEYS[k]}
+
+
 def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: str | None = None) -> dict:
     """The part of the config a pipeline rule's outputs depend on beyond its input files: the Snakemake rules
     pass its hash as a param, so a config edit reruns exactly the rules it invalidates (and, through their
@@ -151,14 +159,15 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
     if rule == "sft":
         return {"model": d["model"], "sft": methods[method]["sft"], **task_def, **where}
     if rule == "train":
-        return {"model": d["model"], "rl": d["rl"], "method": methods[method], "launch": d["launch"], **task_def,
-                **where}
+        return {"model": d["model"], "rl": _rl_key(d["rl"]), "method": methods[method], "launch": d["launch"],
+                **task_def, **where}
     if rule == "eval":  # (the headroom check and the claims' steps are not an eval cell's business)
         cells = {k: v for k, v in d["eval"].items() if k not in ("headroom_items", "claims_steps_divisor")}
         return {"model": d["model"], "eval": cells, "protocol": data["protocol"], **where}
     if rule == "headroom":
         return {"model": d["model"], "eval": {k: v for k, v in d["eval"].items() if k != "claims_steps_divisor"},
-                "rl": d["rl"], "methods": methods, **task_def, **where}
+                "rl": {k: v for k, v in d["rl"].items() if k not in ADDED_RL_KEYS}, "methods": methods, **task_def,
+                **where}
     if rule == "sweep":  # (which summary the report includes is the report's business)
         return {"sweep": {k: v for k, v in d["sweep"].items() if k != "report_dir"}}
     if rule == "report":

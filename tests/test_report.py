@@ -572,7 +572,9 @@ def test_claims_csv_training_curves_and_metric_labels(cells, tmp_path):
         for s in seeds:
             rows = [{"iteration": i, "reward_mean": 0.1 * i + s, "grad_norm": 1.0, "clip_ratio": 0.0, "loss": 0.0,
                      "rollouts": 8 * i, "optimizer_steps": i, "zero_std_groups": 0.5,
-                     "reward_mean/tiny_arith": 0.2 * i, "zero_std_groups/tiny_arith": 0.25} for i in range(1, 11)]
+                     "reward_mean/tiny_arith": 0.2 * i, "zero_std_groups/tiny_arith": 0.25,
+                     **({"eval_accuracy/tiny_arith": 0.05 * i} if i % 5 == 0 else {})}  # rl.monitor_every 5
+                    for i in range(1, 11)]
             (runs / f"{method}-seed{s}").mkdir(parents=True)
             (runs / f"{method}-seed{s}/train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_cell(cells, "base", 0, 0, "tiny_sudoku", 16, k=10, extra={"accuracy": 0.7})
@@ -585,6 +587,8 @@ def test_claims_csv_training_curves_and_metric_labels(cells, tmp_path):
     assert len(curves) == 30 and set(curves["method"]) == {"agrpo", "diffu_grpo"}
     assert curves["reward_mean/tiny_arith"].tolist()[:2] == [0.2, 0.4]  # the per-task columns of the log
     assert set(curves["zero_std_groups/tiny_arith"]) == {0.25}
+    monitored = curves.dropna(subset=["eval_accuracy/tiny_arith"])  # the monitor's batches only, as logged
+    assert monitored["iteration"].tolist() == [5, 10] * 3 and monitored["eval_accuracy/tiny_arith"].iloc[1] == 0.5
     assert (tmp_path / "out/plots/training_curves.png").stat().st_size > 0
     md = (tmp_path / "out/report.md").read_text()
     assert "| agrpo | 1 | 10 | 1.150 | 1.950 | 10 |" in md  # seed 1: first 2 batches 1.1, 1.2; last 2 1.9, 2.0

@@ -46,7 +46,7 @@ def test_too_many_rl_prompts_names_both_keys(tmp_path):
     ({("data", "task_args"): {"tiny_sum": {}}}, r"data.task_args.tiny_sum: 'tiny_sum' is not a task of data.tasks"),
     ({("data", "task_args"): {"tiny_arith": {"steps": 3}}},
      r"data.task_args.tiny_arith.steps: unknown option of tiny_arith \(known: max_number, ops, min_steps, max_steps\)"),
-    ({("data", "task_args"): {"tiny_sudoku": {"max_blanks": 12}}}, r"data.task_args.tiny_sudoku: tiny_sudoku: need"),
+    ({("data", "task_args"): {"tiny_sudoku": {"max_blanks": 13}}}, r"data.task_args.tiny_sudoku: tiny_sudoku: need"),
     ({("data", "task_args"): {"tiny_arith": 3}}, r"data.task_args.tiny_arith: expected a mapping"),
     ({("data", "rl_size"): -1}, r"data.rl_size: must be >= 0"),
     ({("pretrain", "gen_lengths"): [40, 0]}, r"pretrain.gen_lengths: must be > 0, got 0"),

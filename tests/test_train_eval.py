@@ -106,3 +106,37 @@ def test_trainer_log_is_live_resume_safe_and_mirrored_to_tensorboard(tmp_path, m
     events = EventAccumulator(str(out / "tensorboard")).Reload()
     assert [e.step for e in events.Scalars("train/reward_mean")] == [1, 2, 3]
     assert {"train/loss", "train/grad_norm", "train/clip_ratio"} <= set(events.Tags()["scalars"])
+
+
+def test_monitor_logs_greedy_accuracy_and_leaves_training_unchanged(tmp_path, monkeypatch):
+    """rl.monitor_every 2 over 3 batches: eval_accuracy/<task> on batch 2 alone, equal to evaluation's own score
+    of the step-2 checkpoint on those test items (same sampler; the trainer runs float32 on CPU), and the weights
+    bit-identical to a run without monitoring."""
+    from agrpo.config import build_config, to_dict
+    from agrpo.data import load_split
+    from agrpo.evaluate import load_eval_model, run_cell
+    from agrpo.headroom import eval_setting
+    from agrpo.resolve import eval_sampler, profile_task
+    from agrpo.tasks import TASKS
+
+    for cls in TASKS.values():
+        monkeypatch.setattr(cls, "reward", lambda self, completion, ex: completion.count("1") / 10)
+    cfg = minute_run(tmp_path, rl=dict(iterations=3, checkpoint_every=1, prompts_per_batch=2, group_size=2),
+                     eval=dict(steps_divisors=[1, 2], batch_size=4))
+    d = to_dict(cfg)
+    d["rl"].update(monitor_every=2, monitor_items=5)
+    monitored = build_config(d, "test")
+    train(cfg, "agrpo", 0, tmp_path / "base", tmp_path / "plain", progress=False)
+    train(monitored, "agrpo", 0, tmp_path / "base", tmp_path / "mon", progress=False)
+    for step in (1, 2, 3):
+        assert ((tmp_path / f"mon/step{step}/model.safetensors").read_bytes()
+                == (tmp_path / f"plain/step{step}/model.safetensors").read_bytes())
+    log = [json.loads(l) for l in (tmp_path / "mon/train_log.jsonl").read_text().splitlines()]
+    keys = [sorted(k for k in r if k.startswith("eval_accuracy/")) for r in log]
+    assert keys == [[], [f"eval_accuracy/{t}" for t in sorted(cfg.data.tasks)], []]
+    model = load_eval_model(cfg, tmp_path / "mon/step2")
+    L, steps = eval_setting(cfg)
+    for t in cfg.data.tasks:  # (an untrained model may score 0: the keys and the bits above are the sharper checks)
+        rows, _ = run_cell(model, profile_task(cfg, t), load_split(cfg.work_dir, t, "test")[:5],
+                           eval_sampler(cfg, L, steps), 0, 4)
+        assert log[1][f"eval_accuracy/{t}"] == pytest.approx(sum(r["score"] for r in rows) / 5)

@@ -1,6 +1,7 @@
 """Training curves: each run's ``train_log.jsonl`` (one row per rollout batch) as a long table, a plot of reward,
-KL, clip fraction, gradient norm, zero-variance groups and each task's reward vs rollout batch per method (mean
-over run seeds, the seeds' range as a band), and the reward at the start and end of each run."""
+KL, clip fraction, gradient norm, zero-variance groups, each task's reward and (with ``rl.monitor_every``) each
+task's greedy test accuracy vs rollout batch per method (mean over run seeds, the seeds' range as a band), and the
+reward at the start and end of each run."""
 
 from __future__ import annotations
 
@@ -42,10 +43,14 @@ def load_train_logs(runs_dir: Path) -> pd.DataFrame:
     return d.sort_values(["order", "run_seed", "iteration"])[COLUMNS + per_task_columns(d)].reset_index(drop=True)
 
 
+PER_TASK = ("reward_mean", "zero_std_groups", "eval_accuracy")  # eval_accuracy: rl.monitor_every's batches only
+
+
 def per_task_columns(curves: pd.DataFrame) -> list[str]:
-    """The trainer's per-task columns (``reward_mean/<task>``, ``zero_std_groups/<task>``), by task."""
-    tasks = sorted({c.split("/", 1)[1] for c in curves.columns if c.startswith("reward_mean/")})
-    return [f"{m}/{t}" for t in tasks for m in ("reward_mean", "zero_std_groups") if f"{m}/{t}" in curves]
+    """The trainer's per-task columns (``reward_mean/<task>``, ``zero_std_groups/<task>``, and with
+    rl.monitor_every ``eval_accuracy/<task>``), by task."""
+    tasks = sorted({c.split("/", 1)[1] for c in curves.columns if c.split("/", 1)[0] in PER_TASK and "/" in c})
+    return [f"{m}/{t}" for t in tasks for m in PER_TASK if f"{m}/{t}" in curves]
 
 
 def budget_table(curves: pd.DataFrame) -> list[str]:
@@ -93,6 +98,8 @@ def plot_curves(curves: pd.DataFrame, profile: str, smooth: float = 0.05) -> byt
     w = max(1, round(smooth * curves["iteration"].nunique())) if not curves.empty else 1
     present = [(m, label) for m, label in METRICS if curves[m].notna().any()] or METRICS[:1]
     present += [(c, f"reward: {c.split('/', 1)[1]}") for c in per_task_columns(curves) if c.startswith("reward_mean/")]
+    present += [(c, f"greedy accuracy: {c.split('/', 1)[1]} (test items)") for c in per_task_columns(curves)
+                if c.startswith("eval_accuracy/")]
     ncols = min(5, len(present))
     nrows = -(-len(present) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.2 * nrows), squeeze=False)
@@ -102,11 +109,14 @@ def plot_curves(curves: pd.DataFrame, profile: str, smooth: float = 0.05) -> byt
     for i, method in enumerate(_methods(curves["method"])):
         d = curves[curves["method"] == method]
         for ax, (metric, label) in zip(axes.flat, present):
-            run = d.groupby("run_seed")[metric].transform(lambda x: x.rolling(w, min_periods=1).mean())
+            sparse = metric.startswith("eval_accuracy/")  # measured every rl.monitor_every batches: not smoothed
+            run = d[metric] if sparse else d.groupby("run_seed")[metric].transform(
+                lambda x: x.rolling(w, min_periods=1).mean())
             g = run.groupby(d["iteration"])
-            mean, lo, hi = g.mean(), g.min(), g.max()
+            mean, lo, hi = g.mean().dropna(), g.min().dropna(), g.max().dropna()
             if mean.notna().any():
-                ax.plot(mean.index, mean.values, color=palette[i % len(palette)], label=method, lw=1.3)
+                ax.plot(mean.index, mean.values, color=palette[i % len(palette)], label=method, lw=1.3,
+                        marker="o" if sparse else None, ms=3)
                 if d["run_seed"].nunique() > 1:
                     ax.fill_between(mean.index, lo.values, hi.values, color=palette[i % len(palette)], alpha=0.15)
             ax.set(title=label, xlabel="rollout batch")

@@ -30,6 +30,7 @@ from agrpo.io import atomic_write_json, fresh_tmp_dir, replace_dir
 from agrpo.model import load_model
 from agrpo.provenance import seed_everything
 from agrpo.rl import resume
+from agrpo.rl.monitor import monitor_accuracy, monitor_set
 from agrpo.rl.objectives import RolloutBatch, completion_mask, objectives
 from agrpo.rl.train_log import TrainLog
 from agrpo.sampling import generate_grouped, left_pad
@@ -243,6 +244,7 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
     task_samplers = {name: rollout_for(cfg, method, name) for name in cfg.data.tasks}
     tasks = {name: profile_task(cfg, name, stage="train") for name in cfg.data.tasks}
     task_reward = task_rewards(cfg, method, tasks)
+    monitored = monitor_set(cfg)  # rl.monitor_every: greedy accuracy on test items as training goes
     prompts = [(name, ex) for name in cfg.data.tasks for ex in load_split(cfg.work_dir, name, "rl")]
     if not prompts:
         raise ValueError(f"no RL training prompts: the rl splits of {', '.join(cfg.data.tasks)} under "
@@ -349,6 +351,8 @@ def train(cfg, method: str, seed: int, base_dir: str | Path, out_dir: str | Path
                # this batch's wall time by phase: sampling + decoding, rewards, prepare + updates
                "seconds_rollout": round(t_rollout - t_start, 4), "seconds_reward": round(t_reward - t_rollout, 4),
                "seconds_update": round(t_update - t_reward, 4)}
+        if monitored and it % rl.monitor_every == 0:
+            row.update(monitor_accuracy(cfg, policy, monitored, amp))
         train_log.append(row)
         bar.set_postfix(reward=f"{row['reward_mean']:.3f}")
         if it % rl.checkpoint_every == 0:
