@@ -474,6 +474,8 @@ def test_claims_at_the_papers_sampler_steps_with_claims_steps_divisor(tmp_path):
     assert "| agrpo | tiny_arith | 8 | 60.0 | 2 | 40.0 | -20.0 |" in half.split("Table 3.")[1]
     assert "AGRPO vs base, steps L/2 (the papers' sampler): of 1 task × length settings" in half
     assert "differences at steps L/2 (the papers' sampler), and drops = accuracy at L/2 − at L/8" in half
+    t2 = half.split("## Table 2. Accuracy (%) vs RL training step, at steps L/2 (the papers' sampler)")[1]
+    assert "**tiny_arith**, 8 sampling steps" in t2.split("## Table 3")[0]  # Table 2 at L/2 too
     rows = _claim_rows(full, "tiny_arith")
     assert "| +24.0 [" in rows[0] and rows[1].split(" | ")[5] == "not run"  # 34 − 22 at 16 steps; no 4 steps
 

@@ -68,7 +68,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),
-             "acc_vs_train_step": _plot_train(training_curves(df), profile)}
+             "acc_vs_train_step": _plot_train(training_curves(df, claims_divisor), profile)}
     if paper is not None:
         for name, table in (("table1.csv", paper.table1.tidy), ("steps_robustness.csv", paper.steps_tidy)):
             atomic_write_bytes(out_dir / name, table.to_csv(index=False, lineterminator="\n").encode("utf-8"))

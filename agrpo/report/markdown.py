@@ -205,8 +205,8 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
              *_paper_sections(paper),
              "## Table 1. Accuracy (%) by method and task, 95% CI", ""]
     lines += _table1(last)
-    lines += ["## Table 2. Accuracy (%) vs RL training step, at full sampling steps", ""]
-    lines += _table2(training_curves(df))
+    lines += [f"## Table 2. Accuracy (%) vs RL training step, at {steps_phrase(divisor)}", ""]
+    lines += _table2(training_curves(df, divisor))
     lines += ["## Table 3. Step robustness (AGRPO v2: \"4x faster with minimal performance sacrifices\")", "",
               _table3(step_robustness(last_checkpoints(std), divisor)), "",
               "## Table 4. The paper's claims beside ours", "", scale_note(df["task"].unique()), "",

@@ -48,11 +48,12 @@ def _full_steps(d: pd.DataFrame, divisor: int = 1) -> pd.Series:
     return full.where(~has_l, target)
 
 
-def training_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy at full steps per method, task, variant and train_step (mean over seeds). Base also appears at
-    train_step 0 of every other method lacking its own step-0 cell (column ``from_base``)."""
+def training_curves(df: pd.DataFrame, divisor: int = 1) -> pd.DataFrame:
+    """Accuracy at full steps (gen_length / divisor where evaluated: eval.claims_steps_divisor) per method, task,
+    variant and train_step (mean over seeds). Base also appears at train_step 0 of every other method lacking its
+    own step-0 cell (column ``from_base``)."""
     d = _with_variant(df)
-    cur = _aggregate(d[d["steps"] == _full_steps(d)], ["method", "task", "variant", "gen_length", "steps",
+    cur = _aggregate(d[d["steps"] == _full_steps(d, divisor)], ["method", "task", "variant", "gen_length", "steps",
                                                        "train_step"])
     cur["from_base"] = False
     base = cur[(cur["method"] == "base") & (cur["train_step"] == 0)]
