@@ -182,7 +182,7 @@ class EvalConfig:
     gen_lengths: list[int] = doc("generation lengths of the grid", default_factory=lambda: [40], gt=0)
     block_length: int = doc("block length of evaluation sampling", 8, gt=0)
     steps_divisors: list[int] = doc("steps grid: steps = gen_length / d for each d (1 = one token per step)", default_factory=lambda: [1, 2, 4, 8], ge=1)
-    claims_steps_divisor: int = doc("the sampling steps at which the report answers the claims (Tables 3 and 4, claims.csv): steps = gen_length / d, and the drop at 4x fewer steps compares them with gen_length / 4d. 1 = one token per step, L → L/4 (this harness's convention, LLaDA's best-quality setting); 2 = the papers' evaluation sampler, L/2 → L/8 (d1's eval.py and AGRPO's eval.yaml: steps = L/2). Must be one of `steps_divisors`; a report-only key (no eval cell reruns)", 1, ge=1)
+    claims_steps_divisor: int = doc("the sampling steps at which the report answers the claims (Tables 3 and 4, claims.csv; Table 2 and the accuracy-vs-training-step plot follow it): steps = gen_length / d, and the drop at 4x fewer steps compares them with gen_length / 4d. 1 = one token per step, L → L/4 (this harness's convention, LLaDA's best-quality setting); 2 = the papers' evaluation sampler, L/2 → L/8 (d1's eval.py and AGRPO's eval.yaml: steps = L/2). Must be one of `steps_divisors`; a report-only key (no eval cell reruns)", 1, ge=1)
     remasking: str = doc("unmasking rule at evaluation", "low_confidence", choices=REMASKING)
     temperature: float = doc("evaluation temperature (0 = greedy, the d1 protocol)", 0.0, ge=0)
     seeds: list[int] = doc("evaluation seeds (matter only at temperature > 0)", default_factory=lambda: [0], ge=0)
