@@ -88,7 +88,7 @@ wait)
   ;;
 bench)
   cd $P
-  m=work/small/runs/agrpo-seed0/step80
+  m=$(ls -d work/small/runs/agrpo-seed0/step* | sort -V | tail -1)  # its last checkpoint (step80 before 2026-12-02)
   AGRPO_GIT_SHA=${2:?git sha} python3 benchmarks/sampler_cost.py --config $CFG --model $m --task tiny_arith \
     --device cuda --tag small_rl_$(gpu_tag) --batch-sizes 1 8 32 128 256 --threads 4 || exit 1
   for o in agrpo diffu_grpo; do
