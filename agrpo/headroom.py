@@ -96,6 +96,22 @@ def headroom(cfg, model_dir: str | Path, n: int = 128, methods: list[str] | None
             "config_hash": config_hash(to_dict(cfg)), "versions": versions()}
 
 
+# the base test accuracy at which RL has room to move either way (issue 19's calibration band)
+HEADROOM_BAND = (0.15, 0.60)
+
+
+def outside_band(result: dict, band: tuple[float, float] = HEADROOM_BAND) -> str:
+    """One sentence naming the tasks whose base test accuracy lies outside ``band`` ('' when none)."""
+    off = [(name, row["test_accuracy"]["mean"]) for name, row in result["tasks"].items()
+           if not band[0] <= row["test_accuracy"]["mean"] <= band[1]]
+    if not off:
+        return ""
+    where = ", ".join(f"{name} {100 * a:.1f}% ({'little room left' if a > band[1] else 'little to reinforce'})"
+                      for name, a in off)
+    return (f"Outside the {100 * band[0]:.0f}–{100 * band[1]:.0f}% band of base test accuracy: {where}; gains there "
+            "are bounded by the task, not only by the method.")
+
+
 def headroom_table(result: dict) -> str:
     """The result as a markdown table, one row per (task, method)."""
     L, S = result["eval_sampler"]["gen_length"], result["eval_sampler"]["steps"]

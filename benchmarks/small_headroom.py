@@ -234,7 +234,9 @@ def main(argv=None) -> int:
                     "and `methods`: the same as the flags (e.g. benchmarks/configs/small_headroom_plan.json)")
     ap.add_argument("--sweep", default=None, help="JSON object of dotted overrides for a learning-rate sweep "
                     "from the chosen candidate's base model (sweep.learning_rates, sweep.iterations, …)")
-    ap.add_argument("--band", type=float, nargs=2, default=(0.15, 0.60), help="the test-accuracy band of a good base")
+    from agrpo.headroom import HEADROOM_BAND
+
+    ap.add_argument("--band", type=float, nargs=2, default=HEADROOM_BAND, help="the test-accuracy band of a good base")
     ap.add_argument("--order", choices=("method", "rate"), default="method",
                     help="sweep runs method by method, or rate by rate across every method (the lowest rates "
                     "first), so a cut-short lease leaves equal effort")

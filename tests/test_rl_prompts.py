@@ -144,6 +144,11 @@ def test_headroom_table_in_the_report():
     assert "## What the base model leaves RL to learn" in text
     assert "| tiny_arith | 25.0% [10.0, 40.0] | 12.5% [10.0, 40.0] | agrpo | 0.400 | 30.0% | 75.0% (G 8) | 50.0% |" in text
     assert _headroom_section(None) == []
+    # 12.5% is below the 15-60% band: the section says so; inside the band, nothing is said
+    assert ("Outside the 15–60% band of base test accuracy: tiny_arith 12.5% (little to reinforce); gains there are "
+            "bounded by the task, not only by the method.") in text
+    result["tasks"]["tiny_arith"]["test_accuracy"]["mean"] = 0.3
+    assert "Outside the" not in "\n".join(_headroom_section(result))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -167,13 +167,14 @@ def _paper_sections(paper: PaperTables | None) -> list[str]:
 def _headroom_section(headroom: dict | None) -> list[str]:
     if headroom is None:
         return []
-    from agrpo.headroom import headroom_table
+    from agrpo.headroom import headroom_table, outside_band
 
+    note = outside_band(headroom)
     return ["## What the base model leaves RL to learn", "",
             "Before RL (`agrpo headroom`): accuracy at the eval sampler on the RL prompts and on the test items "
             "(far higher on the RL prompts = memorised), and each method's rollouts on the same RL prompts. A "
             "zero-variance group (all G rewards equal) has no advantage and gives no gradient; RL can raise "
-            "pass@1 towards pass@G.", "", headroom_table(headroom), ""]
+            "pass@1 towards pass@G.", "", headroom_table(headroom), "", *([note, ""] if note else [])]
 
 
 def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, title: str | None = None,
