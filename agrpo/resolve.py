@@ -127,16 +127,12 @@ ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "non
               "report_dir": "", "claims_steps_divisor": 1}
 
 
-def _set_only(section: dict) -> dict:
-    return {k: v for k, v in section.items() if k not in ADDED_KEYS or v != ADDED_KEYS[k]}
-
-
 # rl keys added later (the rl section was keyed whole before them, so only these leave it at their defaults)
 ADDED_RL_KEYS = {"monitor_every": 0, "monitor_items": 64}
 
 
-def _rl_key(rl: dict) -> dict:
-    return {k: v for k, v in rl.items() if k not in ADDED_RL_KEYS or v != ADDED_RL_KEYS[k]}
+def _set_only(section: dict, added: dict = ADDED_KEYS) -> dict:
+    return {k: v for k, v in section.items() if k not in added or v != added[k]}
 
 
 def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: str | None = None) -> dict:
@@ -159,7 +155,7 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
     if rule == "sft":
         return {"model": d["model"], "sft": methods[method]["sft"], **task_def, **where}
     if rule == "train":
-        return {"model": d["model"], "rl": _rl_key(d["rl"]), "method": methods[method], "launch": d["launch"],
+        return {"model": d["model"], "rl": _set_only(d["rl"], ADDED_RL_KEYS), "method": methods[method], "launch": d["launch"],
                 **task_def, **where}
     if rule == "eval":  # (the headroom check and the claims' steps are not an eval cell's business)
         cells = {k: v for k, v in d["eval"].items() if k not in ("headroom_items", "claims_steps_divisor")}
