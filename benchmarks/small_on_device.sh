@@ -79,10 +79,13 @@ resume)
   start_snakemake "${2:?git sha}"
   ;;
 wait)
+  # a machine without start's PID file is a fresh one (the last went back with its job): say so, wait on nothing
+  [ -f /tmp/smk.pid ] || { echo "no run on this machine (/tmp/smk.pid missing): a fresh machine, start again"; exit 3; }
   end=$((SECONDS + ${2:?seconds}))
   # the PID start wrote (a pattern match could find the polling command's own command line)
   running() { kill -0 "$(cat /tmp/smk.pid 2>/dev/null)" 2>/dev/null; }
-  while [ $SECONDS -lt $end ] && running; do sleep 5; done
+  # packed every 2 minutes too, so that a command cut by the lease still brings back the finished jobs
+  while [ $SECONDS -lt $end ] && running; do sleep 5; [ $(((end - SECONDS) % 120)) -lt 5 ] && pack > /dev/null; done
   running && echo "snakemake: running" || echo "snakemake: finished"
   progress; pack
   ;;

@@ -116,9 +116,13 @@ PY
   echo ALL DONE
   ;;
 wait)
-  end=$((SECONDS + ${2:?seconds}))
-  while [ $SECONDS -lt $end ] && ! grep -q "ALL DONE" $R/log.txt; do sleep 5; done
+  # copies what has finished every 30 s too, so a command cut by the lease still brings back the saved batches
+  [ -f $R/log.txt ] || { echo "no run on this machine ($R/log.txt missing): a fresh machine, start again"; exit 3; }
+  end=$((SECONDS + ${2:?seconds})); mkdir -p "$OUT"
+  while [ $SECONDS -lt $end ] && ! grep -q "ALL DONE" $R/log.txt; do
+    sleep 5; [ $(((end - SECONDS) % 30)) -lt 5 ] && cp $R/*.json $R/*.txt "$OUT"/ 2>/dev/null
+  done
   tail -c 6000 $R/log.txt
-  mkdir -p "$OUT" && cp $R/*.json $R/*.txt $R/*.log $R/*.md $R/*.csv "$OUT"/ 2>/dev/null; ls -la "$OUT"
+  cp $R/*.json $R/*.txt $R/*.log $R/*.md $R/*.csv "$OUT"/ 2>/dev/null; ls -la "$OUT"
   ;;
 esac
