@@ -56,6 +56,7 @@ class DataConfig:
     protocol: str = doc("evaluation protocol of the real tasks: `d1` or `agrpo` (docs/tasks.md); the tiny tasks have their own", "d1", choices=('d1', 'agrpo'))
     rl_size: int = doc("RL prompts per synthetic task, drawn from its training split disjoint from the `train_size` pretraining/SFT examples (`rl.jsonl`); 0 = RL trains on the pretraining examples themselves (the runs before 2026-12-02). Real tasks have no pretraining: their RL prompts are their training rows", 0, ge=0)
     task_args: dict[str, dict] = doc("options of the synthetic tasks, by task name, e.g. `tiny_arith: {min_steps: 3, max_steps: 4}` (each task's knobs: docs/tasks.md)", default_factory=dict)
+    pretrain_task_args: dict[str, dict] = doc("options of the synthetic tasks for the pretraining and d1 SFT examples (`train.jsonl`) alone, by task name, merged over `task_args`, which the RL prompts and test items keep: e.g. `tiny_sudoku: {min_blanks: 9, max_blanks: 10}` beside `task_args` 12 blanks pretrains on easier puzzles than RL trains and is tested on (headroom from a generalisation gap). Needs `rl_size` > 0; empty = every split from `task_args` (the runs before 2026-12-02)", default_factory=dict)
     sources: dict[str, str] = doc("data source per `<task>/<split>` (local .jsonl/.json/.csv or hub id), overriding the task's default, e.g. `countdown/test: data/countdown_cd3_test.jsonl`", default_factory=dict)
 
 

@@ -80,6 +80,16 @@ def profile_task(cfg: ProfileConfig, name: str, stage: str = "eval"):
     return get_task(name, **cfg.data.task_args.get(name, {}))
 
 
+def pretrain_task(cfg: ProfileConfig, name: str):
+    """A synthetic task as its pretraining (and d1 SFT) examples are drawn: ``data.pretrain_task_args`` merged over
+    ``data.task_args``; the task itself where the profile sets no pretraining options for it."""
+    from agrpo.tasks import get_task
+
+    if name not in cfg.data.pretrain_task_args:
+        return profile_task(cfg, name)
+    return get_task(name, **{**cfg.data.task_args.get(name, {}), **cfg.data.pretrain_task_args[name]})
+
+
 def trained_tasks(cfg: ProfileConfig, method: str) -> list[str]:
     """The tasks a method has per-task runs on: ``methods.<m>.train_tasks``, or every task of ``data.tasks``."""
     return [t for t in cfg.data.tasks if t in cfg.methods[method].train_tasks] or list(cfg.data.tasks)
@@ -123,8 +133,8 @@ def eval_steps(cfg: ProfileConfig, gen_length: int) -> list[int]:
 
 # Keys added after work directories existed, with the value that reproduces the earlier behaviour: a rule's key
 # leaves them out at that value, so an earlier work directory's outputs keep their keys and are not rerun.
-ADDED_KEYS = {"rl_size": 0, "task_args": {}, "gen_lengths": [], "autocast": "none", "deterministic": False,
-              "report_dir": "", "claims_steps_divisor": 1}
+ADDED_KEYS = {"rl_size": 0, "task_args": {}, "pretrain_task_args": {}, "gen_lengths": [], "autocast": "none",
+              "deterministic": False, "report_dir": "", "claims_steps_divisor": 1}
 
 
 # rl keys added later (the rl section was keyed whole before them, so only these leave it at their defaults)
@@ -148,7 +158,8 @@ def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: 
         return _set_only({"task": task, "protocol": data["protocol"],
                           **{k: data[k] for k in ("train_size", "test_size", "seed", "rl_size")},
                           "sources": {k: v for k, v in data["sources"].items() if k.startswith(f"{task}/")},
-                          "task_args": data["task_args"].get(task, {})})
+                          "task_args": data["task_args"].get(task, {}),
+                          "pretrain_task_args": data["pretrain_task_args"].get(task, {})})
     if rule == "base":
         return {"model": d["model"], "pretrain": _set_only(d["pretrain"]), **task_def, **where}
     methods = {m: {**v, "sft": _set_only(v["sft"])} for m, v in d["methods"].items()}

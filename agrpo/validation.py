@@ -121,15 +121,22 @@ def validate(cfg: ProfileConfig) -> None:
 
 
 def validate_task_args(cfg: ProfileConfig) -> None:
-    """``data.task_args``: options of synthetic tasks of ``data.tasks`` that their constructors accept;
-    ``data.rl_size`` only where every task is synthetic."""
+    """``data.task_args`` and ``data.pretrain_task_args``: options of synthetic tasks of ``data.tasks`` that their
+    constructors accept (pretraining options merged over the task's); ``data.rl_size`` only where every task is
+    synthetic, and above 0 where pretraining options are set."""
     import inspect
 
     from agrpo.tasks import TASKS, get_task
     from agrpo.tasks.real import REAL_TASKS
 
-    for task, args in cfg.data.task_args.items():
-        key = f"data.task_args.{task}"
+    d = cfg.data
+    if d.pretrain_task_args and not d.rl_size:
+        raise ConfigError("data.pretrain_task_args: needs data.rl_size > 0 (with 0 the RL prompts are the "
+                          "pretraining examples themselves)")
+    options = [(f"data.task_args.{t}", t, a, a) for t, a in d.task_args.items()]
+    options += [(f"data.pretrain_task_args.{t}", t, a, {**d.task_args.get(t, {}), **a} if isinstance(a, dict) else a)
+                for t, a in d.pretrain_task_args.items()]
+    for key, task, args, merged in options:
         if task not in cfg.data.tasks:
             raise ConfigError(f"{key}: {task!r} is not a task of data.tasks ({', '.join(cfg.data.tasks)})")
         if task in REAL_TASKS:
@@ -141,7 +148,7 @@ def validate_task_args(cfg: ProfileConfig) -> None:
             if option not in known:
                 raise ConfigError(f"{key}.{option}: unknown option of {task} (known: {', '.join(known)})")
         try:
-            get_task(task, **args)
+            get_task(task, **merged)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{key}: {e}") from None
     real = [t for t in cfg.data.tasks if t in REAL_TASKS]

@@ -29,6 +29,37 @@ def test_rl_prompts_are_disjoint_from_the_pretraining_examples(tmp_path):
     assert {len(e["steps"]) for e in load_split(cfg.work_dir, "tiny_arith", "rl")} == {2, 3}  # task_args used
 
 
+@pytest.mark.parametrize("pretrain_blanks", [(6, 8), (10, 11)])  # apart from, and overlapping, the RL counts
+def test_pretraining_examples_drawn_with_their_own_task_options(tmp_path, pretrain_blanks):
+    """data.pretrain_task_args: the pretraining examples are easier puzzles than the RL prompts and test items,
+    which keep data.task_args; the three splits stay disjoint and full."""
+    lo, hi = pretrain_blanks
+    cfg = _cfg(tmp_path, train_size=120, rl_size=80, test_size=40,
+               task_args={"tiny_sudoku": {"min_blanks": 11, "max_blanks": 12}},
+               pretrain_task_args={"tiny_sudoku": {"min_blanks": lo, "max_blanks": hi}})
+    write_task_data(cfg, "tiny_sudoku")
+    splits = [load_split(cfg.work_dir, "tiny_sudoku", s) for s in ("train", "rl", "test")]
+    blanks = [{e["puzzle"].count("0") for e in split} for split in splits]
+    assert blanks[0] <= set(range(lo, hi + 1)) and blanks[1] <= {11, 12} and blanks[2] <= {11, 12}
+    assert len(blanks[0]) > 1 and blanks[1] == {11, 12}
+    ids = [{e["id"] for e in split} for split in splits]
+    assert tuple(map(len, ids)) == (120, 80, 40)
+    assert not ids[0] & ids[1] and not ids[0] & ids[2] and not ids[1] & ids[2]
+
+
+def test_without_pretrain_task_args_the_data_files_are_unchanged(tmp_path):
+    """A task absent from data.pretrain_task_args is drawn as before the key existed (the first train_size of one
+    draw), even when another task sets pretraining options."""
+    from agrpo.resolve import profile_task
+
+    cfg = _cfg(tmp_path, train_size=60, rl_size=30, test_size=10,
+               pretrain_task_args={"tiny_sudoku": {"min_blanks": 4, "max_blanks": 4}})
+    write_task_data(cfg, "tiny_arith")
+    drawn = profile_task(cfg, "tiny_arith").examples("train", 90, cfg.data.seed)
+    assert load_split(cfg.work_dir, "tiny_arith", "train") == drawn[:60]
+    assert load_split(cfg.work_dir, "tiny_arith", "rl") == drawn[60:]
+
+
 def test_without_rl_size_the_rl_prompts_are_the_pretraining_examples(tmp_path):
     cfg = _cfg(tmp_path, train_size=40, test_size=8)
     write_task_data(cfg, "tiny_countdown")
@@ -49,6 +80,15 @@ def test_too_many_rl_prompts_names_both_keys(tmp_path):
     ({("data", "task_args"): {"tiny_sudoku": {"max_blanks": 13}}}, r"data.task_args.tiny_sudoku: tiny_sudoku: need"),
     ({("data", "task_args"): {"tiny_arith": 3}}, r"data.task_args.tiny_arith: expected a mapping"),
     ({("data", "rl_size"): -1}, r"data.rl_size: must be >= 0"),
+    ({("data", "pretrain_task_args"): {"tiny_sudoku": {"max_blanks": 8}}},
+     r"data.pretrain_task_args: needs data.rl_size > 0"),
+    ({("data", "rl_size"): 10, ("data", "pretrain_task_args"): {"tiny_sudoku": {"blanks": 8}}},
+     r"data.pretrain_task_args.tiny_sudoku.blanks: unknown option of tiny_sudoku"),
+    ({("data", "rl_size"): 10, ("data", "task_args"): {"tiny_sudoku": {"min_blanks": 9, "max_blanks": 10}},
+      ("data", "pretrain_task_args"): {"tiny_sudoku": {"max_blanks": 8}}},   # merged: 9..8
+     r"data.pretrain_task_args.tiny_sudoku: tiny_sudoku: need 1 <= min_blanks <= max_blanks"),
+    ({("data", "rl_size"): 10, ("data", "pretrain_task_args"): {"gsm9k": {}}},
+     r"data.pretrain_task_args.gsm9k: 'gsm9k' is not a task of data.tasks"),
     ({("pretrain", "gen_lengths"): [40, 0]}, r"pretrain.gen_lengths: must be > 0, got 0"),
     ({("pretrain", "autocast"): "bfloat16"}, r"pretrain.autocast: bfloat16 autocast is for CUDA devices"),
 ])
