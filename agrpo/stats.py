@@ -147,3 +147,33 @@ def item_means(cells: Sequence[Mapping[Hashable, float]], names: Sequence[str] |
     for c, name in zip(cells[1:], names[1:]):
         same_ids(cells[0], c, names[0], name)
     return {i: math.fsum(c[i] for c in cells) / len(cells) for i in cells[0]}
+
+
+# ------------------------------------------------------------------------------------- trends
+
+def slope_ci(x: Sequence[float], y: Sequence[float], groups: Sequence[Hashable] | None = None,
+             confidence: float = 0.95) -> DiffCI:
+    """The least-squares slope b of y on x within groups (each run seed its own level: x and y centred per group),
+    b = Σ x̃ỹ / Σ x̃², with b ∓ z · √(σ̂² / Σ x̃²), σ̂² = Σ (ỹ − b x̃)² / (n − g − 1), as a ``DiffCI`` (``n`` points).
+    Approximate: it treats the points as independent, which successive rollout batches of one run only roughly
+    are. Fewer than g + 2 points, or no spread in x: the interval is (−∞, ∞) (slope NaN without spread)."""
+    _same_length(x=x, y=y)
+    groups = [0] * len(x) if groups is None else list(groups)
+    _same_length(x=x, groups=groups)
+    by: dict = {}
+    for gi, xi, yi in zip(groups, x, y):
+        by.setdefault(gi, []).append((float(xi), float(yi)))
+    xs, ys = [], []
+    for pts in by.values():
+        mx, my = math.fsum(p[0] for p in pts) / len(pts), math.fsum(p[1] for p in pts) / len(pts)
+        xs += [p[0] - mx for p in pts]
+        ys += [p[1] - my for p in pts]
+    sxx = math.fsum(a * a for a in xs)
+    if sxx == 0:
+        return DiffCI(math.nan, -math.inf, math.inf, len(xs))
+    b = math.fsum(a * c for a, c in zip(xs, ys)) / sxx
+    dof = len(xs) - len(by) - 1
+    if dof < 1:
+        return DiffCI(b, -math.inf, math.inf, len(xs))
+    half = _z(confidence) * math.sqrt(math.fsum((c - b * a) ** 2 for a, c in zip(xs, ys)) / dof / sxx)
+    return DiffCI(b, b - half, b + half, len(xs))

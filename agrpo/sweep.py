@@ -161,21 +161,37 @@ def plot_sweep(logs: pd.DataFrame) -> bytes:
     methods = list(dict.fromkeys(logs["method"])) or ["(none)"]
     tasks = task_columns(logs)
     rows = ["reward_mean"] + (tasks if len(tasks) > 1 else [])
+    rows += [c for c in logs.columns if c.startswith("eval_accuracy/")]  # rl.monitor_every: greedy test accuracy
     fig, axes = plt.subplots(len(rows), len(methods), figsize=(3.8 * len(methods), 2.9 * len(rows)), squeeze=False)
     for j, method in enumerate(methods):
         d = logs[logs["method"] == method]
         for i, col in enumerate(rows):
             ax = axes[i][j]
+            sparse = col.startswith("eval_accuracy/")  # measured every rl.monitor_every batches: not smoothed
             for lr, g in d.groupby("lr"):
                 mean = g.groupby("iteration")[col].mean().dropna()
-                ax.plot(mean.index, mean.rolling(10 if i else 5, min_periods=1).mean().values, label=f"lr {lr:g}",
-                        lw=1.2)
-            label = "reward (5-batch mean)" if not i else f"{col.split('/', 1)[1]} (10-batch mean)"
+                ax.plot(mean.index, mean.values if sparse else mean.rolling(10 if i else 5, min_periods=1).mean().values,
+                        label=f"lr {lr:g}", lw=1.2, marker="o" if sparse else None, ms=3)
+            label = ("reward (5-batch mean)" if not i else f"greedy accuracy: {col.split('/', 1)[1]}" if sparse
+                     else f"{col.split('/', 1)[1]} (10-batch mean)")
             ax.set(title=method if not i else "", xlabel="rollout batch", ylabel=label)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     fig.tight_layout()
     return png(fig)
+
+
+def trend_markdown(logs: pd.DataFrame) -> str:
+    """Each run's trend over the first and second half of its batches (``report.curves.trend_table``; a method at
+    one rate is one line, over its seeds): whether a longer budget would still have gained."""
+    from agrpo.report.curves import trend_table
+
+    rows = trend_table(logs.assign(method=[f"{m} {lr:g}" for m, lr in zip(logs["method"], logs["lr"])]))
+    if not rows:
+        return ""
+    return "\n".join(["", "## Trends", "", "Least-squares slope per 100 rollout batches over each half of the "
+                      "batches (seeds pooled, each its own level; 95% CI treating batches as independent, "
+                      "approximate).", "", *rows])
 
 
 def write_sweep_report(cfg: ProfileConfig, runs_dir: Path, out_dir: Path) -> pd.DataFrame:
@@ -193,6 +209,6 @@ def write_sweep_report(cfg: ProfileConfig, runs_dir: Path, out_dir: Path) -> pd.
     out_dir = Path(out_dir)
     atomic_write_bytes(out_dir / "sweep.csv", table.to_csv(index=False, lineterminator="\n").encode())
     atomic_write_bytes(out_dir / "sweep_curves.csv", logs.to_csv(index=False, lineterminator="\n").encode())
-    atomic_write_bytes(out_dir / "sweep.md", sweep_markdown(table, rl_prompts).encode())
+    atomic_write_bytes(out_dir / "sweep.md", (sweep_markdown(table, rl_prompts) + trend_markdown(logs)).encode())
     atomic_write_bytes(out_dir / "sweep.png", plot_sweep(logs))
     return table

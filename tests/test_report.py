@@ -594,6 +594,8 @@ def test_claims_csv_training_curves_and_metric_labels(cells, tmp_path):
     assert (tmp_path / "out/plots/training_curves.png").stat().st_size > 0
     md = (tmp_path / "out/report.md").read_text()
     assert "| agrpo | 1 | 10 | 1.150 | 1.950 | 10 |" in md  # seed 1: first 2 batches 1.1, 1.2; last 2 1.9, 2.0
+    assert "### Has training plateaued?" in md  # the per-task reward rises 0.2 a batch in every run, exactly
+    assert "| agrpo | reward, tiny_arith | +20.000 [+20.000, +20.000] | +20.000 [+20.000, +20.000] | still rising |" in md
     assert "tiny_sudoku: cells; puzzles" in md and "70.0 [" in md and "; 20.0 |" in md
     assert "share of blank cells filled correctly" in md
 

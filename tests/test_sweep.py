@@ -134,6 +134,10 @@ def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
     for c in plan["candidates"]:  # every candidate of the next lease's plan is a valid small profile
         cfg = load_config(root / "workflow/config/small.yaml", {**c, **plan["sweep"]})
         assert len(sweep_runs(cfg)) == 12 and cfg.data.rl_size == 2000 and cfg.pretrain.deterministic
+    plan_d = json.loads((root / "benchmarks/configs/small_headroom_plan_d.json").read_text())
+    cfgs = [load_config(root / "workflow/config/small.yaml", {**c, **plan_d["sweep"]}) for c in plan_d["candidates"]]
+    assert [len(sweep_runs(c)) for c in cfgs] == [6, 6] and cfgs[0].rl.iterations == 400
+    assert cfgs[0].data.pretrain_task_args == {"tiny_sudoku": {"min_blanks": 9, "max_blanks": 10}}
     mine = {"candidates": [{"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.test_size": 4,
                             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64,
                             "pretrain.steps": 1}], "methods": ["agrpo"]}
@@ -244,3 +248,17 @@ def test_a_candidate_whose_deterministic_pretraining_fails_is_pretrained_without
                                      ["agrpo"])
     assert "deterministic implementation" in c["pretrain"]["deterministic_error"]
     assert c["pretrain"]["deterministic"] is False and c["overrides"] == small
+
+
+def test_sweep_trends_per_method_and_rate():
+    """sweep.md's trend table: one line per method and rate, over its seeds."""
+    import pandas as pd
+
+    from agrpo.sweep import trend_markdown
+
+    rows = [{"method": "agrpo", "lr": lr, "run_seed": s, "iteration": i, "reward_mean": 0.1 + k * i}
+            for lr, k in ((1e-5, 0.01), (3e-6, 0.0)) for s in (0, 1) for i in range(1, 21)]
+    md = trend_markdown(pd.DataFrame(rows))
+    assert "## Trends" in md
+    assert "| agrpo 1e-05 | reward | +1.000 [+1.000, +1.000] | +1.000 [+1.000, +1.000] | still rising |" in md
+    assert "| agrpo 3e-06 | reward | +0.000 [+0.000, +0.000] |" in md

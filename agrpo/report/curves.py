@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from agrpo.report.cells import _methods  # noqa: E402
 from agrpo.report.plots import png  # noqa: E402
+from agrpo.stats import DiffCI, slope_ci  # noqa: E402
 
 METRICS = [("reward_mean", "reward (batch mean)"), ("kl", "KL to the reference (k3)"),
            ("clip_ratio", "clip fraction"), ("grad_norm", "grad norm (before clipping)"),
@@ -88,6 +89,58 @@ def curves_table(curves: pd.DataFrame, window: float = 0.2) -> list[str]:
         n = max(1, round(window * len(d)))
         lines.append(f"| {m} | {s} | {len(d)} | {d['reward_mean'].head(n).mean():.3f} | "
                      f"{d['reward_mean'].tail(n).mean():.3f} | {d['optimizer_steps'].max():g} |")
+    return lines + [""]
+
+
+def trend_reading(first: DiffCI, second: DiffCI) -> str:
+    """A series' shape from its slopes over the first and the second half of the batches (95% CIs)."""
+    if second.sign:
+        return "still rising" if second.sign > 0 else "falling"
+    return {1: "rose, then plateaued", -1: "fell, then flat", 0: "no detectable trend"}[first.sign]
+
+
+def trend_rows(curves: pd.DataFrame) -> list[dict]:
+    """Per method and series (the batch reward: task-balanced, the mean of each task's batch mean, and each task's,
+    where the logs have per-task columns; with rl.monitor_every each task's greedy test accuracy): the slope
+    per 100 rollout batches over the first and the second half of the method's batches, pooled over run seeds
+    with each seed its own level (``stats.slope_ci``), and ``trend_reading``'s verdict. "Plateaued" means no
+    detectable slope in the second half after a rise in the first: a statement about power as much as shape."""
+    rows, tasks = [], per_task_columns(curves)
+    rewards = [c for c in tasks if c.startswith("reward_mean/")]
+    if rewards:  # a batch's task mix moves the plain mean more than learning does: each task's mean, averaged
+        curves = curves.assign(reward_balanced=curves[rewards].mean(axis=1, skipna=True))
+    series = (["reward_balanced"] + rewards if rewards else ["reward_mean"]) + [
+        c for c in tasks if c.startswith("eval_accuracy/")]
+    for m, d in curves.groupby("method", sort=False):
+        half = d["iteration"].max() / 2
+        for col in series:
+            pts = d[["iteration", "run_seed", col]].dropna()
+            if len(pts) < 4:
+                continue
+            first, second = (slope_ci(p["iteration"], p[col], p["run_seed"])
+                             for p in (pts[pts["iteration"] <= half], pts[pts["iteration"] > half]))
+            rows.append({"method": m, "series": col, "first": first, "second": second,
+                         "reading": trend_reading(first, second)})
+    return rows
+
+
+def trend_table(curves: pd.DataFrame) -> list[str]:
+    """Markdown of ``trend_rows``: rewards in reward units, accuracies in points, per 100 rollout batches."""
+    rows = trend_rows(curves)
+    if not rows:
+        return []
+    lines = ["| method | series | slope per 100 batches, first half [95% CI] | second half | reading |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        scale, fmt = (100, "{:+.1f}") if r["series"].startswith("eval_accuracy/") else (1, "{:+.3f}")
+
+        def ci(c):
+            return f"{fmt.format(100 * scale * c.diff)} [{fmt.format(100 * scale * c.low)}, " \
+                   f"{fmt.format(100 * scale * c.high)}]"
+        kind, _, task = r["series"].partition("/")
+        label = {"reward_mean": f"reward, {task}" if task else "reward", "reward_balanced": "reward, task-balanced",
+                 "eval_accuracy": f"greedy accuracy, {task} (points)"}[kind]
+        lines.append(f"| {r['method']} | {label} | {ci(r['first'])} | {ci(r['second'])} | {r['reading']} |")
     return lines + [""]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from agrpo.report.curves import budget_table, curves_table
+from agrpo.report.curves import budget_table, curves_table, trend_table
 from agrpo.report.reproduction import reproduction_lines
 from agrpo.report.sweep import SweepSummary, sweep_section
 from agrpo.report.cells import _methods, ItemScores
@@ -128,11 +128,23 @@ def _curves_section(curves: pd.DataFrame | None) -> list[str]:
             "(reward, KL, clip fraction, gradient norm, zero-variance groups; mean over run seeds, band: their "
             "range). Reward at the start and the end of each run:", "", *curves_table(curves),
             "![training curves](plots/training_curves.png)", "",
+            *_trend_section(curves),
             "### Training budget per method", "",
             "Equal rollouts per method; the passes and seconds each method spent on them (per run, mean over run "
             "seeds). Passes are counted in sequences (one row through the network once; a rollout row takes one "
             "per denoising step). Forward-equivalents count a forward + backward as 3. Wall seconds are the run's, "
             "as its device recorded them (jobs that shared a device are slower).", "", *budget_table(curves)]
+
+
+def _trend_section(curves: pd.DataFrame) -> list[str]:
+    rows = trend_table(curves)
+    if not rows:
+        return []
+    return ["### Has training plateaued?", "",
+            "Least-squares slope per 100 rollout batches over the first and the second half of each method's batches, "
+            "pooled over run seeds (each seed its own level), with a 95% CI that treats batches as independent "
+            "(approximate). \"Plateaued\": a rise in the first half and no detectable slope in the second; no "
+            "detectable slope can also mean too few batches to see one.", "", *rows]
 
 
 def _paper_sections(paper: PaperTables | None) -> list[str]:
