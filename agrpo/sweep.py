@@ -184,14 +184,12 @@ def plot_sweep(logs: pd.DataFrame) -> bytes:
 def trend_markdown(logs: pd.DataFrame) -> str:
     """Each run's trend over the first and second half of its batches (``report.curves.trend_table``; a method at
     one rate is one line, over its seeds): whether a longer budget would still have gained."""
-    from agrpo.report.curves import trend_table
+    from agrpo.report.curves import TREND_METHOD, trend_table
 
     rows = trend_table(logs.assign(method=[f"{m} {lr:g}" for m, lr in zip(logs["method"], logs["lr"])]))
     if not rows:
         return ""
-    return "\n".join(["", "## Trends", "", "Least-squares slope per 100 rollout batches over each half of the "
-                      "batches (seeds pooled, each its own level; 95% CI treating batches as independent, "
-                      "approximate).", "", *rows])
+    return "\n".join(["", "## Trends", "", TREND_METHOD, "", *rows])
 
 
 def write_sweep_report(cfg: ProfileConfig, runs_dir: Path, out_dir: Path) -> pd.DataFrame:

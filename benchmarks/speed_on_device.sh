@@ -119,10 +119,11 @@ wait)
   # copies what has finished every 30 s too, so a command cut by the lease still brings back the saved batches
   [ -f $R/log.txt ] || { echo "no run on this machine ($R/log.txt missing): a fresh machine, start again"; exit 3; }
   end=$((SECONDS + ${2:?seconds})); mkdir -p "$OUT"
+  copy() { cp $R/*.json $R/*.txt $R/*.log $R/*.md $R/*.csv "$OUT"/ 2>/dev/null; }
   while [ $SECONDS -lt $end ] && ! grep -q "ALL DONE" $R/log.txt; do
-    sleep 5; [ $(((end - SECONDS) % 30)) -lt 5 ] && cp $R/*.json $R/*.txt "$OUT"/ 2>/dev/null
+    sleep 5; [ $(((end - SECONDS) % 30)) -lt 5 ] && copy
   done
   tail -c 6000 $R/log.txt
-  cp $R/*.json $R/*.txt $R/*.log $R/*.md $R/*.csv "$OUT"/ 2>/dev/null; ls -la "$OUT"
+  copy; ls -la "$OUT"
   ;;
 esac

@@ -124,6 +124,12 @@ def trend_rows(curves: pd.DataFrame) -> list[dict]:
     return rows
 
 
+TREND_METHOD = ("Least-squares slope per 100 rollout batches over the first and the second half of the batches, pooled "
+                "over run seeds (each seed its own level), with a 95% CI that treats batches as independent "
+                "(approximate). \"Plateaued\": a rise in the first half and no detectable slope in the second; no "
+                "detectable slope can also mean too few batches to see one.")
+
+
 def trend_table(curves: pd.DataFrame) -> list[str]:
     """Markdown of ``trend_rows``: rewards in reward units, accuracies in points, per 100 rollout batches."""
     rows = trend_rows(curves)

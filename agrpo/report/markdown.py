@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from agrpo.report.curves import budget_table, curves_table, trend_table
+from agrpo.report.curves import TREND_METHOD, budget_table, curves_table, trend_table
 from agrpo.report.reproduction import reproduction_lines
 from agrpo.report.sweep import SweepSummary, sweep_section
 from agrpo.report.cells import _methods, ItemScores
@@ -140,11 +140,7 @@ def _trend_section(curves: pd.DataFrame) -> list[str]:
     rows = trend_table(curves)
     if not rows:
         return []
-    return ["### Has training plateaued?", "",
-            "Least-squares slope per 100 rollout batches over the first and the second half of each method's batches, "
-            "pooled over run seeds (each seed its own level), with a 95% CI that treats batches as independent "
-            "(approximate). \"Plateaued\": a rise in the first half and no detectable slope in the second; no "
-            "detectable slope can also mean too few batches to see one.", "", *rows]
+    return ["### Has training plateaued?", "", TREND_METHOD, "", *rows]
 
 
 def _paper_sections(paper: PaperTables | None) -> list[str]:
