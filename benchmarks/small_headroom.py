@@ -71,9 +71,13 @@ def band_score(candidate: dict, band: tuple[float, float]) -> tuple[int, float]:
             -sum(max(band[0] - a, a - band[1], 0.0) for a in accs))
 
 
+ORDERS = ("method", "rate", "rate_desc")
+
+
 def ordered_runs(runs: list[str], order: str) -> list[str]:
     """The sweep's runs method by method (``method``) or rate by rate, each rate across every method before the
-    next (``rate``: a lease that ends early leaves every method with the same rates run)."""
+    next (``rate``: a lease that ends early leaves every method with the same rates run), lowest rate first or,
+    with ``rate_desc``, highest first."""
     if order == "method":
         return runs
     from agrpo.sweep import parse_run
@@ -81,7 +85,8 @@ def ordered_runs(runs: list[str], order: str) -> list[str]:
     parsed = {r: parse_run(r) for r in runs}
     rates = {m: sorted({lr for mm, lr, _ in parsed.values() if mm == m}) for m, _, _ in parsed.values()}
     # stable: methods keep their order within a rate
-    return sorted(runs, key=lambda r: (rates[parsed[r][0]].index(parsed[r][1]), parsed[r][2]))
+    rank = (lambda m, lr: -rates[m].index(lr)) if order == "rate_desc" else (lambda m, lr: rates[m].index(lr))
+    return sorted(runs, key=lambda r: (rank(parsed[r][0], parsed[r][1]), parsed[r][2]))
 
 
 def heldout_cells(cfg) -> list[tuple[str, int, int]]:
@@ -237,9 +242,9 @@ def main(argv=None) -> int:
     from agrpo.headroom import HEADROOM_BAND
 
     ap.add_argument("--band", type=float, nargs=2, default=HEADROOM_BAND, help="the test-accuracy band of a good base")
-    ap.add_argument("--order", choices=("method", "rate"), default="method",
-                    help="sweep runs method by method, or rate by rate across every method (the lowest rates "
-                    "first), so a cut-short lease leaves equal effort")
+    ap.add_argument("--order", choices=ORDERS, default="method",
+                    help="sweep runs method by method, or rate by rate across every method (rate: the lowest rates "
+                    "first; rate_desc: the highest first), so a cut-short lease leaves equal effort")
     ap.add_argument("--sweep-candidate", type=int, default=None, help="sweep from this candidate (0-based) "
                     "whatever the band says")
     ap.add_argument("--out", help="results JSON, rewritten after every candidate and sweep run")
@@ -257,6 +262,8 @@ def main(argv=None) -> int:
         a.sweep = a.sweep or (json.dumps(plan["sweep"]) if "sweep" in plan else None)
         a.methods = a.methods or plan.get("methods")
         a.order = plan.get("order", a.order)
+        if a.order not in ORDERS:
+            ap.error(f"{a.plan}: order {a.order!r} is not one of {', '.join(ORDERS)}")
     if not a.candidate or not a.out:
         ap.error("give --candidate (one or more) and --out, or --summarise")
     from agrpo.io import atomic_write_json

@@ -138,6 +138,8 @@ def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
     cfgs = [load_config(root / "workflow/config/small.yaml", {**c, **plan_d["sweep"]}) for c in plan_d["candidates"]]
     assert [len(sweep_runs(c)) for c in cfgs] == [6, 6] and cfgs[0].rl.iterations == 400
     assert cfgs[0].data.pretrain_task_args == {"tiny_sudoku": {"min_blanks": 9, "max_blanks": 10}}
+    plan_e = json.loads((root / "benchmarks/configs/small_headroom_plan_e.json").read_text())
+    assert plan_e["candidates"] == plan_d["candidates"][:1] and plan_e["order"] in small_headroom.ORDERS
     mine = {"candidates": [{"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.test_size": 4,
                             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64,
                             "pretrain.steps": 1}], "methods": ["agrpo"]}
@@ -193,6 +195,7 @@ def test_band_score_breaks_ties_by_distance_and_rate_order_spreads_methods():
     runs = ["agrpo-lr1e-05-seed0", "agrpo-lr3e-05-seed0", "diffu_grpo-lr1e-05-seed0", "diffu_grpo-lr3e-05-seed0"]
     assert ordered_runs(runs, "method") == runs
     assert ordered_runs(runs, "rate") == [runs[0], runs[2], runs[1], runs[3]]
+    assert ordered_runs(runs, "rate_desc") == [runs[1], runs[3], runs[0], runs[2]]
 
 
 def test_the_choice_is_task_balanced_not_swayed_by_the_batches_task_mix(tmp_path):
