@@ -17,7 +17,8 @@ log to the results file as it ends, with its final checkpoint's per-item test sc
 each eval length, at L/2 and L/8 steps (``test_scores``: the held-out check of the sweep's choice by training
 reward, and a first look at the 4×-fewer-steps drop). Summarise it where pandas is (sweep.md, sweep_test.md,
 calibration.md, curves and plot):
-``python benchmarks/small_headroom.py --summarise results.json --out-dir results/small/sweep``.
+``python benchmarks/small_headroom.py --summarise results.json --out-dir results/small/sweep``; several results
+files of one base model (leases that each ran part of a sweep) summarise as one sweep.
 CPU smoke: ``--config workflow/config/tiny.yaml --device cpu --items 8 --candidate '{"pretrain.steps": 20}'``.
 """
 
@@ -119,6 +120,29 @@ def heldout_scores(cfg, model_dir: Path) -> dict:
     return out
 
 
+def window_rewards(rows: list[dict], fraction: float) -> tuple[float, float]:
+    """(first, last) task-balanced training reward of one run's log over its first and last ``fraction`` of
+    batches, as ``agrpo.sweep.summarise`` computes it (the choice's criterion), without pandas: per window, the
+    mean over tasks of each task's mean over the batches that drew it (the mean batch reward without per-task
+    columns)."""
+    rows = [r for r in rows if "reward_mean" in r]
+    n = max(r["iteration"] for r in rows)
+    w = max(1, round(fraction * n))
+    tasks = sorted({k for r in rows for k in r if k.startswith("reward_mean/")})
+
+    def balanced(window):
+        if not tasks:
+            return sum(r["reward_mean"] for r in window) / len(window)
+        means = []
+        for t in tasks:
+            vals = [r[t] for r in window if r.get(t) is not None and r[t] == r[t]]  # NaN: the task not drawn
+            if vals:
+                means.append(sum(vals) / len(vals))
+        return sum(means) / len(means)
+
+    return (balanced([r for r in rows if r["iteration"] <= w]), balanced([r for r in rows if r["iteration"] > n - w]))
+
+
 def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str | None, out: dict, save,
               progress: bool, order: str = "method") -> None:
     from agrpo.config import load_config
@@ -144,22 +168,55 @@ def run_sweep(config: str, candidate: dict, extra: dict, work: Path, device: str
         rows = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
         seconds = round(time.time() - t0, 1)
         scores = heldout_scores(cfg, run_dir / f"step{sweep_iterations(cfg)}")
-        out["sweep"]["runs"][run] = {"seconds": seconds, "log": rows, "test_scores": scores}
-        print(f"{run}: {time.time() - t0:.0f} s, reward {rows[0]['reward_mean']:.3f} -> {rows[-1]['reward_mean']:.3f}",
-              flush=True)
+        first, last = window_rewards(rows, cfg.sweep.select_window)
+        out["sweep"]["runs"][run] = {"seconds": seconds, "log": rows, "test_scores": scores,
+                                     "reward_first": first, "reward_last": last}
+        print(f"{run}: {time.time() - t0:.0f} s, task-balanced reward over the first / last "
+              f"{cfg.sweep.select_window:.0%} of batches {first:.3f} -> {last:.3f} (the choice's criterion)", flush=True)
         save()
 
 
-def summarise(results: Path, config: str, out_dir: Path) -> None:
-    """Write the sweep of a results file as agrpo sweep-report does (needs pandas)."""
+def merge_results(paths: list[Path]) -> dict:
+    """One results dict from several files that each ran part of one sweep: the first file's calibration, every
+    file's sweep runs, and each method's rates united. Refused, naming the file: a different candidate, a
+    different base (its test scores differ), or a run that two files both hold."""
+    datas = [json.loads(p.read_text()) for p in paths]
+    merged = datas[0]
+    if len(datas) == 1 or "sweep" not in merged:
+        return merged
+    sweep = merged["sweep"]
+    rates = {m: set(v or []) for m, v in sweep["overrides"].get("sweep.learning_rates", {}).items()}
+    for path, data in zip(paths[1:], datas[1:]):
+        other = data.get("sweep")
+        if other is None:
+            raise SystemExit(f"{path}: no sweep to merge")
+        if other["candidate"] != sweep["candidate"]:
+            raise SystemExit(f"{path}: its sweep's candidate differs from {paths[0]}'s")
+        if other.get("base_test_scores") != sweep.get("base_test_scores"):
+            raise SystemExit(f"{path}: its base model's test scores differ from {paths[0]}'s (another base)")
+        both = sorted(set(other["runs"]) & set(sweep["runs"]))
+        if both:
+            raise SystemExit(f"{path}: run(s) {', '.join(both)} already in an earlier file")
+        sweep["runs"].update(other["runs"])
+        for m, v in other["overrides"].get("sweep.learning_rates", {}).items():
+            rates.setdefault(m, set()).update(v or [])
+        merged["git_sha"] = ", ".join(dict.fromkeys([merged.get("git_sha", "?"), data.get("git_sha", "?")]))
+    if rates:
+        sweep["overrides"]["sweep.learning_rates"] = {m: sorted(v) or None for m, v in rates.items()}
+    return merged
+
+
+def summarise(results: list[Path], config: str, out_dir: Path) -> None:
+    """Write the sweep of one results file, or of several merged (``merge_results``), as agrpo sweep-report does
+    (needs pandas)."""
     from agrpo.config import load_config
     from agrpo.sweep import write_sweep_report
 
-    data = json.loads(results.read_text())
+    data = merge_results(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "calibration.md").write_text(calibration_markdown(data))
     if "sweep" not in data:
-        print(f"{results}: no sweep; wrote {out_dir / 'calibration.md'}")
+        print(f"{results[0]}: no sweep; wrote {out_dir / 'calibration.md'}")
         return
     sweep = data["sweep"]
     runs = out_dir / "runs"
@@ -248,13 +305,14 @@ def main(argv=None) -> int:
     ap.add_argument("--sweep-candidate", type=int, default=None, help="sweep from this candidate (0-based) "
                     "whatever the band says")
     ap.add_argument("--out", help="results JSON, rewritten after every candidate and sweep run")
-    ap.add_argument("--summarise", default=None,
-                    help="a results JSON: write its calibration (and sweep, if any) report to --out-dir")
+    ap.add_argument("--summarise", nargs="+", default=None,
+                    help="a results JSON, or several of one sweep: write the calibration (and sweep, if any) report "
+                    "to --out-dir")
     ap.add_argument("--out-dir", default=None, help="with --summarise: the report's directory")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     if a.summarise:
-        summarise(Path(a.summarise), a.config, Path(a.out_dir or "sweep_report"))
+        summarise([Path(f) for f in a.summarise], a.config, Path(a.out_dir or "sweep_report"))
         return 0
     if a.plan:
         plan = json.loads(Path(a.plan).read_text())

@@ -140,6 +140,10 @@ def test_headroom_plan_file_and_the_committed_plan_loads(tmp_path):
     assert cfgs[0].data.pretrain_task_args == {"tiny_sudoku": {"min_blanks": 9, "max_blanks": 10}}
     plan_e = json.loads((root / "benchmarks/configs/small_headroom_plan_e.json").read_text())
     assert plan_e["candidates"] == plan_d["candidates"][:1] and plan_e["order"] in small_headroom.ORDERS
+    plan_f = json.loads((root / "benchmarks/configs/small_headroom_plan_f.json").read_text())
+    cfg_f = load_config(root / "workflow/config/small.yaml", {**plan_f["candidates"][0], **plan_f["sweep"]})
+    assert plan_f["candidates"] == plan_e["candidates"] and sweep_runs(cfg_f) == [
+        "diffu_grpo-lr3e-06-seed0", "wd1-lr3e-06-seed0"] and cfg_f.rl.iterations == 400
     mine = {"candidates": [{"data.tasks": ["tiny_arith"], "data.train_size": 20, "data.test_size": 4,
                             "model.d_model": 32, "model.n_layers": 1, "model.n_heads": 2, "model.d_ff": 64,
                             "pretrain.steps": 1}], "methods": ["agrpo"]}
@@ -265,3 +269,69 @@ def test_sweep_trends_per_method_and_rate():
     assert "## Trends" in md
     assert "| agrpo 1e-05 | reward | +1.000 [+1.000, +1.000] | +1.000 [+1.000, +1.000] | still rising |" in md
     assert "| agrpo 3e-06 | reward | +0.000 [+0.000, +0.000] |" in md
+
+
+def test_the_printed_window_rewards_are_the_choices_criterion(tmp_path):
+    """small_headroom.window_rewards (no pandas, printed on the GPU machine) equals agrpo.sweep.summarise's first
+    and last rewards on the committed plan_e logs, whose batches leave some tasks undrawn (NaN)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from agrpo.config import load_config
+    from agrpo.sweep import load_sweep, summarise
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    from small_headroom import window_rewards
+
+    runs = json.loads((root / "benchmarks/results/small_headroom_e_h200.json").read_text())["sweep"]["runs"]
+    for name, run in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in run["log"]))
+    cfg = load_config(root / "workflow/config/small.yaml")
+    table = summarise(cfg, load_sweep(tmp_path)).set_index(["method", "lr"])
+    for name, run in runs.items():
+        method, lr = name.split("-lr")[0], float(name.split("-lr")[1].split("-seed")[0])
+        first, last = window_rewards(run["log"], cfg.sweep.select_window)
+        assert abs(first - table.loc[(method, lr), "reward_first"]) < 1e-12
+        assert abs(last - table.loc[(method, lr), "reward_last"]) < 1e-12
+    assert len(runs) == 4
+
+
+def test_sweep_parts_from_several_leases_summarise_as_one(tmp_path):
+    """plan_e's results split into two files (as two leases write them) summarise to the same sweep as the whole;
+    a part from another base, or a run held twice, is refused naming the file."""
+    import copy
+    import json
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    from small_headroom import merge_results, summarise
+
+    whole = json.loads((root / "benchmarks/results/small_headroom_e_h200.json").read_text())
+    names = list(whole["sweep"]["runs"])
+    parts = [copy.deepcopy(whole), copy.deepcopy(whole)]
+    for part, keep in zip(parts, (names[:1], names[1:])):
+        part["sweep"]["runs"] = {n: whole["sweep"]["runs"][n] for n in keep}
+    parts[1]["candidates"] = []  # the second lease's calibration is not used
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    for f, part in zip(files, parts):
+        f.write_text(json.dumps(part))
+    (tmp_path / "whole.json").write_text(json.dumps(whole))
+    summarise([tmp_path / "whole.json"], str(root / "workflow/config/small.yaml"), tmp_path / "one")
+    summarise(files, str(root / "workflow/config/small.yaml"), tmp_path / "two")
+    for name in ("sweep.csv", "sweep_test.md", "calibration.md"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text(), name
+    other = copy.deepcopy(parts[1])
+    first = next(iter(other["sweep"]["base_test_scores"].values()))
+    first[next(iter(first))] = 1.0 - first[next(iter(first))]
+    (tmp_path / "c.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="c.json: its base model's test scores differ"):
+        merge_results([files[0], tmp_path / "c.json"])
+    with pytest.raises(SystemExit, match="already in an earlier file"):
+        merge_results([files[0], tmp_path / "whole.json"])
