@@ -192,6 +192,26 @@ def rule_key(cfg: ProfileConfig, rule: str, method: str | None = None, task: str
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
+def split_set_items(text: str) -> list[str]:
+    """``set=`` items: split at spaces and commas outside brackets, so ``rl.seeds=[1,2],rl.iterations=20`` is two
+    items (a list's commas stay in it); an unclosed or stray bracket is an error naming the text."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text + " "):
+        if ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth < 0:
+                raise ConfigError(f"--config set=...: unmatched {ch!r} in {text!r}")
+        elif depth == 0 and (ch == "," or ch.isspace()):
+            if text[start:i]:
+                items.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise ConfigError(f"--config set=...: unclosed bracket in {text!r}")
+    return items
+
+
 def cli_overrides(given: dict) -> dict:
     """Snakemake's ``--config`` entries as dotted overrides: ``key=value`` as Snakemake parsed it (numbers,
     booleans, strings); ``rl="{iterations: 20}"`` (YAML) merged into its section, its strings read as YAML
@@ -217,7 +237,7 @@ def cli_overrides(given: dict) -> dict:
     out = {}
     for key, value in given.items():
         if key == "set":
-            for item in str(value).replace(",", " ").split():
+            for item in split_set_items(str(value)):
                 name, sep, text = item.partition("=")
                 if not sep or not name:
                     raise ConfigError(f"--config set=...: expected space-separated key.path=value pairs, got {item!r}")

@@ -18,6 +18,8 @@
 # Unpack every part's files here, then `agrpo report` as above checks that the merged cells are the whole grid.
 # Several parts fit one lease when the later ones `resume` on the warm machine (issue 19's final runs: seed 0 in
 # 9 min 21 s with pretraining, seeds 1 and 2 in 5 min 44 s and 6 min 34 s; its files then hold every part so far).
+# CORES (default 16) is snakemake's --cores: with the profile's threads: 4, CORES/4 jobs share the GPU at a time
+# (CORES=32 for two seeds in one part: SNAKE_ARGS="--config set=rl.seeds=[1,2]").
 set -uo pipefail
 P=/tmp/proj
 CFG=workflow/config/small.yaml
@@ -53,9 +55,11 @@ progress() {
 }
 
 start_snakemake() {
-  cd $P && AGRPO_GIT_SHA=$1 setsid nohup snakemake --cores 16 --configfile $CFG --omit-from report \
-    --keep-going ${SNAKE_ARGS:-} > /tmp/smk.log 2>&1 < /dev/null &
-  echo $! > /tmp/smk.pid
+  # the PID file is written by the process that becomes snakemake (exec keeps the PID): `$!` of a background
+  # `setsid` is not it where setsid forks (a process-group leader), and `wait` then saw a live run as finished
+  cd $P && AGRPO_GIT_SHA=$1 setsid nohup bash -c 'echo $$ > /tmp/smk.pid; exec "$@"' _ \
+    snakemake --cores "${CORES:-16}" --configfile $CFG --omit-from report --keep-going ${SNAKE_ARGS:-} \
+    > /tmp/smk.log 2>&1 < /dev/null &
   sleep 20; progress
 }
 

@@ -350,3 +350,15 @@ def test_cli_overrides_from_snakemakes_config_entries():
     assert cfg.data.train_size == 70 and cfg.methods["agrpo"].learning_rate == 3e-5
     with pytest.raises(ConfigError, match="key.path=value pairs"):
         cli_overrides({"set": "rl.iterations"})
+
+
+def test_cli_overrides_set_keeps_a_lists_commas_and_names_a_bad_bracket():
+    from agrpo.resolve import cli_overrides
+
+    got = cli_overrides({"set": "rl.seeds=[1,2],methods.wd1.learning_rate=3.0e-6 eval.gen_lengths=[64, 128]"})
+    assert got == {"rl.seeds": [1, 2], "methods.wd1.learning_rate": 3e-6, "eval.gen_lengths": [64, 128]}
+    assert load_config(TINY, overrides={"rl.seeds": got["rl.seeds"]}).rl.seeds == [1, 2]
+    with pytest.raises(ConfigError, match=r"unclosed bracket in 'rl.seeds=\[1,2'"):
+        cli_overrides({"set": "rl.seeds=[1,2"})
+    with pytest.raises(ConfigError, match="unmatched"):
+        cli_overrides({"set": "rl.seeds=1,2]"})
