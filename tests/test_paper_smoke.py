@@ -16,10 +16,14 @@ from helpers import snakemake_lock
 from paper_smoke import SHARED, smoke_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)")
 
 RUNS = {"agrpo": {"agrpo": ["gsm8k_platinum", "countdown"], "diffu_grpo": ["math500", "sudoku_spg"]},
         "d1": {"d1": ["gsm8k", "sudoku"], "wd1": ["math500", "countdown"]}}
+
+
+# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
+pytestmark = [pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)"),
+              pytest.mark.xdist_group("test_paper_smoke")]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,10 @@ from helpers import minute_run, reduced_pipeline
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_reliability")
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
