@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--headroom", help="the base model's headroom JSON (agrpo headroom), reported first")
     s.add_argument("--sweep", help="a learning-rate sweep's summary directory to include (default: "
                    "sweep.report_dir; sweep.md and sweep.png from agrpo sweep-report)")
+    s.add_argument("--partial", action="store_true", help="report the cells there are when some of the profile's "
+                   "runs (methods x rl.seeds) have none, saying which at the top of report.md (without it: an error)")
     s = cmd("headroom", "what a model leaves RL to learn, per task", "Accuracy at the eval sampler on the RL "
             "prompts and the test items, and each method's rollout reward, pass@G and zero-variance groups "
             "(agrpo/headroom.py); writes --out as JSON and prints a table.")
@@ -220,19 +222,24 @@ def run(args) -> int:
 
         print(write_sweep_report(cfg, Path(args.runs), Path(args.out)).to_string(index=False))
     elif args.command == "report":
-        from agrpo.report import check_complete, load_cells, load_sweep_summary, write_report
+        from agrpo.report import (IncompleteCellError, check_complete, load_cells, load_sweep_summary, missing_runs,
+                                  write_report)
 
         where = args.sweep or cfg.sweep.report_dir
         sweep = load_sweep_summary(where, "--sweep" if args.sweep else "sweep.report_dir") if where else None
         df = load_cells([Path(c) for c in args.cells])
         check_complete(df)
+        missing = missing_runs(df, list(cfg.methods), cfg.rl.seeds)
+        if missing and not args.partial:
+            raise IncompleteCellError(f"no cells for the runs {', '.join(missing)} (the methods x rl.seeds of "
+                                      f"{args.config}): add the missing parts' cells, or pass --partial")
         out = Path(args.out or cfg.results_dir)
         runs = Path(args.runs) if args.runs else Path(cfg.work_dir) / "runs"
         write_report(df, out, Path(cfg.reference_csv) if cfg.reference_csv else None, cfg.profile,
                      published_dir=Path(cfg.published_dir) if cfg.published_dir else None,
                      runs_dir=runs if runs.is_dir() else None,
                      headroom=json.loads(Path(args.headroom).read_text()) if args.headroom else None,
-                     sweep=sweep, claims_divisor=cfg.eval.claims_steps_divisor)
+                     sweep=sweep, claims_divisor=cfg.eval.claims_steps_divisor, missing_runs=missing or None)
         print(f"report written to {out}")
     return 0
 

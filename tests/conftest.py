@@ -5,19 +5,13 @@ from agrpo.model.tiny import init_tiny
 from agrpo.model.tokenizer import CharTokenizer
 
 
-SNAKEMAKE_FILES = {"test_cli.py", "test_config.py", "test_paper_smoke.py", "test_regression.py", "test_reliability.py"}
+# the modules that run whole pipelines (minutes each) start first, so the other worker's short tests fill the time
+# beside them instead of one of them starting last
+FIRST = ("test_paper_smoke.py", "test_regression.py", "test_reliability.py", "test_learnability.py")
 
 
-@pytest.fixture(autouse=True)
-def _one_snakemake_test_at_a_time(request):
-    """The tests of files that start Snakemake hold ``helpers.snakemake_lock`` (pytest-xdist runs two workers)."""
-    if request.node.path.name not in SNAKEMAKE_FILES:
-        yield
-        return
-    from helpers import snakemake_lock
-
-    with snakemake_lock():
-        yield
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +32,10 @@ def tiny_model(tokenizer):
 
 @pytest.fixture(scope="session")
 def reduced_run(tmp_path_factory):
-    """One uninterrupted run of the reduced tiny pipeline, shared by the regression and the kill test:
+    """One uninterrupted run of the reduced tiny pipeline, shared by the regression tests:
     (directory, CompletedProcess)."""
-    from helpers import reduced_pipeline
-
-    from helpers import snakemake_lock
+    from helpers import reduced_pipeline, snakemake_lock
 
     tmp = tmp_path_factory.mktemp("reduced")
-    with snakemake_lock():
+    with snakemake_lock("tiny"):
         return tmp, reduced_pipeline(tmp)

@@ -14,29 +14,30 @@ G = 4
 DEFAULT_SAMPLER = SamplerConfig(gen_length=8, block_length=4, steps=4, remasking="random", temperature=0.8)
 
 
-_LOCK = {"depth": 0, "file": None}
+_LOCKS: dict = {}  # profile -> {"depth", "file"}
 
 
 @contextmanager
-def snakemake_lock():
-    """One Snakemake-running test at a time across the pytest-xdist workers (pyproject.toml: ``-n 2``): their
-    pipelines write the same logs/<profile>/ files and take Snakemake's locks in the checkout. An exclusive
-    ``flock`` on a file beside the checkout's .snakemake/, re-entrant within a process (a test inside its
-    fixture's lock)."""
+def snakemake_lock(profile: str):
+    """One real (not dry) Snakemake run of ``profile`` at a time across the pytest-xdist workers (pyproject.toml:
+    ``-n 2``): runs of one profile write the same logs/<profile>/ files, so Snakemake would refuse the second one's
+    locks in the checkout. Runs of different profiles, and dry runs (which take no locks), go at once. An
+    exclusive ``flock`` on a file beside the checkout's .snakemake/, re-entrant within a process."""
     import fcntl
 
-    if _LOCK["depth"] == 0:
+    lock = _LOCKS.setdefault(profile, {"depth": 0, "file": None})
+    if lock["depth"] == 0:
         ROOT.joinpath(".snakemake").mkdir(exist_ok=True)
-        _LOCK["file"] = open(ROOT / ".snakemake" / "tests.lock", "w")
-        fcntl.flock(_LOCK["file"], fcntl.LOCK_EX)
-    _LOCK["depth"] += 1
+        lock["file"] = open(ROOT / ".snakemake" / f"tests_{profile}.lock", "w")
+        fcntl.flock(lock["file"], fcntl.LOCK_EX)
+    lock["depth"] += 1
     try:
         yield
     finally:
-        _LOCK["depth"] -= 1
-        if _LOCK["depth"] == 0:
-            fcntl.flock(_LOCK["file"], fcntl.LOCK_UN)
-            _LOCK["file"].close()
+        lock["depth"] -= 1
+        if lock["depth"] == 0:
+            fcntl.flock(lock["file"], fcntl.LOCK_UN)
+            lock["file"].close()
 
 
 def make_batch(model, tokenizer, sampler=DEFAULT_SAMPLER, seed=0):

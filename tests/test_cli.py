@@ -227,3 +227,28 @@ def test_snakemake_configfile_means_that_file_alone_and_errors_name_file_and_lin
     (tmp_path / "dup.yaml").write_text((tmp_path / "mine.yaml").read_text() + "profile: again\n")
     bad = dry(tmp_path / "dup.yaml")
     assert bad.returncode != 0 and "dup.yaml:" in bad.stdout + bad.stderr and "duplicate key 'profile'" in bad.stdout + bad.stderr
+
+
+def test_report_refuses_a_grid_with_runs_missing_unless_partial_and_then_says_which(tmp_path, capsys):
+    """Cells merged from parts (one lease per RL seed) with a part left out: an error naming the runs, nothing
+    written; with --partial, the report and a line at its top naming them."""
+    from test_report import make_grid
+
+    cfg = tmp_path / "two_seeds.yaml"
+    cfg.write_text(f"extends: {ROOT}/workflow/config/tiny.yaml\nrl: {{seeds: [0, 1]}}\n"
+                   f"methods: {{d1: null, wd1: null}}\npublished_dir: ''\nwork_dir: {tmp_path}/w\n"
+                   f"reference_csv: {ROOT}/results/reference/paper_numbers.csv\n")
+    cells = make_grid(tmp_path / "cells", run_seeds=(0,))
+    out = tmp_path / "out"
+    assert main(["report", "--config", str(cfg), "--cells", str(cells), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no cells for the runs agrpo seed 1, diffu_grpo seed 1" in err and "rl.seeds" in err and str(cfg) in err
+    assert not out.exists()
+    assert main(["report", "--config", str(cfg), "--cells", str(cells), "--out", str(out), "--quiet",
+                 "--partial"]) == 0
+    md = (out / "report.md").read_text()
+    assert "**Partial grid:** the profile's runs agrpo seed 1, diffu_grpo seed 1 have no cells" in md
+    make_grid(tmp_path / "whole", run_seeds=(0, 1))
+    assert main(["report", "--config", str(cfg), "--cells", str(tmp_path / "whole"), "--out", str(tmp_path / "o2"),
+                 "--quiet"]) == 0
+    assert "Partial grid" not in (tmp_path / "o2" / "report.md").read_text()

@@ -30,10 +30,6 @@ def run(out: Path, processes: int) -> dict:
     return json.loads(out.read_text())
 
 
-# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_distributed_llada")
-
-
 @pytest.fixture(scope="module")
 def one_and_two(tmp_path_factory):
     d = tmp_path_factory.mktemp("ddp")

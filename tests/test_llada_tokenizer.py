@@ -16,9 +16,7 @@ SOURCES = {"gsm8k": DATA / "gsm8k/test.jsonl", "math500": DATA / "math500/test.j
            "countdown": DATA / "countdown/cd3_test.jsonl", "sudoku": DATA / "sudoku/4x4_test.csv"}
 
 
-# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
-pytestmark = [pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)"),
-              pytest.mark.xdist_group("test_llada_tokenizer")]
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)")
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,6 @@ from agrpo.sampling import SamplerConfig
 from agrpo.tasks import get_task
 
 
-# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_lmeval")
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lmeval")

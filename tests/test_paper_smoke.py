@@ -21,9 +21,7 @@ RUNS = {"agrpo": {"agrpo": ["gsm8k_platinum", "countdown"], "diffu_grpo": ["math
         "d1": {"d1": ["gsm8k", "sudoku"], "wd1": ["math500", "countdown"]}}
 
 
-# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
-pytestmark = [pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)"),
-              pytest.mark.xdist_group("test_paper_smoke")]
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)")
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +30,13 @@ def smoke(tmp_path_factory):
     profiles = smoke_profiles(tmp)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     done = {}
-    with snakemake_lock():
+    # --nolock: this run may overlap the tiny pipeline tests' in the checkout (other logs/ and outputs), and a
+    # Snakemake run that ends removes the checkout's whole .snakemake/locks, another run's lock files with it
+    with snakemake_lock("paper_smoke"):  # its two profiles (logs/paper_smoke, logs/paper_d1_smoke) in turn
         for protocol, profile in profiles.items():  # one after the other: at once they contend for the CI cores
-            done[protocol] = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--configfile",
-                                             str(profile)], cwd=ROOT, env=env, capture_output=True, text=True,
-                                            timeout=900)
+            done[protocol] = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--nolock",
+                                             "--configfile", str(profile)], cwd=ROOT, env=env, capture_output=True,
+                                            text=True, timeout=900)
     return tmp, done
 
 

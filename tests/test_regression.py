@@ -21,10 +21,6 @@ from helpers import reduced_pipeline
 
 
 ROOT = Path(__file__).resolve().parent.parent
-# both tests read one session fixture (reduced_run): one worker, or each xdist worker builds it again (~3 min)
-pytestmark = pytest.mark.xdist_group("reduced_run")
-
-
 def cpu_fingerprint() -> str:
     """vendor-family-model-ISA of this CPU, e.g. ``AuthenticAMD-23-49-AVX2``: what decides the kernels' rounding."""
     import torch

@@ -7,14 +7,10 @@ from pathlib import Path
 import pytest
 
 from agrpo.rl import resume, trainer
-from helpers import minute_run, reduced_pipeline
+from helpers import minute_run, reduced_pipeline, snakemake_lock
 
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_reliability")
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +102,11 @@ def test_pipeline_killed_during_training_eval_and_aggregation_finishes_identical
     its jobs while training (a resume state exists), while evaluating (some cells written) and while aggregating
     (the report job started), each time rerun (`--unlock`, then `--rerun-incomplete`), ends with a summary.csv
     whose accuracies equal an uninterrupted run's exactly."""
+    with snakemake_lock("tiny"):  # logs/tiny is the reduced pipeline's too
+        _killed_and_rerun_equals_whole(tmp_path)
+
+
+def _killed_and_rerun_equals_whole(tmp_path):
     import pandas as pd
 
     whole_dir = tmp_path / "whole"

@@ -12,10 +12,6 @@ from helpers import minute_run
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# the module fixture below is built once per xdist worker: its tests stay on one (--dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_train_eval")
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")

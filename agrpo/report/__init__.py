@@ -21,7 +21,7 @@ import pandas as pd
 
 from agrpo.io import atomic_write_bytes
 from agrpo.report.cells import (FIRST_COLUMNS, IncompleteCellError, ItemScores, check_complete, item_score_table,
-                                load_cells, summary_table)
+                                load_cells, missing_runs, summary_table)
 from agrpo.report.claims import claim_comparisons, claims_table, load_reference
 from agrpo.report.curves import load_train_logs, plot_curves
 from agrpo.report.markdown import render_markdown
@@ -32,13 +32,13 @@ from agrpo.report.sweep import SweepSummary, load_sweep_summary
 from agrpo.report.tables import acceleration_rows, last_checkpoints, standard_sampler, training_curves
 
 __all__ = ["FIRST_COLUMNS", "IncompleteCellError", "acceleration_rows", "check_complete", "load_cells",
-           "load_sweep_summary", "write_report"]
+           "load_sweep_summary", "missing_runs", "write_report"]
 
 
 def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
                  title: str | None = None, published_dir: Path | None = None, runs_dir: Path | None = None,
                  headroom: dict | None = None, sweep: SweepSummary | None = None,
-                 claims_divisor: int = 1) -> None:
+                 claims_divisor: int = 1, missing_runs: list[str] | None = None) -> None:
     """Write summary.csv, report.md, claims.csv (Table 4), plots/acc_vs_{steps,flops,train_step}.png and
     item_scores.csv.gz (the per-item scores of cells with generations; gzip without a timestamp: identical cells,
     identical bytes with the same zlib) under `out_dir`, atomically; with `runs_dir`, also training_curves.csv and
@@ -50,7 +50,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     report.md opens with the reproduction check against it; with `headroom` (agrpo.headroom's result for the base
     model) its table follows the claims; with `sweep` (report.sweep.load_sweep_summary) the learning-rate sweep's
     table and curves (plots/sweep.png) follow the training curves. `claims_divisor` (eval.claims_steps_divisor):
-    Tables 3 and 4 answer the claims at steps L/d and compare them with L/4d.
+    Tables 3 and 4 answer the claims at steps L/d and compare them with L/4d. `missing_runs` (cells.missing_runs):
+    a partial grid's absent runs, stated at the top of report.md.
     """
     if df.empty:
         raise ValueError("no cells to report")
@@ -64,7 +65,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     comps = claim_comparisons(standard_sampler(df), scores, claims_divisor)
     paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
     md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom, sweep,
-                              claims_divisor)
+                              claims_divisor, missing_runs)
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),

@@ -117,6 +117,13 @@ def check_complete(df: pd.DataFrame) -> None:
         raise IncompleteCellError(f"duplicate cell {_cell_name(first)}: {files}")
 
 
+def missing_runs(df: pd.DataFrame, methods, seeds) -> list[str]:
+    """The profile's RL runs (every method × ``rl.seeds``, as the pipeline plans them) that have no cell, as
+    ``"<method> seed <s>"``: cells merged from parts (one lease per RL seed) with a part left out."""
+    have = {(str(m), int(s)) for m, s in zip(df["method"], df["run_seed"]) if pd.notna(s)}
+    return [f"{m} seed {s}" for m in methods for s in seeds if (m, int(s)) not in have]
+
+
 def _method_rank(m: str) -> tuple[int, str]:
     return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m)
 

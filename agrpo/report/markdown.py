@@ -189,18 +189,22 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
                     scores: ItemScores | None = None, published: dict | None = None,
                     curves: pd.DataFrame | None = None, comps: list | None = None,
                     paper: PaperTables | None = None, headroom: dict | None = None,
-                    sweep: SweepSummary | None = None, divisor: int = 1) -> str:
+                    sweep: SweepSummary | None = None, divisor: int = 1,
+                    missing_runs: list[str] | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
     the comparison with a published copy, when there is one). `paper`: Tables P1 and P2, computed here when None
     and the cells are in the papers' layout (paper_tables). `divisor`: eval.claims_steps_divisor, the steps L/d at
-    which Tables 3 and 4 answer the claims."""
+    which Tables 3 and 4 answer the claims. `missing_runs`: the profile's runs without cells (a partial grid,
+    `agrpo report --partial`), stated under the provenance."""
     scores = scores or ItemScores()
     last = last_checkpoints(df)
     std = standard_sampler(df)
     comps = claim_comparisons(std, scores, divisor) if comps is None else comps
     paper = paper_tables(df, ref, scores) if paper is None else paper
+    partial = ([f"**Partial grid:** the profile's runs {', '.join(missing_runs)} have no cells; every table and "
+                "claim below is over the runs that do.", ""] if missing_runs else [])
     lines = [f"# {title or f'AGRPO and its baselines — {profile} profile'}", "", _provenance(df, profile), "",
-             *reproduction_lines(published),
+             *partial, *reproduction_lines(published),
              "## The claims, answered at this scale", "",
              "Generated from Table 4 (95% CIs paired over test items; about 1 in 20 comparisons without a real "
              "difference still excludes 0); every row of it is also in `claims.csv`.", "",

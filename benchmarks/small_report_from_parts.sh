@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The small profile's report from the packed parts of its final runs (benchmarks/results/small_final_parts: what
+# small_on_device.sh packed per lease), here on CPU:
+#   bash benchmarks/small_report_from_parts.sh [out: results/small] [parts: benchmarks/results/small_final_parts] \
+#     [more `agrpo report` arguments, e.g. --partial]
+# Unpacks every part into a fresh work/small and logs/small (a base cell packed by two parts is the same cell: the
+# base is rebuilt deterministically), then `agrpo report`, which refuses merged cells that miss a run (a method x
+# rl.seeds of small.yaml), naming it, unless --partial. With out = results/published/small it writes the committed copy, compared with
+# nothing (published_dir: "": a report checked against itself says nothing).
+set -euo pipefail
+OUT=${1:-results/small}
+PARTS=${2:-benchmarks/results/small_final_parts}
+shift $(( $# < 2 ? $# : 2 ))
+ls "$PARTS"/*.tgz > /dev/null || { echo "no parts (*.tgz) in $PARTS"; exit 1; }
+for d in work/small logs/small; do
+  [ -e $d ] && { echo "$d exists: move it away first (this script unpacks into fresh ones)"; exit 1; }
+done
+for f in "$PARTS"/*.tgz; do tar xzf "$f"; done
+CFG=workflow/config/small.yaml
+if [ "$OUT" = results/published/small ]; then
+  CFG=$(mktemp --suffix .yaml)
+  printf 'extends: %s/workflow/config/small.yaml\npublished_dir: ""\n' "$PWD" > "$CFG"
+fi
+agrpo report --config "$CFG" --cells work/small/eval --out "$OUT" --headroom work/small/headroom/base.json "$@"
