@@ -5,9 +5,10 @@ from agrpo.model.tiny import init_tiny
 from agrpo.model.tokenizer import CharTokenizer
 
 
-# the modules that run whole pipelines (minutes each) start first, so the other worker's short tests fill the time
-# beside them instead of one of them starting last
-FIRST = ("test_paper_smoke.py", "test_regression.py", "test_reliability.py", "test_learnability.py")
+# the modules that take minutes start first (pyproject.toml: --no-loadscope-reorder keeps this order), so the short
+# tests fill the time beside them instead of one of them starting last; xdist hands the first two to the two
+# workers and then one more each, so the two that take the "tiny" lock (regression, reliability) share a worker
+FIRST = ("test_paper_smoke.py", "test_regression.py", "test_learnability.py", "test_reliability.py")
 
 
 def pytest_collection_modifyitems(items):
