@@ -239,7 +239,7 @@ def run(args) -> int:
                      published_dir=Path(cfg.published_dir) if cfg.published_dir else None,
                      runs_dir=runs if runs.is_dir() else None,
                      headroom=json.loads(Path(args.headroom).read_text()) if args.headroom else None,
-                     sweep=sweep, claims_divisor=cfg.eval.claims_steps_divisor, missing_runs=missing or None)
+                     sweep=sweep, claims_divisor=cfg.eval.claims_steps_divisor, missing_runs=missing)
         print(f"report written to {out}")
     return 0
 

@@ -14,8 +14,6 @@ from agrpo.tasks import get_task
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SOURCES = {"gsm8k": DATA / "gsm8k/test.jsonl", "math500": DATA / "math500/test.jsonl",
            "countdown": DATA / "countdown/cd3_test.jsonl", "sudoku": DATA / "sudoku/4x4_test.csv"}
-
-
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)")
 
 

@@ -12,16 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import snakemake_lock
 from paper_smoke import SHARED, smoke_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)")
 
 RUNS = {"agrpo": {"agrpo": ["gsm8k_platinum", "countdown"], "diffu_grpo": ["math500", "sudoku_spg"]},
         "d1": {"d1": ["gsm8k", "sudoku"], "wd1": ["math500", "countdown"]}}
-
-
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data beside the checkout (CI has it)")
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +27,13 @@ def smoke(tmp_path_factory):
     profiles = smoke_profiles(tmp)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     done = {}
-    # --nolock: this run may overlap the tiny pipeline tests' in the checkout (other logs/ and outputs), and a
-    # Snakemake run that ends removes the checkout's whole .snakemake/locks, another run's lock files with it
-    with snakemake_lock("paper_smoke"):  # its two profiles (logs/paper_smoke, logs/paper_d1_smoke) in turn
-        for protocol, profile in profiles.items():  # one after the other: at once they contend for the CI cores
-            done[protocol] = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--nolock",
-                                             "--configfile", str(profile)], cwd=ROOT, env=env, capture_output=True,
-                                            text=True, timeout=900)
+    # no helpers.snakemake_lock: no other test runs these profiles (logs/paper_smoke, logs/paper_d1_smoke), so this
+    # may overlap the tiny pipeline tests' runs; --nolock, because a Snakemake run that ends removes the checkout's
+    # whole .snakemake/locks, another run's lock files with it
+    for protocol, profile in profiles.items():  # one after the other: at once they contend for the CI cores
+        done[protocol] = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "all", "-p", "--nolock",
+                                         "--configfile", str(profile)], cwd=ROOT, env=env, capture_output=True,
+                                        text=True, timeout=900)
     return tmp, done
 
 

@@ -21,6 +21,8 @@ from helpers import reduced_pipeline
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
 def cpu_fingerprint() -> str:
     """vendor-family-model-ISA of this CPU, e.g. ``AuthenticAMD-23-49-AVX2``: what decides the kernels' rounding."""
     import torch
