@@ -16,10 +16,10 @@
 # PART=seed1 runs the runs of one RL seed (and the base and SFT models they start from) and tags the packed files
 # with PART; with pretrain.deterministic every part rebuilds the same base (its summary's weights_sha256 says so).
 # Unpack every part's files here, then `agrpo report` as above checks that the merged cells are the whole grid.
-# Several parts fit one lease when the later ones `resume` on the warm machine (issue 19's final runs: seed 0 in
-# 9 min 21 s with pretraining, seeds 1 and 2 in 5 min 44 s and 6 min 34 s; its files then hold every part so far).
-# CORES (default 16) is snakemake's --cores: with the profile's threads: 4, CORES/4 jobs share the GPU at a time
-# (CORES=32 for two seeds in one part: SNAKE_ARGS="--config set=rl.seeds=[1,2]").
+# Several parts fit one lease when the later ones `resume` on the warm machine (its files then hold every part so
+# far). CORES (default 16) is snakemake's --cores: with the profile's threads: 4, CORES/4 jobs share the GPU at a
+# time (CORES=32 for two seeds in one part: SNAKE_ARGS="--config set=rl.seeds=[1,2]"; issue 19's final runs at 400
+# batches on an H200: seed 0 with pretraining 11 min 37 s, seeds 1 and 2 together 18 min 09 s).
 set -uo pipefail
 P=/tmp/proj
 CFG=workflow/config/small.yaml
@@ -69,7 +69,8 @@ start)
   mkdir -p /tmp/bin
   printf '#!/bin/sh\nexec python3 -m agrpo.cli "$@"\n' > /tmp/bin/agrpo && chmod +x /tmp/bin/agrpo
   # MPS lets the concurrent jobs' kernels share the GPU instead of time-slicing; off again if a client cannot start
-  if command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d; then
+  # (the daemon's output to a file: one that held the caller's stdout kept a piped `start | tail` waiting)
+  if command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d > /tmp/mps.log 2>&1 < /dev/null; then
     timeout 60 python3 -c "import torch; torch.ones(1, device='cuda').sum().item(); print('MPS on')" \
       || { echo quit | nvidia-cuda-mps-control; echo "MPS off"; }
   else
