@@ -5,8 +5,9 @@ number is reproduced exactly. Across CPU micro-architectures float reduction ord
 cell's accuracy may differ from the expectation by at most one item (1/n), and the pretraining loss by 1e-4
 relative; the RL losses of every update (which exercise both objectives) by 1e-3 relative. Two CPUs can differ by
 more (an AMD Zen 2 AVX2 machine and the machine behind ``expected.json`` differ by 2.5 items in one cell and in
-AGRPO's loss from the first update): a CPU with its own ``expected_<cpu>.json`` (``cpu_fingerprint``) is compared
-with that file, any other with ``expected.json``. Regenerate the file of the CPU at hand with
+AGRPO's loss from the first update): a CPU with its own ``expected_<cpu>.json`` (``cpu_fingerprint``), or whose
+vendor and ISA have one (``expected_<vendor>-<ISA>.json``), is compared with that file, any other with
+``expected.json``. Regenerate the file of the CPU at hand with
 ``AGRPO_UPDATE_REGRESSION=1 pytest tests/test_regression.py``.
 """
 
@@ -37,8 +38,16 @@ def cpu_fingerprint() -> str:
 
 
 def expected_file() -> Path:
-    own = ROOT / f"tests/regression/expected_{cpu_fingerprint()}.json"
-    return own if own.exists() or os.environ.get("AGRPO_UPDATE_REGRESSION") else ROOT / "tests/regression/expected.json"
+    """This CPU's own file (``expected_<vendor>-<family>-<model>-<ISA>.json``), else its vendor and ISA's
+    (``expected_<vendor>-<ISA>.json``: the CPUs of one vendor and ISA seen so far agree exactly), else
+    ``expected.json``; regenerating writes the existing one of these, or this CPU's own."""
+    vendor, *_, isa = cpu_fingerprint().split("-")
+    d = ROOT / "tests/regression"
+    own, family = d / f"expected_{cpu_fingerprint()}.json", d / f"expected_{vendor}-{isa}.json"
+    for f in (own, family):
+        if f.exists():
+            return f
+    return own if os.environ.get("AGRPO_UPDATE_REGRESSION") else d / "expected.json"
 
 
 @pytest.mark.slow
