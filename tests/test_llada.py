@@ -213,3 +213,25 @@ def test_llada_base_rule_links_the_checkpoint(tmp_path):
     assert (tmp_path / "base/config.json").is_symlink() and (tmp_path / "base/model.safetensors.index.json").exists()
     model = load_model(tmp_path / "base")
     assert model.config.d_model == CFG["d_model"] and model.tokenizer is not None
+
+
+def test_llada_loads_without_importing_dynamo_and_leaves_nn_init_as_it_was(tmp_path):
+    """Building on the meta device skips nn.init (its meta path imports torch._dynamo, ~2 s a process) and puts the
+    initialisers back, also when the build fails."""
+    import subprocess
+    import sys
+
+    write_checkpoint(tmp_path / "ckpt", tokenizer=False)
+    code = ("import sys, torch; from agrpo.model.llada import load_llada; "
+            f"m = load_llada({str(tmp_path / 'ckpt')!r}, with_tokenizer=False); "
+            "print('torch._dynamo' in sys.modules, torch.nn.init.normal_.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "torch.nn.init"]
+    from agrpo.model import llada
+
+    real = torch.nn.init.kaiming_uniform_
+    with pytest.raises(ZeroDivisionError):
+        with llada._initialisers_skipped():
+            assert torch.nn.init.kaiming_uniform_ is not real
+            1 / 0
+    assert torch.nn.init.kaiming_uniform_ is real

@@ -20,6 +20,7 @@ pickle checkpoints and remote code are refused.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -240,6 +241,30 @@ def _weight_files(d: Path) -> list[Path]:
     raise FileNotFoundError(f"{d}: no model.safetensors or shards")
 
 
+@contextmanager
+def _initialisers_skipped():
+    """torch.nn.init's in-place initialisers (``normal_``, ``kaiming_uniform_``, ...) as no-ops, while a model is
+    built on the meta device: on meta tensors they run through torch._refs, whose first call imports torch._dynamo
+    (about 2 s of each process on a CPU), and the values they would write do not exist there."""
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_") and callable(getattr(nn.init, n))]
+    saved = {n: getattr(nn.init, n) for n in names}
+    try:
+        for n in names:
+            setattr(nn.init, n, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(nn.init, n, f)
+
+
+def empty_llada(config: LLaDAConfig, dtype: torch.dtype | None = None) -> LLaDA:
+    """LLaDA with its parameters on the meta device (shapes, no memory, no values), in ``dtype`` if given: the
+    weights are loaded or written next (``to_empty`` allocates them)."""
+    with torch.device("meta"), _initialisers_skipped():
+        model = LLaDA(config)
+    return model if dtype is None else model.to(dtype)
+
+
 def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: str = "cpu",
                with_tokenizer: bool = True) -> LLaDA:
     """Build LLaDA from config.json and load the safetensors weights strictly (every official key, nothing else).
@@ -252,8 +277,7 @@ def load_llada(name_or_path: str, dtype: torch.dtype = torch.float32, device: st
     device = "cpu" if dev.type == "cpu" else str(dev)  # safetensors wants "cuda:0" or "cpu" (not "cpu:0")
     d = resolve_checkpoint(name_or_path)
     config = LLaDAConfig.from_json(d / "config.json")
-    with torch.device("meta"):
-        model = LLaDA(config)
+    model = empty_llada(config)
     state = {}
     for f in _weight_files(d):
         state.update(load_file(str(f), device=device))

@@ -52,7 +52,7 @@ def write_random_llada(directory: str | Path, texts, *, d_model: int = 64, n_lay
     ``model_vocab_size``: embedding rows beyond the tokenizer's (LLaDA-8B: 126,464; ids the tokenizer lacks decode
     to nothing). ``init_device``: build the weights there in ``dtype`` (an 8B model on a GPU in seconds) instead of
     in float32 on the CPU from the global seed."""
-    from agrpo.model.llada import LLaDA, LLaDAConfig
+    from agrpo.model.llada import LLaDA, LLaDAConfig, empty_llada
 
     d = Path(directory)
     ids = train_bpe_tokenizer(texts, d, vocab_size)
@@ -64,9 +64,7 @@ def write_random_llada(directory: str | Path, texts, *, d_model: int = 64, n_lay
         torch.manual_seed(seed)
         model, g = LLaDA(config), None
     else:
-        with torch.device("meta"):
-            model = LLaDA(config).to(dtype)
-        model = model.to_empty(device=init_device)  # allocated in dtype (8B: 16 GB, not 32)
+        model = empty_llada(config, dtype).to_empty(device=init_device)  # allocated in dtype (8B: 16 GB, not 32)
         g = torch.Generator(init_device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
