@@ -80,3 +80,33 @@ def test_a_tokenizer_without_the_mask_token_is_refused_naming_the_directory(chec
         f.write_text(f.read_text().replace("<|mdm_mask|>", "<|mask|>"))
     with pytest.raises(ValueError, match=rf"{missing}: .*the tokenizer files have no such token"):
         load_llada(str(missing))
+
+
+def test_load_tokenizer_is_what_autotokenizer_loads(checkpoint, tmp_path):
+    """The direct load (tokenizer_config.json names PreTrainedTokenizerFast) gives AutoTokenizer's tokenizer: class,
+    vocabulary, special tokens, chat template and encodings; another class or an auto_map goes through
+    AutoTokenizer itself."""
+    import json
+    import shutil
+    from unittest import mock
+
+    import transformers
+
+    from agrpo.model.llada import load_tokenizer
+
+    ours = load_tokenizer(Path(checkpoint))
+    auto = transformers.AutoTokenizer.from_pretrained(str(checkpoint), trust_remote_code=False)
+    assert type(ours) is type(auto) and ours.get_vocab() == auto.get_vocab()
+    assert ours.special_tokens_map == auto.special_tokens_map and ours.chat_template == auto.chat_template
+    messages = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is 12 + 30?"}]
+    text = ours.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert text == auto.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = ours(text)["input_ids"]
+    assert ids == auto(text)["input_ids"] and ours.decode(ids) == auto.decode(ids)
+    other = tmp_path / "other"
+    shutil.copytree(checkpoint, other)
+    tc = json.loads((other / "tokenizer_config.json").read_text())
+    (other / "tokenizer_config.json").write_text(json.dumps({**tc, "auto_map": {"AutoTokenizer": ["x.Tok", None]}}))
+    with mock.patch.object(transformers.AutoTokenizer, "from_pretrained", return_value="auto") as via_auto:
+        assert load_tokenizer(other) == "auto"
+    via_auto.assert_called_once_with(str(other), trust_remote_code=False)

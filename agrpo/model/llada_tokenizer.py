@@ -1,6 +1,6 @@
 """A LLaDA-layout tokenizer trained here: byte-level BPE on local text, LLaDA-8B-Instruct's special tokens and
 chat template, saved as ``tokenizer.json`` + ``tokenizer_config.json`` + ``special_tokens_map.json`` — what
-``load_llada`` reads through ``transformers.AutoTokenizer``.
+``load_llada`` reads as ``transformers.AutoTokenizer`` does (``load_tokenizer``).
 
 No hub is reachable here, so the paper profile's code paths (chat-template prompts, special tokens, answer
 extraction on decoded text) run on random LLaDA-architecture checkpoints that carry such a tokenizer
