@@ -84,7 +84,7 @@ def test_a_tokenizer_without_the_mask_token_is_refused_naming_the_directory(chec
 
 def test_load_tokenizer_is_what_autotokenizer_loads(checkpoint, tmp_path):
     """The direct load (tokenizer_config.json names PreTrainedTokenizerFast) gives AutoTokenizer's tokenizer: class,
-    vocabulary, special tokens, chat template and encodings; another class or an auto_map goes through
+    vocabulary, special tokens, chat template and encodings; a tokenizer_config.json with an auto_map goes through
     AutoTokenizer itself."""
     import json
     import shutil

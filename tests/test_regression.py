@@ -41,9 +41,10 @@ def expected_file() -> Path:
     """This CPU's own file (``expected_<vendor>-<family>-<model>-<ISA>.json``), else its vendor and ISA's
     (``expected_<vendor>-<ISA>.json``: the CPUs of one vendor and ISA seen so far agree exactly), else
     ``expected.json``; regenerating writes the existing one of these, or this CPU's own."""
-    vendor, *_, isa = cpu_fingerprint().split("-")
+    cpu = cpu_fingerprint()
+    vendor, *_, isa = cpu.split("-")
     d = ROOT / "tests/regression"
-    own, family = d / f"expected_{cpu_fingerprint()}.json", d / f"expected_{vendor}-{isa}.json"
+    own, family = d / f"expected_{cpu}.json", d / f"expected_{vendor}-{isa}.json"
     for f in (own, family):
         if f.exists():
             return f
