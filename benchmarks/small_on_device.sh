@@ -16,6 +16,10 @@
 # PART=seed1 runs the runs of one RL seed (and the base and SFT models they start from) and tags the packed files
 # with PART; with pretrain.deterministic every part rebuilds the same base (its summary's weights_sha256 says so).
 # Unpack every part's files here, then `agrpo report` as above checks that the merged cells are the whole grid.
+# Parts to commit (benchmarks/results/small_final_parts*): recompress them first, `bash benchmarks/repack_parts.sh
+# <folder>` (gzip → xz, ~6x smaller), or the committed parts and the carried wheels pass the tool's 64 MiB tree limit.
+# A machine that stops answering mid-command brings back nothing of that command (2026-12-04: a `wait 560` lost a
+# whole run), so poll with shorter waits (`wait 300`): each return brings back the packed logs and cells so far.
 # Several parts fit one lease when the later ones `resume` on the warm machine (its files then hold every part so
 # far). CORES (default 16) is snakemake's --cores: with the profile's threads: 4, CORES/4 jobs share the GPU at a
 # time (CORES=32 for two seeds in one part: SNAKE_ARGS="--config set=rl.seeds=[1,2]"; issue 19's final runs at 400

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The small profile's report from the packed parts of its final runs (benchmarks/results/small_final_parts: what
-# small_on_device.sh packed per lease), here on CPU:
+# small_on_device.sh packed per lease, .tgz or as repacked by repack_parts.sh, .tar.xz), here on CPU:
 #   bash benchmarks/small_report_from_parts.sh [out: results/small] [parts: benchmarks/results/small_final_parts] \
 #     [more `agrpo report` arguments, e.g. --partial]
 # Unpacks every part into a fresh work/small and logs/small (a base cell packed by two parts is the same cell: the
@@ -11,11 +11,13 @@ set -euo pipefail
 OUT=${1:-results/small}
 PARTS=${2:-benchmarks/results/small_final_parts}
 shift $(( $# < 2 ? $# : 2 ))
-ls "$PARTS"/*.tgz > /dev/null || { echo "no parts (*.tgz) in $PARTS"; exit 1; }
+shopt -s nullglob
+parts=("$PARTS"/*.tgz "$PARTS"/*.tar.xz)   # as packed on the device (gzip) or repacked (repack_parts.sh: xz)
+[ ${#parts[@]} -gt 0 ] || { echo "no parts (*.tgz, *.tar.xz) in $PARTS"; exit 1; }
 for d in work/small logs/small; do
   [ -e $d ] && { echo "$d exists: move it away first (this script unpacks into fresh ones)"; exit 1; }
 done
-for f in "$PARTS"/*.tgz; do tar xzf "$f"; done
+for f in "${parts[@]}"; do tar xf "$f"; done   # tar picks the decompressor
 CFG=workflow/config/small.yaml
 if [ "$OUT" = results/published/small ]; then
   CFG=$(mktemp --suffix .yaml)
