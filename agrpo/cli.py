@@ -4,7 +4,7 @@
     agrpo pretrain  --config C --out DIR           train the base dLLM from scratch
     agrpo sft       --config C --method M --base DIR --out DIR   masked SFT before RL (d1)
     agrpo train     --config C --method M --seed S --base DIR --out DIR
-    agrpo eval      --config C --model DIR --method M --run-seed S --train-step N --task T --out DIR
+    agrpo eval      --config C --model DIR --method M --run-seed S --train-step N --task T [--task T2 ...] --out DIR
     agrpo report    --config C --cells DIR [--out DIR]
     agrpo validate  --config C                     check a config file (exit 2 on errors)
     agrpo score     TASK FILE [--protocol d1|agrpo] [--out F] [--skip-bad]   re-score generations
@@ -64,17 +64,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write")
     s.add_argument("--task", default=None, help="rl.runs per_task: the task this run trains on (its per_task "
                    "overrides applied); omitted for mixed runs")
-    s = cmd("eval", "evaluate one checkpoint on one task", "Evaluate one checkpoint on one task over the whole eval "
-            "grid (lengths × steps × caches × thresholds × seeds); one cell directory per grid point, complete "
-            "cells skipped; prints each cell's accuracy.")
+    s = cmd("eval", "evaluate one checkpoint on its tasks", "Evaluate one checkpoint on each --task over the whole "
+            "eval grid (lengths × steps × caches × thresholds × seeds), the model loaded once; one cell directory "
+            "per task and grid point, OUT/<task>/<cell>, complete cells skipped; prints each cell's accuracy.")
     s.add_argument("--model", required=True, help="the checkpoint directory")
     s.add_argument("--method", required=True, help="method name recorded in the cells (base for the base model)")
     s.add_argument("--run-seed", type=int, required=True, help="the RL seed of the checkpoint's run")
     s.add_argument("--train-step", type=int, required=True, help="rollout batches the checkpoint was trained for")
-    s.add_argument("--task", required=True, help="a task of data.tasks")
+    s.add_argument("--task", required=True, action="append", help="a task of data.tasks; repeat the option for "
+                   "more tasks (evaluated in the order given)")
     s.add_argument("--train-task", default=None, help="the task the checkpoint's run trained on (per-task runs; "
                    "recorded in the cells)")
-    s.add_argument("--out", required=True, help="directory for the cell directories")
+    s.add_argument("--out", required=True, help="the checkpoint's eval directory: cells go to OUT/<task>/<cell>")
     s = cmd("report", "aggregate eval cells into the report", "Aggregate eval cells into summary.csv, report.md, "
             "item_scores.csv.gz and plots/*.png (and the reproduction check against published_dir).")
     s.add_argument("--cells", required=True, nargs="+", help="cell directories or metrics.json files (searched "
@@ -190,13 +191,16 @@ def run(args) -> int:
             raise ConfigError(f"--task {args.task}: {args.config} has rl.runs mixed (one run on all data.tasks)")
         print(json.dumps(train(cfg, args.method, args.seed, args.base, args.out, progress, task=args.task)))
     elif args.command == "eval":
-        from agrpo.evaluate import evaluate_checkpoint
+        from agrpo.evaluate import evaluate_tasks
 
-        cells = evaluate_checkpoint(cfg, args.model, args.method, args.run_seed, args.train_step, args.task, args.out,
-                                    progress, train_task=args.train_task)
+        unknown = [t for t in args.task if t not in cfg.data.tasks]
+        if unknown:
+            raise ConfigError(f"--task {unknown[0]!r} is not in data.tasks of {args.config} ({', '.join(cfg.data.tasks)})")
+        cells = evaluate_tasks(cfg, args.model, args.method, args.run_seed, args.train_step, args.task, args.out,
+                               progress, train_task=args.train_task)
         for cell in cells:
             m = json.loads((cell / "metrics.json").read_text())
-            print(f"{cell.name}: accuracy {m['accuracy']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}] "
+            print(f"{cell.parent.name}/{cell.name}: accuracy {m['accuracy']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}] "
                   f"({m['n_correct']}/{m['n']} correct) nfe {m['nfe']:g}")
         print(f"{len(cells)} cells complete under {args.out}")
     elif args.command == "headroom":

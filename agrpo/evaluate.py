@@ -136,13 +136,37 @@ def compile_warmup(model, task, examples, sampler: SamplerConfig, batch_size: in
     return time.perf_counter() - t0
 
 
+class CheckpointModel:
+    """The checkpoint of one eval job, loaded (``load_eval_model``) when a cell first needs it and then shared by
+    every task the job evaluates: one load (and one compile, one CUDA context) per checkpoint, not per task."""
+
+    def __init__(self, cfg, model_dir):
+        self.cfg, self.model_dir, self._model = cfg, model_dir, None
+
+    def get(self):
+        if self._model is None:
+            self._model = load_eval_model(self.cfg, self.model_dir)
+        return self._model
+
+
+def evaluate_tasks(cfg, model_dir, method: str, run_seed: int, train_step: int, task_names: list[str],
+                   out_dir: str | Path, progress: bool = True, train_task: str | None = None) -> list[Path]:
+    """``evaluate_checkpoint`` on each task in turn into ``out_dir/<task>``, the model loaded once for all."""
+    model = CheckpointModel(cfg, model_dir)
+    return [cell for t in task_names for cell in evaluate_checkpoint(
+        cfg, model_dir, method, run_seed, train_step, t, Path(out_dir) / t, progress, train_task, model)]
+
+
 def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: int, task_name: str,
-                        out_dir: str | Path, progress: bool = True, train_task: str | None = None) -> list[Path]:
+                        out_dir: str | Path, progress: bool = True, train_task: str | None = None,
+                        checkpoint: CheckpointModel | None = None) -> list[Path]:
     """Evaluate one checkpoint on one task over the whole steps grid; complete cells are skipped. ``train_task``:
-    the task a per-task run trained on (recorded; None = a mixed run or the base model)."""
+    the task a per-task run trained on (recorded; None = a mixed run or the base model). ``checkpoint``: the
+    model shared with the job's other tasks (``evaluate_tasks``); by default loaded here if a cell needs it."""
     seed_everything(0, cfg.threads)
     task = profile_task(cfg, task_name)
     examples = load_split(cfg.work_dir, task_name, "test")
+    checkpoint = checkpoint or CheckpointModel(cfg, model_dir)
     model, warmup = None, 0.0
     written = []
     for sampler, seed in grid(cfg):
@@ -150,8 +174,8 @@ def evaluate_checkpoint(cfg, model_dir, method: str, run_seed: int, train_step: 
         written.append(cell_dir)
         if cell_is_complete(cell_dir, len(examples), sampler):
             continue
-        if model is None:
-            model = load_eval_model(cfg, model_dir)
+        if model is None:  # once per task: the warm-up compiles for this task's prompt shapes
+            model = checkpoint.get()
             warmup = compile_warmup(model, task, examples, sampler, cfg.eval.batch_size) if cfg.eval.compile else 0.0
         rows, tot = run_cell(model, task, examples, sampler, seed, cfg.eval.batch_size, progress,
                              cfg.eval.sort_by_length)

@@ -1,6 +1,7 @@
 """CLI and workflow entry points: bad input gets one clear error; the Snakemake DAG resolves."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +61,9 @@ def test_snakemake_dry_run_plans_the_whole_tiny_pipeline(tmp_path):
                            f"results_dir={tmp_path}/r"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    # 3 data + pretrain + d1's SFT + 4 train + (base + d1's SFT model + 4 methods x 3 checkpoints) x 3 tasks eval
-    for rule, count in (("data", 3), ("pretrain", 1), ("sft", 1), ("train", 4), ("eval", 42), ("report", 1)):
+    # 3 data + pretrain + d1's SFT + 4 train + an eval job per checkpoint on all 3 tasks (base + d1's SFT model +
+    # 4 methods x 3 checkpoints)
+    for rule, count in (("data", 3), ("pretrain", 1), ("sft", 1), ("train", 4), ("eval", 14), ("report", 1)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
 
 
@@ -90,12 +92,13 @@ def test_snakemake_dry_run_plans_the_paper_pipeline_on_slurm(tmp_path, profile, 
                for line in launch for run in [line.split("--out ")[1].split()[0].rsplit("/", 1)[1]])
     assert (ROOT / "workflow/accelerate/zero2.yaml").is_file()
     resources = [line for line in out.splitlines() if line.strip().startswith("resources:")]
-    # 156 checkpoints (2340 / 15) x 16 runs, each on its task; the base model and d1's SFT model (step 0 of d1's
-    # 4 runs) on each task; d1's SFT job
-    evals = 16 * checkpoints + 4 + 4
-    assert sum("gpu=8" in line for line in resources) == 16 and sum("gpu=1" in line for line in resources) == evals + 1
+    # 156 checkpoints (2340 / 15) x 16 runs and d1's SFT model as step 0 of d1's 4 runs, each on its task; the base
+    # model on all 4 tasks in one job; d1's SFT job
+    evals = 16 * checkpoints + 4
+    assert sum("gpu=8" in line for line in resources) == 16 and sum("gpu=1" in line for line in resources) == evals + 2
     assert all("slurm_partition=" in line for line in resources)
-    for rule, count in (("data", 4), ("pretrain", 1), ("sft", 1), ("train", 16), ("eval", evals), ("report", 1)):
+    for rule, count in (("data", 4), ("pretrain", 1), ("sft", 1), ("train", 16), ("eval", 1),
+                        ("eval_per_task_run", evals), ("report", 1)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
     lengths = {line.split("_B")[0].rsplit("/", 1)[-1] for line in out.splitlines() if "/metrics.json" in line
                and "_B32_" in line}
@@ -118,11 +121,15 @@ def test_snakemake_dry_run_plans_per_task_runs_each_evaluated_on_its_task(tmp_pa
     assert runs == sorted(f"{m}-{t}-seed0" for m in ("agrpo", "diffu_grpo", "d1", "wd1")
                           for t in ("tiny_arith", "tiny_countdown", "tiny_sudoku")), runs
     assert all(f" --task {trained_on(out_dir(line).name)} " in line for line in train)
-    for line in (line for line in out.splitlines() if line.startswith("Shell command: agrpo eval")):
-        task, run = out_dir(line).name, out_dir(line).parent.parent.name  # eval/<run>/step<s>/<task>
-        assert run == "base" or (trained_on(run) == task and f"--train-task {task}" in line), line
-    # base x 3 tasks + 12 runs x 3 checkpoints + d1's SFT model as step 0 of its 3 runs, each on one task
-    for rule, count in (("train", 12), ("eval", 3 + 12 * 3 + 3)):
+    evals = [line for line in out.splitlines() if line.startswith("Shell command: agrpo eval")]
+    for line in evals:
+        tasks, run = re.findall(r" --task (\S+)", line), out_dir(line).parent.name  # eval/<run>/step<s>
+        assert (run == "base" and tasks == ["tiny_arith", "tiny_countdown", "tiny_sudoku"]) or (
+            tasks == [trained_on(run)] and f"--train-task {trained_on(run)}" in line), line
+    # the base model on all 3 tasks in one job; 12 runs x 3 checkpoints + d1's SFT model as step 0 of its 3 runs,
+    # each on its task
+    assert len(evals) == 1 + 12 * 3 + 3
+    for rule, count in (("train", 12), ("eval", 1), ("eval_per_task_run", 12 * 3 + 3)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
 
 
@@ -142,9 +149,9 @@ def test_snakemake_dry_run_plans_the_small_pipeline(tmp_path):
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    # (base + d1's SFT model x 3 seeds + 4 methods x 3 seeds x 2 checkpoints) x 3 tasks
+    # an eval job per checkpoint on the 3 tasks: base + d1's SFT model x 3 seeds + 4 methods x 3 seeds x 2 checkpoints
     for rule, count in (("data", 3), ("pretrain", 1), ("headroom", 1), ("sft", 1), ("train", 12),
-                        ("eval", (1 + 3 + 24) * 3)):
+                        ("eval", 1 + 3 + 24)):
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
     assert "_pcache_th0.9_seed0/metrics.json" in out and "L128_B8_S16_low_confidence_T0_eosx_seed0" in out
     part = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "16", "--configfile",
@@ -153,7 +160,7 @@ def test_snakemake_dry_run_plans_the_small_pipeline(tmp_path):
                           capture_output=True, text=True, timeout=300)
     lines = (part.stdout + part.stderr).splitlines()
     assert part.returncode == 0, lines[-30:]
-    for rule, count in (("train", 4), ("eval", (1 + 1 + 8) * 3)):
+    for rule, count in (("train", 4), ("eval", 1 + 1 + 8)):
         assert any(line.split()[:2] == [rule, str(count)] for line in lines), (rule, lines[-30:])
 
 
@@ -176,12 +183,12 @@ def test_cli_eval_prints_cell_accuracies_and_score_rescores_a_cell(tmp_path, cap
 
     cfg = minute_run(tmp_path, rl=dict(iterations=1, checkpoint_every=1), eval=dict(steps_divisors=[1, 8], batch_size=4))
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
-    out = cfg.work_dir + "/eval/base/step0/tiny_arith"
+    out = cfg.work_dir + "/eval/base/step0"
     assert main(["eval", "--config", str(tmp_path / "p.yaml"), "--model", str(tmp_path / "base"), "--method", "base",
                  "--run-seed", "0", "--train-step", "0", "--task", "tiny_arith", "--out", out, "--quiet"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if ": accuracy " in line]
-    assert len(lines) == 2 and all("correct) nfe" in line for line in lines)
-    cell = next(Path(out).iterdir())
+    assert len(lines) == 2 and all(line.startswith("tiny_arith/L") and "correct) nfe" in line for line in lines)
+    cell = next((Path(out) / "tiny_arith").iterdir())
     assert main(["score", "--cell", str(cell)]) == 0
     printed = capsys.readouterr().out
     rescored, recorded = printed.split("accuracy=")[1].split()[0], printed.split("metrics.json: ")[1].rstrip(")\n")

@@ -103,11 +103,11 @@ def test_config_edits_rerun_exactly_what_they_invalidate(reduced_run):
     configs = sorted((tmp_path / "work/config").iterdir())
     assert len(configs) == 1  # the run's resolved config, named by its content hash
     eval_edit = planned_rules(reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=eval.batch_size=16",)))
-    assert eval_edit == {"eval": 30, "report": 1}, eval_edit
+    assert eval_edit == {"eval": 10, "report": 1}, eval_edit
     data_edit = planned_rules(reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=data.train_size=700",)))
-    assert data_edit == {"data": 3, "pretrain": 1, "sft": 1, "train": 4, "eval": 30, "report": 1}, data_edit
+    assert data_edit == {"data": 3, "pretrain": 1, "sft": 1, "train": 4, "eval": 10, "report": 1}, data_edit
     d1_edit = planned_rules(reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=methods.d1.learning_rate=2e-4",)))
-    assert d1_edit == {"train": 1, "eval": 6, "report": 1}, d1_edit
+    assert d1_edit == {"train": 1, "eval": 2, "report": 1}, d1_edit
     nothing = reduced_pipeline(tmp_path, "-n", quiet=False, config=("set=logging.tensorboard=true",))
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
     assert sorted((tmp_path / "work/config").iterdir()) == configs  # dry runs wrote nothing

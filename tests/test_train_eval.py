@@ -59,6 +59,44 @@ def test_eval_cells_written_skipped_and_partial_redone(setup):
     assert json.loads((cells[1] / "metrics.json").read_text())["n"] == 8
 
 
+def test_one_eval_job_loads_the_checkpoint_once_for_all_its_tasks(setup, monkeypatch):
+    """evaluate_tasks (what `agrpo eval --task A --task B` runs): one model load for both tasks, and each task's
+    cells equal, item for item, those of a job evaluating that task alone."""
+    from agrpo import evaluate
+
+    cfg, tmp = setup
+    loads = []
+    real = evaluate.load_eval_model
+    monkeypatch.setattr(evaluate, "load_eval_model", lambda c, d: loads.append(d) or real(c, d))
+    tasks = ["tiny_arith", "tiny_countdown"]
+    together = evaluate.evaluate_tasks(cfg, tmp / "base", "base", 0, 0, tasks, tmp / "eval-both/base/step0",
+                                       progress=False)
+    assert len(loads) == 1 and [c.parent.name for c in together] == ["tiny_arith"] * 2 + ["tiny_countdown"] * 2
+    for task in reversed(tasks):  # alone, and in the other order
+        alone = evaluate_checkpoint(cfg, tmp / "base", "base", 0, 0, task, tmp / f"eval-{task}", progress=False)
+        for a, b in zip(alone, [c for c in together if c.parent.name == task]):
+            assert a.name == b.name
+            assert (a / "generations.jsonl").read_text() == (b / "generations.jsonl").read_text()
+    assert len(loads) == 3
+    evaluate.evaluate_tasks(cfg, tmp / "base", "base", 0, 0, tasks, tmp / "eval-both/base/step0", progress=False)
+    assert len(loads) == 3  # every cell complete: the model is not loaded at all
+
+
+def test_eval_command_names_a_task_outside_data_tasks(setup, tmp_path, capsys):
+    import yaml
+
+    from agrpo.cli import main
+    from agrpo.config import to_dict
+
+    cfg, tmp = setup
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    code = main(["eval", "--config", str(tmp_path / "p.yaml"), "--model", str(tmp / "base"), "--method", "base",
+                 "--run-seed", "0", "--train-step", "0", "--task", "tiny_arith", "--task", "gsm8k",
+                 "--out", str(tmp_path / "e"), "--quiet"])
+    assert code == 2 and "--task 'gsm8k' is not in data.tasks" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()  # nothing evaluated before the error
+
+
 def test_eval_grid_has_cache_and_threshold_axes(setup):
     """eval.caches × eval.thresholds: fixed-schedule cells over the steps grid, threshold cells once per length
     (steps chosen by the data); each cell's metrics say which, with fewer positions computed (FLOPs) under the

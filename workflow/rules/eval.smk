@@ -1,11 +1,20 @@
+# One eval job per checkpoint, over every task it is evaluated on (the model loaded once): the base model and mixed
+# runs on all data.tasks (rule eval), a per-task run (method-task-seedN) on its task (rule eval_per_task_run).
+EVAL_SHELL = ("agrpo eval --config {RESOLVED} --model {params.model} --method {params.method} "
+              "--run-seed {params.seed} --train-step {wildcards.step} {params.tasks} {params.train_task} "
+              "--out {WORK}/eval/{wildcards.run}/step{wildcards.step} > {log} 2>&1")
+
+
 rule eval:
     input:
         model_ready,
-        f"{WORK}/data/{{task}}/test.jsonl",
+        expand(f"{WORK}/data/{{task}}/test.jsonl", task=TASKS),
     output:
-        [f"{WORK}/eval/{{run}}/step{{step}}/{{task}}/{c}/metrics.json" for c in CELLS],
+        [f"{WORK}/eval/{{run}}/step{{step}}/{t}/{c}/metrics.json" for t in TASKS for c in CELLS],
     log:
-        f"{LOGS}/eval/{{run}}/step{{step}}/{{task}}.log",
+        f"{LOGS}/eval/{{run}}/step{{step}}.log",
+    wildcard_constraints:
+        run=r"base|[A-Za-z0-9_]+-seed\d+",
     threads: CFG.threads
     resources:
         gpu=CFG.launch.eval_gpus,
@@ -14,11 +23,34 @@ rule eval:
         model=model_dir,
         method=lambda wc: run_method(wc.run),
         seed=lambda wc: run_seed(wc.run),
-        train_task=lambda wc: f"--train-task {run_task(wc.run)}" if run_task(wc.run) else "",
+        tasks=" ".join(f"--task {t}" for t in TASKS),
+        train_task="",
     shell:
-        "agrpo eval --config {RESOLVED} --model {params.model} --method {params.method} "
-        "--run-seed {params.seed} --train-step {wildcards.step} --task {wildcards.task} {params.train_task} "
-        "--out {WORK}/eval/{wildcards.run}/step{wildcards.step}/{wildcards.task} > {log} 2>&1"
+        EVAL_SHELL
+
+
+rule eval_per_task_run:
+    input:
+        model_ready,
+        f"{WORK}/data/{{task}}/test.jsonl",
+    output:
+        [f"{WORK}/eval/{{run}}/step{{step}}/{{task}}/{c}/metrics.json" for c in CELLS],
+    log:
+        f"{LOGS}/eval/{{run}}/step{{step}}/{{task}}.log",
+    wildcard_constraints:
+        run=r"[A-Za-z0-9_]+-[A-Za-z0-9_]+-seed\d+",
+    threads: CFG.threads
+    resources:
+        gpu=CFG.launch.eval_gpus,
+    params:
+        key=rule_key(CFG, "eval"),
+        model=model_dir,
+        method=lambda wc: run_method(wc.run),
+        seed=lambda wc: run_seed(wc.run),
+        tasks=lambda wc: f"--task {wc.task}",
+        train_task=lambda wc: f"--train-task {run_task(wc.run)}",
+    shell:
+        EVAL_SHELL
 
 
 rule headroom:  # what the base model leaves RL to learn (agrpo/headroom.py); in the report when eval.headroom_items > 0
