@@ -1,10 +1,6 @@
 # One eval job per checkpoint, over every task it is evaluated on (the model loaded once): the base model and mixed
-# runs on all data.tasks (rule eval), a per-task run (method-task-seedN) on its task (rule eval_per_task_run).
-EVAL_SHELL = ("agrpo eval --config {RESOLVED} --model {params.model} --method {params.method} "
-              "--run-seed {params.seed} --train-step {wildcards.step} {params.tasks} {params.train_task} "
-              "--out {WORK}/eval/{wildcards.run}/step{wildcards.step} > {log} 2>&1")
-
-
+# runs on all data.tasks (rule eval), a per-task run (method-task-seedN) on its task (rule eval_per_task_run: the
+# same rule with that run's inputs, outputs and --task).
 rule eval:
     input:
         model_ready,
@@ -26,10 +22,12 @@ rule eval:
         tasks=" ".join(f"--task {t}" for t in TASKS),
         train_task="",
     shell:
-        EVAL_SHELL
+        "agrpo eval --config {RESOLVED} --model {params.model} --method {params.method} --run-seed {params.seed} "
+        "--train-step {wildcards.step} {params.tasks} {params.train_task} "
+        "--out {WORK}/eval/{wildcards.run}/step{wildcards.step} > {log} 2>&1"
 
 
-rule eval_per_task_run:
+use rule eval as eval_per_task_run with:
     input:
         model_ready,
         f"{WORK}/data/{{task}}/test.jsonl",
@@ -39,9 +37,6 @@ rule eval_per_task_run:
         f"{LOGS}/eval/{{run}}/step{{step}}/{{task}}.log",
     wildcard_constraints:
         run=r"[A-Za-z0-9_]+-[A-Za-z0-9_]+-seed\d+",
-    threads: CFG.threads
-    resources:
-        gpu=CFG.launch.eval_gpus,
     params:
         key=rule_key(CFG, "eval"),
         model=model_dir,
@@ -49,8 +44,6 @@ rule eval_per_task_run:
         seed=lambda wc: run_seed(wc.run),
         tasks=lambda wc: f"--task {wc.task}",
         train_task=lambda wc: f"--train-task {run_task(wc.run)}",
-    shell:
-        EVAL_SHELL
 
 
 rule headroom:  # what the base model leaves RL to learn (agrpo/headroom.py); in the report when eval.headroom_items > 0
