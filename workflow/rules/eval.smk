@@ -38,10 +38,6 @@ use rule eval as eval_per_task_run with:
     wildcard_constraints:
         run=r"[A-Za-z0-9_]+-[A-Za-z0-9_]+-seed\d+",
     params:
-        key=rule_key(CFG, "eval"),
-        model=model_dir,
-        method=lambda wc: run_method(wc.run),
-        seed=lambda wc: run_seed(wc.run),
         tasks=lambda wc: f"--task {wc.task}",
         train_task=lambda wc: f"--train-task {run_task(wc.run)}",
 
