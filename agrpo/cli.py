@@ -130,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _require_profile_tasks(cfg, config_path, tasks: list[str]) -> None:
+    """Each ``--task`` given must be one of the profile's data.tasks (ConfigError naming the first that is not)."""
+    unknown = [t for t in tasks if t not in cfg.data.tasks]
+    if unknown:
+        raise ConfigError(f"--task {unknown[0]!r} is not in data.tasks of {config_path} ({', '.join(cfg.data.tasks)})")
+
+
 def run(args) -> int:
     if args.command == "config-schema":
         print(json.dumps(json_schema(), indent=1))
@@ -158,8 +165,7 @@ def run(args) -> int:
     elif args.command == "data":
         from agrpo.data import write_task_data
 
-        if args.task not in cfg.data.tasks:
-            raise ConfigError(f"--task {args.task!r} is not in data.tasks of {args.config}")
+        _require_profile_tasks(cfg, args.config, [args.task])
         write_task_data(cfg, args.task)
     elif args.command == "pretrain":
         from agrpo.pretrain import pretrain
@@ -193,9 +199,7 @@ def run(args) -> int:
     elif args.command == "eval":
         from agrpo.evaluate import evaluate_tasks
 
-        unknown = [t for t in args.task if t not in cfg.data.tasks]
-        if unknown:
-            raise ConfigError(f"--task {unknown[0]!r} is not in data.tasks of {args.config} ({', '.join(cfg.data.tasks)})")
+        _require_profile_tasks(cfg, args.config, args.task)
         cells = evaluate_tasks(cfg, args.model, args.method, args.run_seed, args.train_step, args.task, args.out,
                                progress, train_task=args.train_task)
         for cell in cells:
