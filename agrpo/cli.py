@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                    "recorded in the cells)")
     s.add_argument("--out", required=True, help="the checkpoint's eval directory: cells go to OUT/<task>/<cell>")
     s = cmd("report", "aggregate eval cells into the report", "Aggregate eval cells into summary.csv, report.md, "
-            "item_scores.csv.gz and plots/*.png (and the reproduction check against published_dir).")
+            "item_scores.csv.gz, failures.csv and plots/*.png (and the reproduction check against published_dir).")
     s.add_argument("--cells", required=True, nargs="+", help="cell directories or metrics.json files (searched "
                    "recursively)")
     s.add_argument("--out", help="output directory (default: the profile's results_dir)")
@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--headroom", help="the base model's headroom JSON (agrpo headroom), reported first")
     s.add_argument("--sweep", help="a learning-rate sweep's summary directory to include (default: "
                    "sweep.report_dir; sweep.md and sweep.png from agrpo sweep-report)")
+    s.add_argument("--data", help="the test examples, DATA/<task>/test.jsonl, for the failure categories of "
+                   "tasks that read a trace (default: <work_dir>/data)")
     s.add_argument("--partial", action="store_true", help="report the cells there are when some of the profile's "
                    "runs (methods x rl.seeds) have none, saying which at the top of report.md (without it: an error)")
     s = cmd("headroom", "what a model leaves RL to learn, per task", "Accuracy at the eval sampler on the RL "
@@ -247,7 +249,8 @@ def run(args) -> int:
                      published_dir=Path(cfg.published_dir) if cfg.published_dir else None,
                      runs_dir=runs if runs.is_dir() else None,
                      headroom=json.loads(Path(args.headroom).read_text()) if args.headroom else None,
-                     sweep=sweep, claims_divisor=cfg.eval.claims_steps_divisor, missing_runs=missing)
+                     sweep=sweep, claims_divisor=cfg.eval.claims_steps_divisor, missing_runs=missing,
+                     data_dir=Path(args.data) if args.data else Path(cfg.work_dir) / "data")
         print(f"report written to {out}")
     return 0
 

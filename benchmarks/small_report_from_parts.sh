@@ -4,8 +4,8 @@
 #   bash benchmarks/small_report_from_parts.sh [out: results/small] [parts: benchmarks/results/small_final_parts] \
 #     [more `agrpo report` arguments, e.g. --partial]
 # Unpacks every part into a fresh work/small and logs/small (a base cell packed by two parts is the same cell: the
-# base is rebuilt deterministically), then `agrpo report`, which refuses merged cells that miss a run (a method x
-# rl.seeds of small.yaml), naming it, unless --partial. With out = results/published/small it writes the
+# base is rebuilt deterministically), writes the test examples (`agrpo data`), then `agrpo report`, which refuses
+# merged cells that miss a run (a method x rl.seeds of small.yaml), naming it, unless --partial. With out = results/published/small it writes the
 # committed copy, compared with nothing (published_dir: "": a report checked against itself says nothing).
 set -euo pipefail
 OUT=${1:-results/small}
@@ -19,6 +19,10 @@ for d in work/small logs/small; do
 done
 for f in "${parts[@]}"; do tar xf "$f"; done   # tar picks the decompressor
 CFG=workflow/config/small.yaml
+# the test examples for the report's failure categories: not packed, rebuilt (deterministic, seconds on a CPU)
+for t in $(python -c "from agrpo.config import load_config; print(*load_config('$CFG').data.tasks)"); do
+  [ -f work/small/data/$t/test.jsonl ] || agrpo data --config $CFG --task $t
+done
 if [ "$OUT" = results/published/small ]; then
   CFG=$(mktemp --suffix .yaml)
   printf 'extends: %s/workflow/config/small.yaml\npublished_dir: ""\n' "$PWD" > "$CFG"

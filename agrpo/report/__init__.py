@@ -8,8 +8,9 @@ Aggregates ("last checkpoint", "mean over seeds") average the cells' accuracies 
 interval shown is the mean of the cells' 95% CIs, and ± is the standard deviation across cells when there are several.
 
 One module per concern: ``cells`` (reading and checking eval cells), ``tables`` (the views the report is built
-from), ``claims`` (the papers' claims against ours, paired CIs), ``paper_tables`` (Tables P1 and P2, the papers'
-layout) with ``published`` (the published numbers beside them), ``markdown`` (``report.md``), ``plots``.
+from), ``claims`` (the papers' claims against ours, paired CIs), ``failures`` (where answers go wrong, by failure
+category), ``paper_tables`` (Tables P1 and P2, the papers' layout) with ``published`` (the published numbers
+beside them), ``markdown`` (``report.md``), ``plots``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import pandas as pd
 from agrpo.io import atomic_write_bytes
 from agrpo.report.cells import (FIRST_COLUMNS, IncompleteCellError, ItemScores, check_complete, item_score_table,
                                 load_cells, missing_runs, summary_table)
-from agrpo.report.claims import claim_comparisons, claims_table, load_reference
+from agrpo.report.claims import claim_comparisons, claims_table, load_reference, steps_phrase
 from agrpo.report.curves import load_train_logs, plot_curves
+from agrpo.report.failures import (cells_without_generations, claims_cells, failure_csv, failure_items,
+                                   failure_section, load_examples)
 from agrpo.report.markdown import render_markdown
 from agrpo.report.paper_tables import paper_tables
 from agrpo.report.plots import _plot_train, _plot_vs
@@ -38,7 +41,8 @@ __all__ = ["FIRST_COLUMNS", "IncompleteCellError", "acceleration_rows", "check_c
 def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, profile: str,
                  title: str | None = None, published_dir: Path | None = None, runs_dir: Path | None = None,
                  headroom: dict | None = None, sweep: SweepSummary | None = None,
-                 claims_divisor: int = 1, missing_runs: list[str] | None = None) -> None:
+                 claims_divisor: int = 1, missing_runs: list[str] | None = None,
+                 data_dir: Path | None = None) -> None:
     """Write summary.csv, report.md, claims.csv (Table 4), plots/acc_vs_{steps,flops,train_step}.png and
     item_scores.csv.gz (the per-item scores of cells with generations; gzip without a timestamp: identical cells,
     identical bytes with the same zlib) under `out_dir`, atomically; with `runs_dir`, also training_curves.csv and
@@ -51,7 +55,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     model) its table follows the claims; with `sweep` (report.sweep.load_sweep_summary) the learning-rate sweep's
     table and curves (plots/sweep.png) follow the training curves. `claims_divisor` (eval.claims_steps_divisor):
     Tables 3 and 4 answer the claims at steps L/d and compare them with L/4d. `missing_runs` (cells.missing_runs):
-    a partial grid's absent runs, stated at the top of report.md.
+    a partial grid's absent runs, stated at the top of report.md. With `data_dir` (the test examples,
+    ``<data_dir>/<task>/test.jsonl``), failures.csv and the section "Where answers go wrong" (report.failures).
     """
     if df.empty:
         raise ValueError("no cells to report")
@@ -64,8 +69,16 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     curves = load_train_logs(runs_dir) if runs_dir is not None else None
     comps = claim_comparisons(standard_sampler(df), scores, claims_divisor)
     paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
+    failures, failure_lines = None, None
+    if data_dir is not None:
+        cells = claims_cells(standard_sampler(df), claims_divisor)
+        examples, no_examples = load_examples(data_dir, cells["task"].unique())
+        items = failure_items(cells, examples)
+        failures = failure_csv(items)
+        failure_lines = failure_section(items, no_examples, steps_phrase(claims_divisor),
+                                        cells_without_generations(cells))
     md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom, sweep,
-                              claims_divisor, missing_runs)
+                              claims_divisor, missing_runs, failure_lines)
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),
@@ -81,6 +94,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     for name, png in plots.items():
         atomic_write_bytes(out_dir / "plots" / f"{name}.png", png)
     atomic_write_bytes(out_dir / "claims.csv", claims_csv.encode("utf-8"))
+    if failures is not None:
+        atomic_write_bytes(out_dir / "failures.csv", failures.to_csv(index=False, lineterminator="\n").encode())
     items = item_score_table(df, scores).to_csv(index=False, lineterminator="\n").encode("utf-8")
     atomic_write_bytes(out_dir / "item_scores.csv.gz", gzip.compress(items, mtime=0))
     atomic_write_bytes(out_dir / "summary.csv", csv_text.encode("utf-8"))

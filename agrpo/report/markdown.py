@@ -190,12 +190,13 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
                     curves: pd.DataFrame | None = None, comps: list | None = None,
                     paper: PaperTables | None = None, headroom: dict | None = None,
                     sweep: SweepSummary | None = None, divisor: int = 1,
-                    missing_runs: list[str] | None = None) -> str:
+                    missing_runs: list[str] | None = None, failures: list[str] | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
     the comparison with a published copy, when there is one). `paper`: Tables P1 and P2, computed here when None
     and the cells are in the papers' layout (paper_tables). `divisor`: eval.claims_steps_divisor, the steps L/d at
     which Tables 3 and 4 answer the claims. `missing_runs`: the profile's runs without cells (a partial grid,
-    `agrpo report --partial`), stated under the provenance."""
+    `agrpo report --partial`), stated under the provenance. `failures`: the lines of "Where answers go wrong"
+    (report.failures.failure_section), after Table 4."""
     scores = scores or ItemScores()
     last = last_checkpoints(df)
     std = standard_sampler(df)
@@ -239,6 +240,7 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
               md_table(*_frame_rows(claims_table(comps, ref))), "",
               "Per task and length (the summary at the top counts these):", "",
               *[f"- {a}" for a in claim_answers(comps)], "",
+              *(failures or []),
               "## Table 5. Fast-dLLM accelerations against plain sampling, over the whole grid", "",
               "Every checkpoint, method and task: each prefix-cache or threshold-decoding cell is paired with the "
               "plain cell of the same model and task (the cache at the same steps; threshold decoding against plain "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -95,6 +96,25 @@ class Task(ABC):
     @abstractmethod
     def reward(self, completion: str, example: Example) -> float:
         """Scalar RL reward of a completion."""
+
+    def diagnose(self, completion: str, example: Example) -> str:
+        """Why a completion is wrong, as one of a few categories; "" when the judge counts it correct (the report's
+        "Where answers go wrong" counts them). Here the judge's reason as a category (``reason_category``); tasks
+        with a reasoning trace override this to say where the trace first goes wrong."""
+        verdict = self.judge(completion, example)
+        return "" if verdict.correct else reason_category(verdict.reason)
+
+
+def reason_category(reason: str) -> str:
+    """A judge's reason as a category: the text before any ":", every run of digits read as N (so "3/5 blank
+    cells right" and "1/5 blank cells right" are one category)."""
+    return re.sub(r"\d+", "N", reason.split(":")[0]).strip() or "wrong"
+
+
+def reads_trace(task: Task | type[Task]) -> bool:
+    """Whether a task (or task class) diagnoses from the completion and example (its own ``diagnose``); otherwise
+    the judge's recorded reason gives the category, with no need to judge again."""
+    return (task if isinstance(task, type) else type(task)).diagnose is not Task.diagnose
 
 
 class PooledTask(Task):

@@ -19,6 +19,7 @@ from agrpo.tasks.base import PooledTask, Verdict, draw_split, split_of
 # (verb, operator): what happens to the quantity. Order matters: the default data depend on it.
 _VERBS = [("gets", "+"), ("buys", "+"), ("finds", "+"), ("eats", "-"), ("gives", "-"), ("loses", "-"), ("times", "*")]
 _FACTORS = (2, 3)  # "times n" multiplies by a small number
+_TRACE_STEP = re.compile(r"(\d+)([+*-])(\d+)=(\d+)")  # one step of the reference trace: 12-3=9
 
 
 def _apply(op: str, x: int, y: int) -> int:
@@ -124,3 +125,26 @@ class TinyArith(PooledTask):
     def reward(self, completion, ex):
         """Correctness (1/0) plus a 0.1 format bonus for exactly one ``<answer>…</answer>`` block."""
         return self.judge(completion, ex).score + 0.1 * well_formed(completion)
+
+    def diagnose(self, completion, ex):
+        """Where a wrong completion first goes wrong, walking its trace ``a op n = v`` step by step against the
+        prompt's: ``trace misreads a step`` (another operation or number than the prompt's step, or a step too
+        many), ``wrong value carried`` (a step starts from other than the last result), ``arithmetic slip`` (a
+        step's result is wrong), ``trace skips a step`` (fewer steps than the prompt); a right trace with a
+        wrong answer is ``answer ≠ trace``. Without a usable answer: the judge's reason."""
+        verdict = self.judge(completion, ex)
+        if verdict.correct:
+            return ""
+        if verdict.reason != "wrong answer":
+            return "answer not an integer" if verdict.reason.startswith("answer is not") else verdict.reason
+        trace = _TRACE_STEP.findall(completion[:completion.rfind("<answer>")])
+        value = ex["start"]
+        for i, (a, op, n, result) in enumerate(trace):
+            if i >= len(ex["steps"]) or (op, int(n)) != (ex["steps"][i][1], ex["steps"][i][2]):
+                return "trace misreads a step"
+            if int(a) != value:
+                return "wrong value carried"
+            if _apply(op, int(a), int(n)) != int(result):
+                return "arithmetic slip"
+            value = int(result)
+        return "trace skips a step" if len(trace) < len(ex["steps"]) else "answer ≠ trace"

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from functools import lru_cache
 
 from agrpo.tasks._answer import last_answer, well_formed
 from agrpo.tasks.base import Task, Verdict, draw_split
 
 _CELLS = "abcdefghijklmnop"
+_FILL = re.compile(r"(?<![a-z])([a-p])([1-4])(?![0-9])")  # one fill of the trace: cell letter, digit
+# The cells sharing a row, column or 2x2 box with each cell (reading order).
+_PEERS = [[j for j in range(16) if j != i and (j // 4 == i // 4 or j % 4 == i % 4 or
+                                               (j // 8, j % 4 // 2) == (i // 8, i % 4 // 2))] for i in range(16)]
 
 
 @lru_cache(maxsize=1)
@@ -95,3 +100,26 @@ class TinySudoku(Task):
     def reward(self, completion, ex):
         """Cell accuracy over the blanks (partial credit, as d1/AGRPO) plus a 0.1 format bonus."""
         return self.judge(completion, ex).score + 0.1 * well_formed(completion)
+
+    def diagnose(self, completion, ex):
+        """Where a wrong completion first goes wrong, walking its fills (``b2 j4 …``) in order over the puzzle:
+        ``fills a filled cell`` (a given cell, or a blank a second time), ``a fill breaks a rule`` (its digit is
+        already in the cell's row, column or box), ``fills skip a blank``; right fills with a wrong grid are
+        ``answer ≠ fills`` (fills that break no rule and cover every blank are the unique solution). A grid whose
+        blanks are right but a given changed: ``a given cell changed``. Without an answer: the judge's reason."""
+        verdict = self.judge(completion, ex)
+        if verdict.correct:
+            return ""
+        if verdict.parsed is None:
+            return verdict.reason
+        if verdict.extra["cells_right"] == verdict.extra["blanks"]:
+            return "a given cell changed"
+        grid = list(ex["puzzle"])
+        for cell, digit in _FILL.findall(completion[:completion.rfind("<answer>")]):
+            i = _CELLS.index(cell)
+            if grid[i] != "0":
+                return "fills a filled cell"
+            if digit in (grid[j] for j in _PEERS[i]):
+                return "a fill breaks a rule"
+            grid[i] = digit
+        return "fills skip a blank" if "0" in grid else "answer ≠ fills"

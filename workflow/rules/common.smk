@@ -121,7 +121,8 @@ TRAIN_LOGS = [f"{WORK}/runs/{r}/train_log.jsonl" for r in RUNS]
 HEADROOM = [f"{WORK}/headroom/base.json"] if CFG.eval.headroom_items else []  # the base model's, in the report
 # the sweep the profile's rates came from (sweep.report_dir: a committed summary), in the report
 SWEEP_SUMMARY = [f"{CFG.sweep.report_dir}/{f}" for f in ("sweep.md", "sweep.png")] if CFG.sweep.report_dir else []
-REPORT_FILES = [f"{RESULTS}/{f}" for f in ("summary.csv", "report.md", "item_scores.csv.gz", "claims.csv")] + [
+REPORT_FILES = [f"{RESULTS}/{f}" for f in ("summary.csv", "report.md", "item_scores.csv.gz", "claims.csv",
+                                           "failures.csv")] + [
     f"{RESULTS}/plots/{p}.png" for p in ("acc_vs_steps", "acc_vs_flops", "acc_vs_train_step")
 ] + ([f"{RESULTS}/training_curves.csv", f"{RESULTS}/plots/training_curves.png"] if RUNS else []) + (
     [f"{RESULTS}/plots/sweep.png"] if SWEEP_SUMMARY else []) + (

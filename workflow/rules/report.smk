@@ -4,6 +4,7 @@ rule report:
         TRAIN_LOGS,
         HEADROOM,
         SWEEP_SUMMARY,
+        [f"{WORK}/data/{t}/test.jsonl" for t in TASKS],  # the failure categories read the test examples
     output:
         REPORT_FILES,
     log:
