@@ -19,7 +19,7 @@ from agrpo.io import read_jsonl
 from agrpo.report.cells import _methods
 from agrpo.report.markdown import md_table
 from agrpo.report.tables import _full_steps, _with_variant, is_sudoku
-from agrpo.stats import item_means, paired_diff_ci
+from agrpo.stats import item_means, paired_diff_ci, same_ids
 
 MAX_CATEGORIES = 7  # columns per task table; the rarer categories are summed into "other"
 KEYS = ["task", "variant", "steps", "method"]
@@ -138,9 +138,9 @@ def _changes(dt: pd.DataFrame, cats: list[str], right: str) -> list[str]:
             dm, parts = dv[dv["method"] == m], []
             for c in ["right", *cats]:
                 a, b = _indicators(dm, c), _indicators(base, c)
-                ids = [i for i in b if i in a]
-                ci = paired_diff_ci([a[i] for i in ids], [b[i] for i in ids]) if len(ids) == len(b) == len(a) else None
-                if ci is not None and ci.sign:
+                ids = same_ids(a, b, m, "base")  # as Table 4: a ValueError names the items one side lacks
+                ci = paired_diff_ci([a[i] for i in ids], [b[i] for i in ids])
+                if ci.sign:
                     parts.append(f"{right if c == 'right' else c} {100 * ci.diff:+.1f} "
                                  f"[{100 * ci.low:+.1f}, {100 * ci.high:+.1f}]")
             where = f"{m}, {variant + ', ' if variant else ''}{int(steps)} steps"
