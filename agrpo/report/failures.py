@@ -144,7 +144,10 @@ def _changes(dt: pd.DataFrame, cats: list[str], right: str) -> list[str]:
                     parts.append(f"{right if c == 'right' else c} {100 * ci.diff:+.1f} "
                                  f"[{100 * ci.low:+.1f}, {100 * ci.high:+.1f}]")
             where = f"{m}, {variant + ', ' if variant else ''}{int(steps)} steps"
-            (out.append(f"- {where}: " + "; ".join(parts)) if parts else none.append(where))
+            if parts:
+                out.append(f"- {where}: " + "; ".join(parts))
+            else:
+                none.append(where)
     return out + ([f"- no detectable change: {'; '.join(none)}"] if none else [])
 
 
@@ -176,8 +179,7 @@ def failure_section(items: pd.DataFrame | None, missing: list[str], steps_phrase
         shown, rest = (cats, []) if len(cats) <= MAX_CATEGORIES else (cats[:MAX_CATEGORIES - 1],
                                                                      cats[MAX_CATEGORIES - 1:])
         right = "puzzles right" if is_sudoku(task) else "right"
-        header = ["sampler", "method", "run seeds", right, *shown] + \
-            (["other"] if rest else [])
+        header = ["sampler", "method", "run seeds", right, *shown] + (["other"] if rest else [])
         table = []
         for (variant, steps), dv in dt.groupby(["variant", "steps"], sort=True):
             for m in _methods(dv["method"]):
