@@ -10,7 +10,7 @@ import pandas as pd
 
 from agrpo.stats import DiffCI, diff_in_diff_ci, item_means, paired_diff_ci, same_ids
 from agrpo.report.cells import _methods, ItemScores
-from agrpo.report.tables import _full_steps, _suffix, _with_variant, last_checkpoints, step_robustness
+from agrpo.report.tables import _full_steps, _suffix, last_checkpoint_cells, last_checkpoints, step_robustness
 
 
 PAPER_METHOD = {"base": "LLaDA-8B-Instruct", "agrpo": "AGRPO", "diffu_grpo": "diffu-GRPO", "d1": "d1-LLaDA", "wd1": "wd1"}
@@ -212,8 +212,7 @@ def claim_comparisons(df: pd.DataFrame, scores: ItemScores | None = None, diviso
     last = last_checkpoints(df)
     acc = last.set_index(["method", "task", "variant", "steps"])["accuracy"]
     rob = step_robustness(last, divisor).set_index(["method", "task", "variant"])
-    d = _with_variant(df)
-    d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
+    d = last_checkpoint_cells(df)
     full_steps = _full_steps(last, divisor).groupby([last["task"], last["variant"]]).first()
     cell_scores = scores or ItemScores()
 

@@ -18,7 +18,7 @@ import pandas as pd
 from agrpo.io import read_jsonl
 from agrpo.report.cells import _methods
 from agrpo.report.markdown import md_table
-from agrpo.report.tables import _full_steps, _with_variant, is_sudoku
+from agrpo.report.tables import _full_steps, is_sudoku, last_checkpoint_cells
 from agrpo.stats import item_means, paired_diff_ci, same_ids
 
 MAX_CATEGORIES = 7  # columns per task table; the rarer categories are summed into "other"
@@ -42,8 +42,7 @@ def _trace_tasks(tasks) -> set[str]:
 def claims_cells(std: pd.DataFrame, divisor: int) -> pd.DataFrame:
     """The cells Table 4 answers the claims on: each method's last checkpoint (base: step 0) at steps L/divisor
     (the largest evaluated where L/divisor was not), per sampler variant; every run seed and eval seed."""
-    d = _with_variant(std)
-    d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
+    d = last_checkpoint_cells(std)
     return d[d["steps"] == _full_steps(d, divisor)]
 
 

@@ -31,12 +31,17 @@ def _aggregate(d: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out
 
 
-def last_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
-    """Each method's last checkpoint (largest train_step; base: 0), averaged over run and eval seeds,
-    per method, task, variant and steps."""
+def last_checkpoint_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The cells of each method's last checkpoint (largest train_step; base: 0), every run and eval seed, with
+    their ``variant``."""
     d = _with_variant(df)
-    d = d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
-    return _aggregate(d, ["method", "task", "variant", "gen_length", "steps", "threshold"])
+    return d[d["train_step"] == d.groupby("method")["train_step"].transform("max")]
+
+
+def last_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
+    """Each method's last checkpoint (last_checkpoint_cells), averaged over run and eval seeds, per method, task,
+    variant and steps."""
+    return _aggregate(last_checkpoint_cells(df), ["method", "task", "variant", "gen_length", "steps", "threshold"])
 
 
 def _full_steps(d: pd.DataFrame, divisor: int = 1) -> pd.Series:
