@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from agrpo.io import atomic_write_text
-from agrpo.tasks import get_task
+from agrpo.tasks import cell_task, get_task
 from agrpo.tasks.base import Verdict
 from agrpo.tasks.real import REAL_TASKS, aggregate_accuracy
 
@@ -114,7 +114,7 @@ def score_cell(cell_dir: str | Path, examples: str | Path | None = None, out_pat
             raise FileNotFoundError(f"{f}: not an eval cell (needs metrics.json and generations.jsonl)")
     metrics = json.loads(metrics_file.read_text())
     name = metrics["task"]
-    task = get_task(name, protocol=metrics["protocol"]) if name in REAL_TASKS else get_task(name)
+    task = cell_task(name, metrics["protocol"])
     examples = Path(examples) if examples else cell.resolve().parents[4] / "data" / name / "test.jsonl"
     by_id = {ex["id"]: ex for ex in read_jsonl(examples)}
     rows, verdicts = [], []

@@ -5,8 +5,9 @@
 #     [more `agrpo report` arguments, e.g. --partial]
 # Unpacks every part into a fresh work/small and logs/small (a base cell packed by two parts is the same cell: the
 # base is rebuilt deterministically), writes the test examples (`agrpo data`), then `agrpo report`, which refuses
-# merged cells that miss a run (a method x rl.seeds of small.yaml), naming it, unless --partial. With out = results/published/small it writes the
-# committed copy, compared with nothing (published_dir: "": a report checked against itself says nothing).
+# merged cells that miss a run (a method x rl.seeds of small.yaml), naming it, unless --partial. With out =
+# results/published/small it writes the committed copy, compared with nothing (published_dir: "": a report checked
+# against itself says nothing).
 set -euo pipefail
 OUT=${1:-results/small}
 PARTS=${2:-benchmarks/results/small_final_parts}

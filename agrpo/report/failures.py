@@ -25,13 +25,6 @@ MAX_CATEGORIES = 7  # columns per task table; the rarer categories are summed in
 KEYS = ["task", "variant", "steps", "method"]
 
 
-def _task(name: str, protocol: str):
-    from agrpo.tasks import get_task
-    from agrpo.tasks.real import REAL_TASKS
-
-    return get_task(name, protocol=protocol) if name in REAL_TASKS else get_task(name)
-
-
 def _trace_tasks(tasks) -> set[str]:
     from agrpo.tasks import TASKS
     from agrpo.tasks.base import reads_trace
@@ -62,10 +55,11 @@ def load_examples(data_dir: Path, tasks) -> tuple[dict, list[str]]:
 def cell_items(cell: dict, examples: dict | None) -> dict[str, str]:
     """{item id: category} of one cell's generations.jsonl ("" = right); raises ValueError naming the file and
     line for an item whose example is missing or whose verdict disagrees with the recorded one."""
+    from agrpo.tasks import cell_task
     from agrpo.tasks.base import reads_trace, reason_category
 
     path = Path(cell["file"]).with_name("generations.jsonl")
-    task = _task(cell["task"], cell["protocol"])
+    task = cell_task(cell["task"], cell["protocol"])
     trace = reads_trace(task)
     items: dict[str, str] = {}
     for k, row in enumerate(read_jsonl(path), 1):

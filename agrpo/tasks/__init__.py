@@ -15,4 +15,10 @@ def get_task(name: str, **options) -> Task:
     return TASKS[name](**options)
 
 
-__all__ = ["TASKS", "Task", "Verdict", "get_task"]
+def cell_task(name: str, protocol: str) -> Task:
+    """The task an eval cell was judged with: a real task under the cell's protocol; a synthetic one with its
+    defaults (its knobs decide which problems are drawn, never how they are judged)."""
+    return get_task(name, protocol=protocol) if name in REAL_TASKS else get_task(name)
+
+
+__all__ = ["TASKS", "Task", "Verdict", "cell_task", "get_task"]
