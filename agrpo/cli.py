@@ -234,14 +234,15 @@ def run(args) -> int:
     elif args.command == "report":
         from agrpo.report import (IncompleteCellError, check_complete, load_cells, load_sweep_summary, missing_runs,
                                   write_report)
+        from agrpo.resolve import run_methods
 
         where = args.sweep or cfg.sweep.report_dir
         sweep = load_sweep_summary(where, "--sweep" if args.sweep else "sweep.report_dir") if where else None
         df = load_cells([Path(c) for c in args.cells])
         check_complete(df)
-        missing = missing_runs(df, list(cfg.methods), cfg.rl.seeds)
+        missing = missing_runs(df, run_methods(cfg), cfg.rl.seeds)
         if missing and not args.partial:
-            raise IncompleteCellError(f"no cells for the runs {', '.join(missing)} (the methods x rl.seeds of "
+            raise IncompleteCellError(f"no cells for the runs {', '.join(missing)} (the run_methods x rl.seeds of "
                                       f"{args.config}): add the missing parts' cells, or pass --partial")
         out = Path(args.out or cfg.results_dir)
         runs = Path(args.runs) if args.runs else Path(cfg.work_dir) / "runs"

@@ -241,6 +241,7 @@ class ProfileConfig:
     pretrain: PretrainConfig = doc("base-model pretraining", default_factory=PretrainConfig)
     rl: RLConfig = doc("RL trainer settings shared by every method", default_factory=RLConfig)
     methods: dict[str, MethodConfig] = doc("RL methods to train, by name", default_factory=dict)
+    run_methods: list[str] = doc("the methods of `methods` whose runs (× rl.seeds) this invocation trains, evaluates and expects in the report; empty = all. For a profile run in parts, one machine each: a part sets it (`--config set=run_methods=[agrpo,wd1]`), the report over the merged parts leaves it empty", default_factory=list)
     eval: EvalConfig = doc("evaluation grid", default_factory=EvalConfig)
     launch: LaunchConfig = doc("processes and GPUs per job", default_factory=LaunchConfig)
     logging: LoggingConfig = doc("training logs", default_factory=LoggingConfig)

@@ -145,6 +145,12 @@ def _set_only(section: dict, added: dict = ADDED_KEYS) -> dict:
     return {k: v for k, v in section.items() if k not in added or v != added[k]}
 
 
+def run_methods(cfg: ProfileConfig) -> list[str]:
+    """The methods whose runs the pipeline trains and evaluates: ``run_methods`` in the profile's order, or every
+    method of ``methods`` when it is empty."""
+    return list(cfg.run_methods) or list(cfg.methods)
+
+
 def rule_config(cfg: ProfileConfig, rule: str, method: str | None = None, task: str | None = None) -> dict:
     """The part of the config a pipeline rule's outputs depend on beyond its input files: the Snakemake rules
     pass its hash as a param, so a config edit reruns exactly the rules it invalidates (and, through their

@@ -173,7 +173,13 @@ def validate_sweep(cfg: ProfileConfig) -> None:
 
 
 def validate_runs(cfg: ProfileConfig) -> None:
-    """``rl.runs`` and the per-task overrides: only trained tasks, only keys a method has, values that resolve."""
+    """``run_methods``, ``rl.runs`` and the per-task overrides: only configured methods, only trained tasks, only
+    keys a method has, values that resolve."""
+    for name in cfg.run_methods:
+        if name not in cfg.methods:
+            raise ConfigError(f"run_methods: {name!r} is not a method of `methods` ({', '.join(cfg.methods)})")
+    if len(set(cfg.run_methods)) < len(cfg.run_methods):
+        raise ConfigError(f"run_methods: a method is named twice ({', '.join(cfg.run_methods)})")
     for name, m in cfg.methods.items():
         for task in m.train_tasks:
             if task not in cfg.data.tasks:

@@ -23,7 +23,7 @@
 # Send each command's output to a file in $OUT and print its tail (`start <sha> > $OUT/start.txt 2>&1; tail -30
 # $OUT/start.txt`): on 2026-12-08 a piped `start ... | tail` did not return until the tool's limit although
 # Snakemake was running (something start leaves running held the pipe); `wait` in the file form returned normally.
-# One method's runs only: Snakemake targets in SNAKE_ARGS before its --config (docs/mini_reproduction.md, "Next").
+# Some methods' runs only: `run_methods` in SNAKE_ARGS (--config set=rl.seeds=[0],run_methods=[agrpo,wd1]).
 # Several parts fit one lease when the later ones `resume` on the warm machine (its files then hold every part so
 # far). CORES (default 16) is snakemake's --cores: with the profile's threads: 4, CORES/4 jobs share the GPU at a
 # time (CORES=32 for two seeds in one part: SNAKE_ARGS="--config set=rl.seeds=[1,2]"; issue 19's final runs at 400

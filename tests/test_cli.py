@@ -162,6 +162,17 @@ def test_snakemake_dry_run_plans_the_small_pipeline(tmp_path):
     assert part.returncode == 0, lines[-30:]
     for rule, count in (("train", 4), ("eval", 1 + 1 + 8)):
         assert any(line.split()[:2] == [rule, str(count)] for line in lines), (rule, lines[-30:])
+    # one method's part (run_methods) at another budget: its run and checkpoints only, no SFT stage
+    part = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "16", "--configfile",
+                           "workflow/config/small.yaml", "--config", f"work_dir={tmp_path}/w",
+                           f"results_dir={tmp_path}/r",
+                           "set=rl.seeds=[0],rl.iterations=1600,rl.checkpoint_every=400,run_methods=[agrpo]"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    lines = (part.stdout + part.stderr).splitlines()
+    assert part.returncode == 0, lines[-30:]
+    for rule, count in (("train", 1), ("eval", 1 + 4)):
+        assert any(line.split()[:2] == [rule, str(count)] for line in lines), (rule, lines[-30:])
+    assert not any(line.split()[:1] == ["sft"] for line in lines) and "agrpo-seed0/step1600/" in part.stdout
 
 
 def test_cli_every_subcommand_and_argument_has_help():
@@ -259,3 +270,9 @@ def test_report_refuses_a_grid_with_runs_missing_unless_partial_and_then_says_wh
     assert main(["report", "--config", str(cfg), "--cells", str(tmp_path / "whole"), "--out", str(tmp_path / "o2"),
                  "--quiet"]) == 0
     assert "Partial grid" not in (tmp_path / "o2" / "report.md").read_text()
+    # a part's config (run_methods) expects only its methods' runs
+    part = tmp_path / "part.yaml"
+    part.write_text(cfg.read_text() + "run_methods: [agrpo]\n")
+    assert main(["report", "--config", str(part), "--cells", str(cells), "--out", str(tmp_path / "o3"), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "no cells for the runs agrpo seed 1 (the run_methods x rl.seeds" in err and "diffu_grpo" not in err

@@ -284,6 +284,8 @@ def test_config_speed_options_a_device_cannot_honour_are_refused_naming_the_key(
     ({("rl", "runs"): "per_task", ("methods", "d1", "train_tasks"): ["tiny_arith"],
       ("methods", "d1", "per_task"): {"tiny_sudoku": {"inner_iterations": 8}}},
      r"methods\.d1\.per_task\.tiny_sudoku: 'tiny_sudoku' is not trained by this method"),
+    ({("run_methods",): ["agrpo", "agrp"]}, r"run_methods: 'agrp' is not a method of `methods` \(agrpo, "),
+    ({("run_methods",): ["wd1", "wd1"]}, r"run_methods: a method is named twice"),
 ])
 def test_config_per_task_runs_and_overrides_are_checked_naming_the_key(tmp_path, edits, message):
     assert_refused(tmp_path, edits, message)

@@ -14,7 +14,7 @@ from agrpo.config import ConfigError, load_config, to_dict
 from agrpo.evaluate import cell_name, grid
 from agrpo.io import atomic_write_text
 from agrpo.provenance import config_hash
-from agrpo.resolve import cli_overrides, rule_key, trained_tasks
+from agrpo.resolve import cli_overrides, rule_key, run_methods, trained_tasks
 from agrpo.rl.trainer import checkpoint_steps
 from agrpo.sweep import parse_run, sweep_iterations, sweep_runs
 
@@ -39,8 +39,9 @@ onstart:
 
 TASKS = CFG.data.tasks
 PER_TASK = CFG.rl.runs == "per_task"  # a run per (method, task, seed), evaluated on its task; else on all tasks
-RUNS = ([f"{m}-{t}-seed{s}" for m in CFG.methods for t in trained_tasks(CFG, m) for s in CFG.rl.seeds] if PER_TASK else
-        [f"{m}-seed{s}" for m in CFG.methods for s in CFG.rl.seeds])
+RUN_METHODS = run_methods(CFG)  # `run_methods` (a part of the profile), else every method
+RUNS = ([f"{m}-{t}-seed{s}" for m in RUN_METHODS for t in trained_tasks(CFG, m) for s in CFG.rl.seeds] if PER_TASK else
+        [f"{m}-seed{s}" for m in RUN_METHODS for s in CFG.rl.seeds])
 STEPS = checkpoint_steps(CFG)
 CELLS = [cell_name(s, seed) for s, seed in grid(CFG)]
 BASE = f"{WORK}/models/base"
