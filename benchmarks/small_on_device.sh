@@ -39,10 +39,11 @@ export PYTHONPATH=/tmp/site:$P PATH=/tmp/site/bin:/tmp/bin:$PATH PYTHONUNBUFFERE
 gpu_tag() { nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | grep -o 'H[0-9]*' | tr 'H' 'h'; }
 
 pack() {
+  # each run's train_log.live.jsonl too (appended per batch): a lease cut mid-run still brings back its curves
   # Snakemake's own log inside logs/small (a /tmp path would unpack into ./tmp here)
   mkdir -p $P/logs/small && cp /tmp/smk.log "$P/logs/small/snakemake${PART:+_$PART}.log" 2>/dev/null
   (cd $P && tar czf "$OUT/small_logs${PART:+_$PART}.tgz" logs/small work/small/config \
-     $(ls work/small/runs/*/train_log.jsonl work/small/models/*/config.json work/small/models/*/*.json \
+     $(ls work/small/runs/*/train_log*.jsonl work/small/models/*/config.json work/small/models/*/*.json \
        work/small/headroom/*.json 2>/dev/null) \
      2>/dev/null)
   for t in tiny_arith tiny_countdown tiny_sudoku; do
