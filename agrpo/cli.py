@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="the test examples, DATA/<task>/test.jsonl, for the failure categories of "
                    "tasks that read a trace (default: <work_dir>/data)")
     s.add_argument("--partial", action="store_true", help="report the cells there are when some of the profile's "
-                   "runs (methods x rl.seeds) have none, saying which at the top of report.md (without it: an error)")
+                   "runs (methods x rl.seeds) have none, saying which at the top of report.md (without it: an error); "
+                   "a run cut short enters the training curves from its train_log.live.jsonl, named as unfinished")
     s = cmd("headroom", "what a model leaves RL to learn, per task", "Accuracy at the eval sampler on the RL "
             "prompts and the test items, and each method's rollout reward, pass@G and zero-variance groups "
             "(agrpo/headroom.py); writes --out as JSON and prints a table.")
@@ -251,7 +252,7 @@ def run(args) -> int:
                      runs_dir=runs if runs.is_dir() else None,
                      headroom=json.loads(Path(args.headroom).read_text()) if args.headroom else None,
                      sweep=sweep, claims_divisor=cfg.eval.claims_steps_divisor, missing_runs=missing,
-                     data_dir=Path(args.data) if args.data else Path(cfg.work_dir) / "data")
+                     data_dir=Path(args.data) if args.data else Path(cfg.work_dir) / "data", live_logs=args.partial)
         print(f"report written to {out}")
     return 0
 

@@ -1,5 +1,6 @@
 """CLI and workflow entry points: bad input gets one clear error; the Snakemake DAG resolves."""
 
+import json
 import os
 import re
 import subprocess
@@ -270,6 +271,27 @@ def test_report_refuses_a_grid_with_runs_missing_unless_partial_and_then_says_wh
     assert main(["report", "--config", str(cfg), "--cells", str(tmp_path / "whole"), "--out", str(tmp_path / "o2"),
                  "--quiet"]) == 0
     assert "Partial grid" not in (tmp_path / "o2" / "report.md").read_text()
+    # a run cut short (only its live log) enters the curves with --partial, named; without, the curves skip it
+    runs = tmp_path / "w" / "runs"
+    row = {"iteration": 1, "rollouts": 8, "optimizer_steps": 1, "reward_mean": 0.5, "kl": 0.0, "clip_ratio": 0.0,
+           "grad_norm": 1.0, "zero_std_groups": 0.0, "seconds": 1.0}
+    (runs / "agrpo-seed0").mkdir(parents=True)
+    (runs / "agrpo-seed0" / "train_log.jsonl").write_text(json.dumps(row) + "\n")
+    (runs / "agrpo-seed1").mkdir()
+    (runs / "agrpo-seed1" / "train_log.live.jsonl").write_text("".join(
+        json.dumps({**row, "iteration": i, "reward_mean": 0.1 * i}) + "\n" for i in (1, 2, 3)))
+    assert main(["report", "--config", str(cfg), "--cells", str(cells), "--out", str(tmp_path / "o4"), "--quiet",
+                 "--partial"]) == 0
+    md = (tmp_path / "o4" / "report.md").read_text()
+    assert "**Unfinished runs**, read from their `train_log.live.jsonl` (`--partial`): agrpo seed 1: 3 rollout " \
+           "batches logged." in md and "| agrpo | 1 | 3 | 0.100 | 0.300 |" in md
+    full = [line for line in md.splitlines() if line.startswith("| agrpo | 0 | 1 |")]
+    assert full, md[md.index("## Training curves"):][:1500]
+    curves = (tmp_path / "o4" / "training_curves.csv").read_text().splitlines()
+    assert sum(line.startswith("agrpo,1,") for line in curves) == 3
+    from agrpo.report.curves import load_train_logs
+
+    assert set(load_train_logs(runs)["run_seed"]) == {0}
     # a part's config (run_methods) expects only its methods' runs
     part = tmp_path / "part.yaml"
     part.write_text(cfg.read_text() + "run_methods: [agrpo]\n")

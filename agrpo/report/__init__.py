@@ -24,7 +24,7 @@ from agrpo.io import atomic_write_bytes
 from agrpo.report.cells import (FIRST_COLUMNS, IncompleteCellError, ItemScores, check_complete, item_score_table,
                                 load_cells, missing_runs, summary_table)
 from agrpo.report.claims import claim_comparisons, claims_table, load_reference, steps_phrase
-from agrpo.report.curves import load_train_logs, plot_curves
+from agrpo.report.curves import load_train_logs, plot_curves, unfinished_runs
 from agrpo.report.failures import (cells_without_generations, claims_cells, failure_csv, failure_items,
                                    failure_section, load_examples)
 from agrpo.report.markdown import render_markdown
@@ -42,7 +42,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
                  title: str | None = None, published_dir: Path | None = None, runs_dir: Path | None = None,
                  headroom: dict | None = None, sweep: SweepSummary | None = None,
                  claims_divisor: int = 1, missing_runs: list[str] | None = None,
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, live_logs: bool = False) -> None:
     """Write summary.csv, report.md, claims.csv (Table 4), plots/acc_vs_{steps,flops,train_step}.png and
     item_scores.csv.gz (the per-item scores of cells with generations; gzip without a timestamp: identical cells,
     identical bytes with the same zlib) under `out_dir`, atomically; with `runs_dir`, also training_curves.csv and
@@ -57,6 +57,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     Tables 3 and 4 answer the claims at steps L/d and compare them with L/4d. `missing_runs` (cells.missing_runs):
     a partial grid's absent runs, stated at the top of report.md. With `data_dir` (the test examples,
     ``<data_dir>/<task>/test.jsonl``), failures.csv and the section "Where answers go wrong" (report.failures).
+    `live_logs` (with `agrpo report --partial`): a run cut short, with only its `train_log.live.jsonl`, enters the
+    training curves as far as it got, named as unfinished.
     """
     if df.empty:
         raise ValueError("no cells to report")
@@ -66,7 +68,8 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     csv_text = summary_table(df).to_csv(index=False, lineterminator="\n")
     scores = ItemScores()  # Tables 4 and 5 and item_scores.csv.gz read each generations.jsonl once between them
     published = compare_with_published(summary_table(df), published_dir) if published_dir else None
-    curves = load_train_logs(runs_dir) if runs_dir is not None else None
+    curves = load_train_logs(runs_dir, live_logs) if runs_dir is not None else None
+    unfinished = unfinished_runs(runs_dir) if runs_dir is not None and live_logs else None
     comps = claim_comparisons(standard_sampler(df), scores, claims_divisor)
     paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
     failures, failure_lines = None, None
@@ -78,7 +81,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
         failure_lines = failure_section(items, no_examples, steps_phrase(claims_divisor),
                                         cells_without_generations(cells))
     md_text = render_markdown(df, ref, profile, title, scores, published, curves, comps, paper, headroom, sweep,
-                              claims_divisor, missing_runs, failure_lines)
+                              claims_divisor, missing_runs, failure_lines, unfinished)
     claims_csv = claims_table(comps, ref).to_csv(index=False, lineterminator="\n")
     plots = {"acc_vs_steps": _plot_vs(last, "steps", "sampling steps (log2)", 2, profile),
              "acc_vs_flops": _plot_vs(last, "flops_per_item", "estimated FLOPs per item (log10)", 10, profile),

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 from agrpo.report.cells import _methods  # noqa: E402
 from agrpo.report.plots import png  # noqa: E402
+from agrpo.rl.train_log import FINAL, LIVE  # noqa: E402
 from agrpo.stats import DiffCI, slope_ci  # noqa: E402
 
 METRICS = [("reward_mean", "reward (batch mean)"), ("kl", "KL to the reference (k3)"),
@@ -26,10 +27,35 @@ COLUMNS = (["method", "run_seed", "iteration", "rollouts", "optimizer_steps"] + 
            + PASSES + ["seconds"])
 
 
-def load_train_logs(runs_dir: Path) -> pd.DataFrame:
-    """Rows of every ``<runs_dir>/<method>-seed<s>/train_log.jsonl``, with method and run_seed; empty when none."""
+def run_logs(runs_dir: Path, live: bool = False) -> dict[Path, bool]:
+    """Each run's log under ``runs_dir`` (``<method>-seed<s>/``): its ``train_log.jsonl``, or with ``live`` a run
+    that has none, its ``train_log.live.jsonl`` (a run cut short: the trainer appends it per batch and removes it
+    when it writes the whole log). Maps the file to whether the run finished."""
+    logs = {}
+    for run in sorted(p for p in Path(runs_dir).glob("*-seed*") if p.is_dir()):
+        if (run / FINAL).is_file():
+            logs[run / FINAL] = True
+        elif live and (run / LIVE).is_file():
+            logs[run / LIVE] = False
+    return logs
+
+
+def unfinished_runs(runs_dir: Path) -> list[str]:
+    """``"<method> seed <s>: <N> rollout batches logged"`` for each run with only a live log."""
+    out = []
+    for log, finished in run_logs(runs_dir, live=True).items():
+        if not finished:
+            method, seed = log.parent.name.rsplit("-seed", 1)
+            n = sum(1 for line in log.read_text().splitlines() if line.strip())
+            out.append(f"{method} seed {seed}: {n:,} rollout batches logged")
+    return out
+
+
+def load_train_logs(runs_dir: Path, live: bool = False) -> pd.DataFrame:
+    """Rows of every ``<runs_dir>/<method>-seed<s>/train_log.jsonl`` (with ``live``, also the live log of a run
+    without one: ``run_logs``), with method and run_seed; empty when none."""
     rows = []
-    for log in sorted(Path(runs_dir).glob("*-seed*/train_log.jsonl")):
+    for log in run_logs(runs_dir, live):
         method, seed = log.parent.name.rsplit("-seed", 1)
         for line in log.read_text().splitlines():
             if line.strip():

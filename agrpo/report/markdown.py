@@ -120,13 +120,16 @@ def _provenance(df: pd.DataFrame, profile: str) -> str:
             f"config {uniq('config_hash')}; device {uniq('device')}; versions: {versions or 'not recorded'}.")
 
 
-def _curves_section(curves: pd.DataFrame | None) -> list[str]:
+def _curves_section(curves: pd.DataFrame | None, unfinished: list[str] | None = None) -> list[str]:
     if curves is None:
         return []
+    cut = ([f"**Unfinished runs**, read from their `train_log.live.jsonl` (`--partial`): {'; '.join(unfinished)}. "
+            "Their rows end where the run stopped; the slopes and budgets below include them as far as they go.",
+            ""] if unfinished else [])
     return ["## Training curves", "",
             "Each run's `train_log.jsonl` (one row per rollout batch): `training_curves.csv`, and the plot below "
             "(reward, KL, clip fraction, gradient norm, zero-variance groups; mean over run seeds, band: their "
-            "range). Reward at the start and the end of each run:", "", *curves_table(curves),
+            "range). Reward at the start and the end of each run:", "", *cut, *curves_table(curves),
             "![training curves](plots/training_curves.png)", "",
             *_trend_section(curves),
             "### Training budget per method", "",
@@ -190,7 +193,8 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
                     curves: pd.DataFrame | None = None, comps: list | None = None,
                     paper: PaperTables | None = None, headroom: dict | None = None,
                     sweep: SweepSummary | None = None, divisor: int = 1,
-                    missing_runs: list[str] | None = None, failures: list[str] | None = None) -> str:
+                    missing_runs: list[str] | None = None, failures: list[str] | None = None,
+                    unfinished: list[str] | None = None) -> str:
     """The text of report.md (pure: depends only on the cells, their generations.jsonl, the reference numbers and
     the comparison with a published copy, when there is one). `paper`: Tables P1 and P2, computed here when None
     and the cells are in the papers' layout (paper_tables). `divisor`: eval.claims_steps_divisor, the steps L/d at
@@ -249,7 +253,7 @@ def render_markdown(df: pd.DataFrame, ref: pd.DataFrame | None, profile: str, ti
               "make them noisy: `docs/performance.md` times them in isolation). The CI pairs (cell, item) "
               "pairs, so it counts item-level variation over these models, not run-to-run variation.", "",
               *_table5(acceleration_rows(df, scores)),
-              *_curves_section(curves),
+              *_curves_section(curves, unfinished),
               *sweep_section(sweep),
               "## Plots", "",
               "![accuracy vs sampling steps](plots/acc_vs_steps.png)", "",
