@@ -7,7 +7,8 @@
 # base is rebuilt deterministically), writes the test examples (`agrpo data`), then `agrpo report`, which refuses
 # merged cells that miss a run (a method x rl.seeds of small.yaml), naming it, unless --partial. With out =
 # results/published/small it writes the committed copy, compared with nothing (published_dir: "": a report checked
-# against itself says nothing).
+# against itself says nothing). CONFIG (default workflow/config/small.yaml) is the profile the parts ran: for a set
+# run with --config overrides, a file that extends small.yaml with them (benchmarks/configs/small_800.yaml).
 set -euo pipefail
 OUT=${1:-results/small}
 PARTS=${2:-benchmarks/results/small_final_parts}
@@ -19,13 +20,13 @@ for d in work/small logs/small; do
   [ -e $d ] && { echo "$d exists: move it away first (this script unpacks into fresh ones)"; exit 1; }
 done
 for f in "${parts[@]}"; do tar xf "$f"; done   # tar picks the decompressor
-CFG=workflow/config/small.yaml
+CFG=${CONFIG:-workflow/config/small.yaml}
 # the test examples for the report's failure categories: not packed, rebuilt (deterministic, seconds on a CPU)
 for t in $(python -c "from agrpo.config import load_config; print(*load_config('$CFG').data.tasks)"); do
   [ -f work/small/data/$t/test.jsonl ] || agrpo data --config $CFG --task $t
 done
 if [ "$OUT" = results/published/small ]; then
   CFG=$(mktemp --suffix .yaml)
-  printf 'extends: %s/workflow/config/small.yaml\npublished_dir: ""\n' "$PWD" > "$CFG"
+  printf 'extends: %s\npublished_dir: ""\n' "$(realpath "${CONFIG:-workflow/config/small.yaml}")" > "$CFG"
 fi
 agrpo report --config "$CFG" --cells work/small/eval --out "$OUT" --headroom work/small/headroom/base.json "$@"
