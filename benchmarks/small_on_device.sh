@@ -20,9 +20,9 @@
 # <folder>` (gzip → xz, ~6x smaller), or the committed parts and the carried wheels pass the tool's 64 MiB tree limit.
 # A machine that stops answering mid-command brings back nothing of that command (2026-12-04: a `wait 560` lost a
 # whole run), so poll with shorter waits (`wait 300`): each return brings back the packed logs and cells so far.
-# Send each command's output to a file in $OUT and print its tail (`start <sha> > $OUT/start.txt 2>&1; tail -30
-# $OUT/start.txt`): on 2026-12-08 a piped `start ... | tail` did not return until the tool's limit although
-# Snakemake was running (something start leaves running held the pipe); `wait` in the file form returned normally.
+# Until 2026-12-08 a piped `start ... | tail` did not return until the run ended (a background subshell holding the
+# pipe: start_snakemake); fixed, and sending the output to a file in $OUT (`> $OUT/start.txt 2>&1; tail -30
+# $OUT/start.txt`) is safe either way.
 # Some methods' runs only: `run_methods` in SNAKE_ARGS (--config set=rl.seeds=[0],run_methods=[agrpo,wd1]).
 # Several parts fit one lease when the later ones `resume` on the warm machine (its files then hold every part so
 # far). CORES (default 16) is snakemake's --cores: with the profile's threads: 4, CORES/4 jobs share the GPU at a
@@ -66,7 +66,10 @@ progress() {
 start_snakemake() {
   # the PID file is written by the process that becomes snakemake (exec keeps the PID): `$!` of a background
   # `setsid` is not it where setsid forks (a process-group leader), and `wait` then saw a live run as finished
-  cd $P && AGRPO_GIT_SHA=$1 setsid nohup bash -c 'echo $$ > /tmp/smk.pid; exec "$@"' _ \
+  # `cd` apart from the background command: `cd $P && cmd > log &` backgrounds a subshell whose stdout is the
+  # caller's and which waits for snakemake, so a piped `start | tail` waited for the whole run (2026-12-08)
+  cd $P || exit 1
+  AGRPO_GIT_SHA=$1 setsid nohup bash -c 'echo $$ > /tmp/smk.pid; exec "$@"' _ \
     snakemake --cores "${CORES:-16}" --configfile $CFG --omit-from report --keep-going ${SNAKE_ARGS:-} \
     > /tmp/smk.log 2>&1 < /dev/null &
   sleep 20; progress
