@@ -27,7 +27,9 @@ start)
   rm -rf $P $R /tmp/smoke8b_run && mkdir -p $P $R
   tar --exclude=./.git --exclude=./work --exclude=./.whl --exclude=./.venv -cf - . | tar -xf - -C $P
   [ -d .smoke8b ] && cp -r .smoke8b /tmp/smoke8b_run
-  cd $P && AGRPO_GIT_SHA=${2:?git sha} PARTS="${3:-tests small accel llada8b}" setsid nohup \
+  # `cd` apart: `cd $P && cmd > log &` would background a subshell holding this command's stdout until cmd ends
+  cd $P || exit 1
+  AGRPO_GIT_SHA=${2:?git sha} PARTS="${3:-tests small accel llada8b}" setsid nohup \
     bash benchmarks/speed_on_device.sh all > $R/log.txt 2>&1 < /dev/null &
   sleep 15; tail -5 $R/log.txt
   ;;
