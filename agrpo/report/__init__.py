@@ -69,7 +69,7 @@ def write_report(df: pd.DataFrame, out_dir: Path, reference_csv: Path | None, pr
     scores = ItemScores()  # Tables 4 and 5 and item_scores.csv.gz read each generations.jsonl once between them
     published = compare_with_published(summary_table(df), published_dir) if published_dir else None
     curves = load_train_logs(runs_dir, live_logs) if runs_dir is not None else None
-    unfinished = unfinished_runs(runs_dir) if runs_dir is not None and live_logs else None
+    unfinished = unfinished_runs(runs_dir, curves) if runs_dir is not None and live_logs else None
     comps = claim_comparisons(standard_sampler(df), scores, claims_divisor)
     paper = paper_tables(df, ref, scores)  # Tables P1 and P2: None unless the cells are in the papers' layout
     failures, failure_lines = None, None

@@ -40,13 +40,20 @@ def run_logs(runs_dir: Path, live: bool = False) -> dict[Path, bool]:
     return logs
 
 
-def unfinished_runs(runs_dir: Path) -> list[str]:
-    """``"<method> seed <s>: <N> rollout batches logged"`` for each run with only a live log."""
+def _run_of(log: Path) -> tuple[str, int]:
+    """(method, run seed) of a run's log file, from its directory ``<method>-seed<s>``."""
+    method, seed = log.parent.name.rsplit("-seed", 1)
+    return method, int(seed)
+
+
+def unfinished_runs(runs_dir: Path, curves: pd.DataFrame) -> list[str]:
+    """``"<method> seed <s>: <N> rollout batches logged"`` for each run with only a live log, its rows counted in
+    ``curves`` (``load_train_logs(runs_dir, live=True)``)."""
     out = []
     for log, finished in run_logs(runs_dir, live=True).items():
         if not finished:
-            method, seed = log.parent.name.rsplit("-seed", 1)
-            n = sum(1 for line in log.read_text().splitlines() if line.strip())
+            method, seed = _run_of(log)
+            n = int(((curves["method"] == method) & (curves["run_seed"] == seed)).sum())
             out.append(f"{method} seed {seed}: {n:,} rollout batches logged")
     return out
 
@@ -56,10 +63,10 @@ def load_train_logs(runs_dir: Path, live: bool = False) -> pd.DataFrame:
     without one: ``run_logs``), with method and run_seed; empty when none."""
     rows = []
     for log in run_logs(runs_dir, live):
-        method, seed = log.parent.name.rsplit("-seed", 1)
+        method, seed = _run_of(log)
         for line in log.read_text().splitlines():
             if line.strip():
-                rows.append({"method": method, "run_seed": int(seed), **json.loads(line)})
+                rows.append({"method": method, "run_seed": seed, **json.loads(line)})
     d = pd.DataFrame(rows)
     if d.empty:
         return pd.DataFrame(columns=COLUMNS)
