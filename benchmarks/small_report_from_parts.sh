@@ -20,13 +20,14 @@ for d in work/small logs/small; do
   [ -e $d ] && { echo "$d exists: move it away first (this script unpacks into fresh ones)"; exit 1; }
 done
 for f in "${parts[@]}"; do tar xf "$f"; done   # tar picks the decompressor
-CFG=${CONFIG:-workflow/config/small.yaml}
+PROFILE=${CONFIG:-workflow/config/small.yaml}
+CFG=$PROFILE
 # the test examples for the report's failure categories: not packed, rebuilt (deterministic, seconds on a CPU)
 for t in $(python -c "from agrpo.config import load_config; print(*load_config('$CFG').data.tasks)"); do
   [ -f work/small/data/$t/test.jsonl ] || agrpo data --config $CFG --task $t
 done
 if [ "$OUT" = results/published/small ]; then
   CFG=$(mktemp --suffix .yaml)
-  printf 'extends: %s\npublished_dir: ""\n' "$(realpath "${CONFIG:-workflow/config/small.yaml}")" > "$CFG"
+  printf 'extends: %s\npublished_dir: ""\n' "$(realpath "$PROFILE")" > "$CFG"
 fi
 agrpo report --config "$CFG" --cells work/small/eval --out "$OUT" --headroom work/small/headroom/base.json "$@"
